@@ -1,0 +1,82 @@
+//! Finding and parsing config files: a file, or a directory of `*.toml` read in name order,
+//! plus `[supervisor] include` globs relative to the including file.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use super::error::{ConfigError, Source};
+use super::raw::RawFile;
+use super::{Config, resolve};
+
+/// Reads, validates and resolves the config at `path` (a file or a directory), expanding
+/// `${VAR}` from supd's environment.
+///
+/// Errors: unreadable files, TOML or schema errors, and resolution errors (unknown user,
+/// missing program in a group, duplicates, unset variables), each with its place.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let files = read_all(path)?;
+    resolve::resolve(&files, |name| std::env::var(name).ok())
+}
+
+/// Every file that makes up the config at `path`, parsed, in the order read.
+pub(super) fn read_all(path: &Path) -> Result<Vec<(Source, RawFile)>, ConfigError> {
+    let mut queue = roots(path)?;
+    queue.reverse();
+    let mut seen = HashSet::new();
+    let mut files = Vec::new();
+    while let Some(file) = queue.pop() {
+        let canonical = file.canonicalize().map_err(|source| ConfigError::Read { path: file.clone(), source })?;
+        if !seen.insert(canonical) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read { path: file.clone(), source })?;
+        let source = Source { path: file, text };
+        let raw: RawFile = toml::from_str(&source.text).map_err(|e| source.toml_error(&e))?;
+        let mut included = includes(&source, &raw)?;
+        included.reverse();
+        queue.extend(included);
+        files.push((source, raw));
+    }
+    Ok(files)
+}
+
+fn roots(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let read_err = |source| ConfigError::Read { path: path.to_path_buf(), source };
+    if !path.is_dir() {
+        std::fs::metadata(path).map_err(read_err)?;
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(read_err)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(read_err(std::io::Error::other("the directory holds no *.toml file")));
+    }
+    Ok(files)
+}
+
+/// The files named by `[supervisor] include`, each glob's matches in name order. A pattern
+/// with no wildcard must name an existing file; a wildcard may match nothing.
+fn includes(source: &Source, raw: &RawFile) -> Result<Vec<PathBuf>, ConfigError> {
+    let Some(sup) = &raw.supervisor else { return Ok(Vec::new()) };
+    let base = source.path.parent().unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    for pattern in &sup.get_ref().include {
+        let at = pattern.span().start;
+        let full = base.join(pattern.get_ref());
+        let full = full.to_string_lossy();
+        let paths = glob::glob(&full)
+            .map_err(|e| source.error_at(at, "supervisor.include", format!("bad glob {full:?}: {e}")))?;
+        let mut matched: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
+        matched.sort();
+        let literal = !pattern.get_ref().contains(['*', '?', '[']);
+        if matched.is_empty() && literal {
+            return Err(source.error_at(at, "supervisor.include", format!("{full} does not exist")));
+        }
+        out.extend(matched);
+    }
+    Ok(out)
+}

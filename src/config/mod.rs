@@ -1,0 +1,152 @@
+//! Configuration: TOML files in, a validated [`Config`] out.
+//!
+//! Two stages, as ripgrep does it: [`raw`] checks what the user wrote (shapes, key names,
+//! values, each error with file:line:column and key), then [`resolve`] checks it against the
+//! system (users, groups, environment variables) and fills in defaults. Nothing starts unless
+//! both pass.
+
+mod error;
+mod expand;
+mod load;
+mod raw;
+mod resolve;
+mod value;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde::Serialize;
+
+pub use error::{ConfigError, Source};
+pub use load::load;
+pub use raw::{LogFormat, LogLevel};
+pub use value::{Autorestart, SignalName};
+
+/// The default config path (`-c` and `SUPD_CONFIG` override it).
+pub const DEFAULT_CONFIG: &str = "/etc/supd/supd.toml";
+/// The default control socket.
+pub const DEFAULT_SOCKET: &str = "/run/supd/supd.sock";
+/// The default read-only HTTP listener.
+pub const DEFAULT_HTTP: &str = "0.0.0.0:9001";
+
+/// Everything supd runs, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// `[supervisor]`.
+    pub supervisor: SupervisorConfig,
+    /// Every program, in start order: group priority, then priority, then name.
+    pub programs: Vec<ProgramConfig>,
+    /// The files read, in order.
+    pub sources: Vec<PathBuf>,
+}
+
+/// `[supervisor]`: supd's own settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct SupervisorConfig {
+    /// Control socket path (`socket`, default `/run/supd/supd.sock`).
+    pub socket: PathBuf,
+    /// Socket permission bits (`socket_mode`, default `0o600`).
+    pub socket_mode: u32,
+    /// Group that owns the socket (`socket_group`), as (name, gid).
+    pub socket_group: Option<(String, u32)>,
+    /// HTTP listener address (`http`, default `0.0.0.0:9001`); `None` when `http = ""`.
+    pub http: Option<std::net::SocketAddr>,
+    /// supd's own log format (`log_format`, default text).
+    pub log_format: LogFormat,
+    /// supd's own log level (`log_level`, default info).
+    pub log_level: LogLevel,
+}
+
+/// One `[program.NAME]`, resolved. Keys and defaults follow supervisord's where it has them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgramConfig {
+    /// The program's name (the table key).
+    pub name: String,
+    /// Its group: the `[group.X]` that lists it, or its own name (supervisord's rule).
+    pub group: String,
+    /// The group's priority (its own `priority` when it has no group).
+    pub group_priority: i64,
+    /// argv, after `${VAR}` expansion of each argument.
+    pub command: Vec<String>,
+    /// Working directory (`directory`).
+    pub directory: Option<PathBuf>,
+    /// The user it runs as (`user`, else `[supervisor] user`); `None` keeps supd's own.
+    pub user: Option<Credentials>,
+    /// `umask`, if set.
+    pub umask: Option<u32>,
+    /// `environment`, applied over supd's own environment.
+    pub environment: Vec<(String, String)>,
+    /// `priority` (999): lower starts first and stops last.
+    pub priority: i64,
+    /// `autostart` (true).
+    pub autostart: bool,
+    /// `autorestart` ("unexpected").
+    pub autorestart: Autorestart,
+    /// `exitcodes` ([0]): the expected exit codes.
+    pub exitcodes: Vec<i32>,
+    /// `startsecs` (1 s): how long it must stay up for a start to count.
+    pub startsecs: Duration,
+    /// `startretries` (3): failed starts in a row allowed before FATAL.
+    pub startretries: u32,
+    /// `stopsignal` (TERM).
+    #[serde(serialize_with = "signal_name")]
+    pub stopsignal: Signal,
+    /// `stopwaitsecs` (10 s): wait after stopsignal before SIGKILL.
+    pub stopwaitsecs: Duration,
+    /// `stopasgroup` (true here, false in supervisord): send stopsignal to the process group.
+    pub stopasgroup: bool,
+    /// `killasgroup` (true here, false in supervisord): send SIGKILL to the process group.
+    pub killasgroup: bool,
+    /// `redirect_stderr` (false): send stderr to the stdout stream.
+    pub redirect_stderr: bool,
+    /// `required` (false): when it goes FATAL, supd stops everything and exits 1.
+    pub required: bool,
+    /// Restart backoff after exits from RUNNING and failed starts.
+    pub backoff: BackoffConfig,
+}
+
+/// Restart backoff (`backoff_initial` 1 s, `backoff_max` 60 s, `backoff_reset` 60 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BackoffConfig {
+    /// The first non-zero delay.
+    pub initial: Duration,
+    /// The cap the doubling stops at.
+    pub max: Duration,
+    /// A run this long without exiting forgets earlier restarts.
+    pub reset: Duration,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        Self { initial: Duration::from_secs(1), max: Duration::from_secs(60), reset: Duration::from_secs(60) }
+    }
+}
+
+/// A user to run a program as, looked up in the passwd and group databases at load time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Credentials {
+    /// Login name.
+    pub user: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Supplementary group ids (getgrouplist), primary included.
+    pub groups: Vec<u32>,
+    /// Home directory, for `HOME`.
+    pub home: PathBuf,
+    /// Login shell, for `SHELL`.
+    pub shell: PathBuf,
+}
+
+fn signal_name<S: serde::Serializer>(sig: &Signal, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(sig.as_str().trim_start_matches("SIG"))
+}
+
+impl ProgramConfig {
+    /// The name supervisorctl shows: `group:name` when it is in a group of another name.
+    pub fn display_name(&self) -> String {
+        if self.group == self.name { self.name.clone() } else { format!("{}:{}", self.group, self.name) }
+    }
+}

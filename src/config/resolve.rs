@@ -1,0 +1,389 @@
+//! Resolution: raw files → [`Config`]. Merges files, checks names across them, looks users
+//! and groups up in the system databases, expands `${VAR}`, and fills in defaults.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use nix::unistd::{Group, User, getgrouplist};
+use toml::Spanned;
+
+use super::error::{ConfigError, Source};
+use super::expand::expand;
+use super::raw::{RawFile, RawGroup, RawProgram, RawSupervisor};
+use super::{BackoffConfig, Config, Credentials, ProgramConfig, SupervisorConfig};
+use super::{DEFAULT_HTTP, DEFAULT_SOCKET};
+
+/// A table found in some file: where its name is, and what it says.
+struct Found<'a, T> {
+    source: &'a Source,
+    name: &'a Spanned<String>,
+    raw: &'a T,
+}
+
+impl<T> Found<'_, T> {
+    fn error(&self, at: usize, key: &str, message: impl Into<String>) -> ConfigError {
+        self.source.error_at(at, key, message)
+    }
+}
+
+/// Merges and resolves parsed files. `env` looks up `${VAR}` names.
+pub(super) fn resolve(
+    files: &[(Source, RawFile)],
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let supervisor_raw = single_supervisor(files)?;
+    let programs = collect(files, "program", |raw| &raw.program)?;
+    let groups = collect(files, "group", |raw| &raw.group)?;
+    let membership = membership(&groups, &programs)?;
+
+    let mut users = UserCache::default();
+    let default_user = match supervisor_raw {
+        Some((source, sup)) => match &sup.get_ref().user {
+            Some(name) => Some(
+                users.lookup(name.get_ref()).map_err(|m| source.error_at(name.span().start, "supervisor.user", m))?,
+            ),
+            None => None,
+        },
+        None => None,
+    };
+
+    let mut resolved = Vec::with_capacity(programs.len());
+    for (name, found) in &programs {
+        let (group, group_priority) = match membership.get(name.as_str()) {
+            Some((group, priority)) => (group.to_string(), *priority),
+            None => (name.clone(), found.raw.priority.unwrap_or(999)),
+        };
+        resolved.push(program(found, group, group_priority, default_user.clone(), &mut users, &env)?);
+    }
+    resolved.sort_by(|a, b| {
+        (a.group_priority, &a.group, a.priority, &a.name).cmp(&(b.group_priority, &b.group, b.priority, &b.name))
+    });
+
+    Ok(Config {
+        supervisor: supervisor(supervisor_raw)?,
+        programs: resolved,
+        sources: files.iter().map(|(s, _)| s.path.clone()).collect(),
+    })
+}
+
+/// `[supervisor]` may be written in one file only.
+fn single_supervisor(files: &[(Source, RawFile)]) -> Result<Option<(&Source, &Spanned<RawSupervisor>)>, ConfigError> {
+    let mut found: Option<(&Source, &Spanned<RawSupervisor>)> = None;
+    for (source, raw) in files {
+        if let Some(sup) = &raw.supervisor {
+            if let Some((first, first_sup)) = found {
+                return Err(source.error_at(
+                    sup.span().start,
+                    "supervisor",
+                    format!(
+                        "[supervisor] is already set at {}; keep it in one file",
+                        first.location(first_sup.span().start)
+                    ),
+                ));
+            }
+            found = Some((source, sup));
+        }
+    }
+    Ok(found)
+}
+
+/// Every `[KIND.NAME]` across files; a name defined twice, or not a valid name, is an error.
+fn collect<'a, T>(
+    files: &'a [(Source, RawFile)],
+    kind: &str,
+    tables: impl Fn(&'a RawFile) -> &'a BTreeMap<Spanned<String>, T>,
+) -> Result<BTreeMap<String, Found<'a, T>>, ConfigError> {
+    let mut out: BTreeMap<String, Found<'a, T>> = BTreeMap::new();
+    for (source, raw) in files {
+        for (name, table) in tables(raw) {
+            let at = name.span().start;
+            let key = format!("{kind}.{}", name.get_ref());
+            if !valid_name(name.get_ref()) {
+                return Err(source.error_at(
+                    at,
+                    key,
+                    format!("{kind} names may use letters, digits, '_', '-' and '.'"),
+                ));
+            }
+            if let Some(first) = out.get(name.get_ref()) {
+                let there = first.source.location(first.name.span().start);
+                return Err(source.error_at(
+                    at,
+                    key,
+                    format!("{kind} {:?} is already defined at {there}", name.get_ref()),
+                ));
+            }
+            out.insert(name.get_ref().clone(), Found { source, name, raw: table });
+        }
+    }
+    Ok(out)
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// program name → (group name, group priority). Each listed program must exist and belong to
+/// one group only.
+fn membership<'a>(
+    groups: &'a BTreeMap<String, Found<'a, RawGroup>>,
+    programs: &BTreeMap<String, Found<'_, RawProgram>>,
+) -> Result<HashMap<&'a str, (&'a str, i64)>, ConfigError> {
+    let mut out: HashMap<&str, (&str, i64)> = HashMap::new();
+    for (group, found) in groups {
+        let key = format!("group.{group}.programs");
+        for member in &found.raw.programs {
+            let at = member.span().start;
+            if !programs.contains_key(member.get_ref()) {
+                return Err(found.error(at, &key, format!("no program named {:?} is defined", member.get_ref())));
+            }
+            let priority = found.raw.priority.unwrap_or(999);
+            if let Some((other, _)) = out.insert(member.get_ref(), (group, priority)) {
+                return Err(found.error(
+                    at,
+                    &key,
+                    format!("program {:?} is already in group {other:?}", member.get_ref()),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn program(
+    found: &Found<'_, RawProgram>,
+    group: String,
+    group_priority: i64,
+    default_user: Option<Credentials>,
+    users: &mut UserCache,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<ProgramConfig, ConfigError> {
+    let name = found.name.get_ref().clone();
+    let raw = found.raw;
+    let key = |k: &str| format!("program.{name}.{k}");
+    let expand_at = |value: &str, at: usize, k: &str| expand(value, env).map_err(|m| found.error(at, &key(k), m));
+
+    let command_at = raw.command.span().start;
+    let command = raw
+        .command
+        .get_ref()
+        .0
+        .iter()
+        .map(|arg| expand_at(arg, command_at, "command"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let directory = match &raw.directory {
+        Some(d) => Some(PathBuf::from(expand_at(d.get_ref(), d.span().start, "directory")?)),
+        None => None,
+    };
+    let mut environment = Vec::with_capacity(raw.environment.len());
+    for (k, v) in &raw.environment {
+        if k.get_ref().is_empty() || k.get_ref().contains(['=', '\0']) {
+            return Err(found.error(
+                k.span().start,
+                &key("environment"),
+                "a variable name cannot be empty or hold '='",
+            ));
+        }
+        environment.push((k.get_ref().clone(), expand_at(v.get_ref(), v.span().start, "environment")?));
+    }
+    let user = match &raw.user {
+        Some(u) => Some(users.lookup(u.get_ref()).map_err(|m| found.error(u.span().start, &key("user"), m))?),
+        None => default_user,
+    };
+    let mut exitcodes = Vec::new();
+    for code in raw.exitcodes.as_deref().unwrap_or(&[]) {
+        let c = i32::try_from(*code.get_ref()).ok().filter(|c| (0..=255).contains(c));
+        exitcodes.push(c.ok_or_else(|| found.error(code.span().start, &key("exitcodes"), "exit codes are 0 to 255"))?);
+    }
+    if raw.exitcodes.is_none() {
+        exitcodes.push(0);
+    }
+    let defaults = BackoffConfig::default();
+    let backoff = BackoffConfig {
+        initial: raw.backoff_initial.map_or(defaults.initial, |s| s.0),
+        max: raw.backoff_max.as_ref().map_or(defaults.max, |s| s.get_ref().0),
+        reset: raw.backoff_reset.map_or(defaults.reset, |s| s.0),
+    };
+    if backoff.max < backoff.initial {
+        let at = raw.backoff_max.as_ref().map_or(found.name.span().start, |s| s.span().start);
+        return Err(found.error(at, &key("backoff_max"), "backoff_max must not be less than backoff_initial"));
+    }
+
+    Ok(ProgramConfig {
+        name,
+        group,
+        group_priority,
+        command,
+        directory,
+        user,
+        umask: raw.umask.map(|u| u.0),
+        environment,
+        priority: raw.priority.unwrap_or(999),
+        autostart: raw.autostart.unwrap_or(true),
+        autorestart: raw.autorestart.unwrap_or_default(),
+        exitcodes,
+        startsecs: raw.startsecs.map_or(std::time::Duration::from_secs(1), |s| s.0),
+        startretries: raw.startretries.unwrap_or(3),
+        stopsignal: raw.stopsignal.map_or(nix::sys::signal::Signal::SIGTERM, |s| s.0),
+        stopwaitsecs: raw.stopwaitsecs.map_or(std::time::Duration::from_secs(10), |s| s.0),
+        stopasgroup: raw.stopasgroup.unwrap_or(true),
+        killasgroup: raw.killasgroup.unwrap_or(true),
+        redirect_stderr: raw.redirect_stderr.unwrap_or(false),
+        required: raw.required.unwrap_or(false),
+        backoff,
+    })
+}
+
+fn supervisor(raw: Option<(&Source, &Spanned<RawSupervisor>)>) -> Result<SupervisorConfig, ConfigError> {
+    let empty = RawSupervisor::default();
+    let (source, sup) = match raw {
+        Some((source, sup)) => (Some(source), sup.get_ref()),
+        None => (None, &empty),
+    };
+    let error = |at: usize, key: &str, message: String| match source {
+        Some(s) => s.error_at(at, key, message),
+        None => ConfigError::Read { path: PathBuf::new(), source: std::io::Error::other(message) },
+    };
+    let http = match &sup.http {
+        None => Some(DEFAULT_HTTP.parse().map_err(|_| error(0, "supervisor.http", "bad default".into()))?),
+        Some(h) if h.get_ref().is_empty() => None,
+        Some(h) => Some(h.get_ref().parse().map_err(|e| {
+            error(
+                h.span().start,
+                "supervisor.http",
+                format!("expected an address like \"0.0.0.0:9001\" or \"\" for none ({e})"),
+            )
+        })?),
+    };
+    let socket_group = match &sup.socket_group {
+        None => None,
+        Some(g) => match Group::from_name(g.get_ref()) {
+            Ok(Some(group)) => Some((group.name, group.gid.as_raw())),
+            _ => {
+                return Err(error(
+                    g.span().start,
+                    "supervisor.socket_group",
+                    format!("no group named {:?} in /etc/group", g.get_ref()),
+                ));
+            }
+        },
+    };
+    Ok(SupervisorConfig {
+        socket: PathBuf::from(sup.socket.as_deref().unwrap_or(DEFAULT_SOCKET)),
+        socket_mode: sup.socket_mode.map_or(0o600, |m| m.0),
+        socket_group,
+        http,
+        log_format: sup.log_format.unwrap_or_default(),
+        log_level: sup.log_level.unwrap_or_default(),
+    })
+}
+
+/// Looks users up once each.
+#[derive(Default)]
+struct UserCache(HashMap<String, Credentials>);
+
+impl UserCache {
+    fn lookup(&mut self, name: &str) -> Result<Credentials, String> {
+        if let Some(c) = self.0.get(name) {
+            return Ok(c.clone());
+        }
+        let user = match User::from_name(name) {
+            Ok(Some(user)) => user,
+            Ok(None) => return Err(format!("no user named {name:?} in /etc/passwd")),
+            Err(e) => return Err(format!("cannot look up user {name:?}: {e}")),
+        };
+        let cname = CString::new(name).map_err(|_| format!("bad user name {name:?}"))?;
+        let groups = getgrouplist(&cname, user.gid).map_err(|e| format!("cannot list the groups of {name:?}: {e}"))?;
+        let creds = Credentials {
+            user: user.name,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            groups: groups.into_iter().map(|g| g.as_raw()).collect(),
+            home: user.dir,
+            shell: user.shell,
+        };
+        self.0.insert(name.to_string(), creds.clone());
+        Ok(creds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(name: &str, text: &str) -> (Source, RawFile) {
+        let source = Source { path: PathBuf::from(name), text: text.to_string() };
+        let raw = toml::from_str(text).map_err(|e| source.toml_error(&e).to_string()).unwrap_or_else(|e| panic!("{e}"));
+        (source, raw)
+    }
+
+    fn resolve_texts(texts: &[(&str, &str)]) -> Result<Config, String> {
+        let files: Vec<_> = texts.iter().map(|(n, t)| source(n, t)).collect();
+        resolve(&files, |n| (n == "PORT").then(|| "3002".to_string())).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_follow_supervisord_and_order_is_by_priority() {
+        let cfg = resolve_texts(&[(
+            "a.toml",
+            "[program.b]\ncommand = \"sleep 1\"\n[program.a]\ncommand = \"sleep 1\"\npriority = 5\n",
+        )])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<_> = cfg.programs.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let b = &cfg.programs[1];
+        assert_eq!((b.priority, b.autostart, b.startretries, b.exitcodes.clone()), (999, true, 3, vec![0]));
+        assert_eq!(b.startsecs, std::time::Duration::from_secs(1));
+        assert!(b.stopasgroup && b.killasgroup && !b.required);
+        assert_eq!(cfg.supervisor.socket, PathBuf::from(DEFAULT_SOCKET));
+    }
+
+    #[test]
+    fn groups_set_group_name_and_priority() {
+        let cfg = resolve_texts(&[(
+            "a.toml",
+            "[group.core]\nprograms = [\"x\"]\npriority = 1\n[program.x]\ncommand = \"true\"\n[program.y]\ncommand = \"true\"\npriority = 2\n",
+        )])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.programs[0].display_name(), "core:x");
+        assert_eq!(cfg.programs[1].display_name(), "y");
+    }
+
+    #[test]
+    fn env_expands_per_argument() {
+        let cfg = resolve_texts(&[("a.toml", "[program.x]\ncommand = \"serve --port ${PORT} ${HOST:-0.0.0.0}\"\n")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.programs[0].command, ["serve", "--port", "3002", "0.0.0.0"]);
+    }
+
+    #[test]
+    fn errors_name_file_line_column_and_key() {
+        let err = resolve_texts(&[("a.toml", "[group.g]\nprograms = [\"nope\"]\n")]).unwrap_err();
+        assert_eq!(err, "a.toml:2:13: group.g.programs: no program named \"nope\" is defined");
+        let err = resolve_texts(&[
+            ("a.toml", "[program.x]\ncommand = \"x\"\n"),
+            ("b.toml", "\n[program.x]\ncommand = \"y\"\n"),
+        ])
+        .unwrap_err();
+        assert_eq!(err, "b.toml:2:10: program.x: program \"x\" is already defined at a.toml:1:10");
+        let err =
+            resolve_texts(&[("a.toml", "[program.x]\ncommand = \"x\"\nuser = \"no-such-user-here\"\n")]).unwrap_err();
+        assert!(err.starts_with("a.toml:3:8: program.x.user: no user named"), "{err}");
+        let err = resolve_texts(&[("a.toml", "[program.x]\ncommand = \"x ${UNSET_VAR}\"\n")]).unwrap_err();
+        assert!(err.contains("program.x.command: environment variable UNSET_VAR is not set"), "{err}");
+        let err = resolve_texts(&[("a.toml", "[program.\"a b\"]\ncommand = \"x\"\n")]).unwrap_err();
+        assert!(err.contains("program names may use"), "{err}");
+    }
+
+    #[test]
+    fn root_resolves_with_groups_and_home() {
+        let cfg = resolve_texts(&[("a.toml", "[supervisor]\nuser = \"root\"\n[program.x]\ncommand = \"x\"\n")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let user = cfg.programs[0].user.clone().unwrap_or_else(|| panic!("no user"));
+        assert_eq!((user.uid, user.gid, user.home), (0, 0, PathBuf::from("/root")));
+        assert!(user.groups.contains(&0));
+    }
+}

@@ -1,0 +1,222 @@
+//! Config value types that validate while they deserialize, so a bad value's error carries the
+//! value's span (and so file:line:column) for free.
+
+use std::fmt;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// A duration: a number means seconds (supervisord style), a string takes units
+/// (`"500ms"`, `"10s"`, `"1m"`, `"1h 30m"`; humantime's syntax).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub Duration);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Seconds;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#"a duration: seconds as a number, or a string like "500ms", "10s", "1m""#)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seconds, E> {
+                u64::try_from(v)
+                    .map(|s| Seconds(Duration::from_secs(s)))
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seconds, E> {
+                Ok(Seconds(Duration::from_secs(v)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Seconds, E> {
+                Duration::try_from_secs_f64(v)
+                    .map(Seconds)
+                    .map_err(|_| E::custom("a duration must be a finite number of seconds, 0 or more"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Seconds, E> {
+                humantime::parse_duration(v.trim()).map(Seconds).map_err(|e| {
+                    E::custom(format!(
+                        r#"invalid duration {v:?} ({e}); write e.g. "500ms", "10s", "1m" or a number of seconds"#
+                    ))
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A signal by name: `"TERM"`, `"SIGTERM"` or `"term"` (supervisord: stopsignal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignalName(pub Signal);
+
+impl SignalName {
+    /// Parses a signal name with or without the `SIG` prefix, in any case.
+    pub fn parse(name: &str) -> Option<Signal> {
+        let upper = name.trim().to_ascii_uppercase();
+        let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+        full.parse().ok()
+    }
+}
+
+impl<'de> Deserialize<'de> for SignalName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Self::parse(&name).map(SignalName).ok_or_else(|| {
+            de::Error::custom(format!(
+                "unknown signal {name:?}; expected a name like TERM, INT, QUIT, HUP, KILL, USR1, USR2"
+            ))
+        })
+    }
+}
+
+/// supervisord: autorestart. `true`, `false` or `"unexpected"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Autorestart {
+    /// Restart whenever the program exits.
+    Always,
+    /// Never restart on its own.
+    Never,
+    /// Restart when the exit code is not in `exitcodes`, or the program died by a signal.
+    #[default]
+    Unexpected,
+}
+
+impl<'de> Deserialize<'de> for Autorestart {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Autorestart;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#"true, false or "unexpected""#)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Autorestart, E> {
+                Ok(if v { Autorestart::Always } else { Autorestart::Never })
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Autorestart, E> {
+                match v.to_ascii_lowercase().as_str() {
+                    "unexpected" => Ok(Autorestart::Unexpected),
+                    "true" => Ok(Autorestart::Always),
+                    "false" => Ok(Autorestart::Never),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An octal mode or umask: a string of octal digits (`"022"`, as supervisord writes it) or a TOML integer
+/// (`0o022`). At most `0o777`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Octal(pub u32);
+
+impl<'de> Deserialize<'de> for Octal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Octal;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#"an octal mode like "022" or 0o022"#)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Octal, E> {
+                u32::try_from(v)
+                    .ok()
+                    .filter(|m| *m <= 0o777)
+                    .map(Octal)
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Octal, E> {
+                u32::from_str_radix(v.trim_start_matches("0o"), 8)
+                    .ok()
+                    .filter(|m| *m <= 0o777)
+                    .map(Octal)
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A command: a string split like a shell would (quotes and backslashes, no expansion, no
+/// shell run), or an array of arguments. Never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandLine(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for CommandLine {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "a command: a string, or an array of strings")]
+        enum Form {
+            Line(String),
+            Argv(Vec<String>),
+        }
+        let argv = match Form::deserialize(d)? {
+            Form::Line(line) => shell_words::split(&line)
+                .map_err(|e| de::Error::custom(format!("cannot split command {line:?}: {e}")))?,
+            Form::Argv(argv) => argv,
+        };
+        if argv.first().is_none_or(|a| a.is_empty()) {
+            return Err(de::Error::custom("the command is empty"));
+        }
+        Ok(CommandLine(argv))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct T<V> {
+        v: V,
+    }
+
+    fn parse<V: for<'de> Deserialize<'de>>(toml_value: &str) -> Result<V, String> {
+        toml::from_str::<T<V>>(&format!("v = {toml_value}")).map(|t| t.v).map_err(|e| e.message().to_string())
+    }
+
+    #[test]
+    fn durations_take_seconds_or_units() {
+        assert_eq!(parse::<Seconds>("10"), Ok(Seconds(Duration::from_secs(10))));
+        assert_eq!(parse::<Seconds>("0.5"), Ok(Seconds(Duration::from_millis(500))));
+        assert_eq!(parse::<Seconds>("\"500ms\""), Ok(Seconds(Duration::from_millis(500))));
+        assert_eq!(parse::<Seconds>("\"1m\""), Ok(Seconds(Duration::from_secs(60))));
+        assert!(parse::<Seconds>("-1").is_err());
+        assert!(parse::<Seconds>("\"soon\"").unwrap_err().contains("invalid duration"));
+    }
+
+    #[test]
+    fn signals_by_any_spelling() {
+        assert_eq!(parse::<SignalName>("\"TERM\""), Ok(SignalName(Signal::SIGTERM)));
+        assert_eq!(parse::<SignalName>("\"sigint\""), Ok(SignalName(Signal::SIGINT)));
+        assert!(parse::<SignalName>("\"TERMINATE\"").unwrap_err().contains("unknown signal"));
+    }
+
+    #[test]
+    fn autorestart_forms() {
+        assert_eq!(parse::<Autorestart>("true"), Ok(Autorestart::Always));
+        assert_eq!(parse::<Autorestart>("false"), Ok(Autorestart::Never));
+        assert_eq!(parse::<Autorestart>("\"unexpected\""), Ok(Autorestart::Unexpected));
+        assert!(parse::<Autorestart>("\"sometimes\"").is_err());
+    }
+
+    #[test]
+    fn umask_octal() {
+        assert_eq!(parse::<Octal>("\"022\""), Ok(Octal(0o22)));
+        assert_eq!(parse::<Octal>("0o027"), Ok(Octal(0o27)));
+        assert!(parse::<Octal>("\"999\"").is_err());
+    }
+
+    #[test]
+    fn commands_split_like_a_shell_without_one() {
+        assert_eq!(
+            parse::<CommandLine>(r#""python3 -c 'print(1)' a\\ b""#),
+            Ok(CommandLine(vec!["python3".into(), "-c".into(), "print(1)".into(), "a b".into()]))
+        );
+        assert_eq!(parse::<CommandLine>(r#"["sh", "-c", "x"]"#).map(|c| c.0.len()), Ok(3));
+        assert!(parse::<CommandLine>(r#""""#).is_err());
+        assert!(parse::<CommandLine>(r#""echo 'open""#).unwrap_err().contains("cannot split"));
+    }
+}

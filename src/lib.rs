@@ -1,0 +1,5 @@
+//! supd: a process supervisor that runs as PID 1 in a container.
+#![warn(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod config;
