@@ -3,3 +3,5 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
+pub mod process;
+pub mod supervisor;

@@ -1,0 +1,208 @@
+//! Spawning a program: its own session, its user's credentials, a clean environment, stdin
+//! from /dev/null and stdout/stderr on fresh pipes. supd opens every descriptor with
+//! `O_CLOEXEC`, so nothing of supd's leaks into a program.
+
+use std::ffi::{CString, OsString};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::fcntl::OFlag;
+use nix::unistd::pipe2;
+
+use crate::config::{Credentials, ProgramConfig};
+
+/// A started process and the read ends of its output pipes.
+#[derive(Debug)]
+pub struct Spawned {
+    /// Its pid, which is also its process group and session id.
+    pub pid: i32,
+    /// Read end of its stdout (and of stderr when `redirect_stderr`).
+    pub stdout: OwnedFd,
+    /// Read end of its stderr; `None` when `redirect_stderr`.
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Why a program could not be started. Each counts as a failed start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The command is not a file, or not found in `PATH`.
+    #[error("command not found: {0}")]
+    NotFound(String),
+    /// The command exists but is not executable.
+    #[error("command is not executable: {0}")]
+    NotExecutable(PathBuf),
+    /// `directory` does not exist.
+    #[error("directory does not exist: {0}")]
+    NoDirectory(PathBuf),
+    /// A pipe could not be made.
+    #[error("cannot create a pipe: {0}")]
+    Pipe(nix::Error),
+    /// fork, the credential change, chdir or exec failed.
+    #[error("cannot execute {command}: {source}")]
+    Exec {
+        /// The command.
+        command: String,
+        /// The errno the child reported.
+        source: std::io::Error,
+    },
+}
+
+/// Starts `program`. Synchronous and short: it returns once the child has exec'd (or failed
+/// to), which std learns through a CLOEXEC pipe.
+pub fn spawn(program: &ProgramConfig) -> Result<Spawned, SpawnError> {
+    let env = environment(program);
+    let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
+    let executable = resolve_command(&program.command[0], path_var.as_deref(), program.directory.as_deref())?;
+    if let Some(dir) = &program.directory
+        && !dir.is_dir()
+    {
+        return Err(SpawnError::NoDirectory(dir.clone()));
+    }
+
+    let (stdout_r, stdout_w) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
+    let (stderr_r, stderr_w) = if program.redirect_stderr {
+        (None, stdout_w.try_clone().map_err(|e| SpawnError::Pipe(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?)
+    } else {
+        let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
+        (Some(r), w)
+    };
+
+    let mut cmd = Command::new(&executable);
+    cmd.arg0(&program.command[0])
+        .args(&program.command[1..])
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout_w))
+        .stderr(Stdio::from(stderr_w));
+    let child_setup = ChildSetup::new(program);
+    // SAFETY: the closure only makes async-signal-safe libc calls on data prepared before fork.
+    unsafe {
+        cmd.pre_exec(move || child_setup.apply());
+    }
+    let child = cmd.spawn().map_err(|source| SpawnError::Exec { command: executable.display().to_string(), source })?;
+    // The Child is dropped, not waited on: the reaper owns every exit status.
+    let pid = child.id() as i32;
+    drop(cmd); // closes our copies of the write ends, so EOF comes when the program's close
+    Ok(Spawned { pid, stdout: stdout_r, stderr: stderr_r })
+}
+
+/// What the child does between fork and exec, prepared in the parent.
+struct ChildSetup {
+    switch_user: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
+    directory: Option<CString>,
+    umask: Option<libc::mode_t>,
+}
+
+impl ChildSetup {
+    fn new(program: &ProgramConfig) -> Self {
+        let switch_user = program.user.as_ref().filter(|c| needs_switch(c)).map(|c| (c.uid, c.gid, c.groups.clone()));
+        let directory = program.directory.as_ref().and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
+        Self { switch_user, directory, umask: program.umask }
+    }
+
+    /// Runs in the child. Order matters: a new session first; then, as credentials(7) and
+    /// setgroups(2) require, supplementary groups and gid while still root, and uid last
+    /// (after setuid the process may no longer change groups). chdir comes after the switch so
+    /// the user's own permissions apply.
+    fn apply(&self) -> std::io::Result<()> {
+        let check = |rc: libc::c_int| if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
+        // SAFETY: plain syscalls on memory owned by self, which outlives the call.
+        unsafe {
+            check(libc::setsid())?;
+            if let Some((uid, gid, groups)) = &self.switch_user {
+                check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+                check(libc::setgid(*gid))?;
+                check(libc::setuid(*uid))?;
+            }
+            if let Some(dir) = &self.directory {
+                check(libc::chdir(dir.as_ptr()))?;
+            }
+            if let Some(mask) = self.umask {
+                libc::umask(mask);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether running as `creds` needs a credential change (it does not when supd already runs
+/// as that user and group, which is how an unprivileged supd runs its programs).
+fn needs_switch(creds: &Credentials) -> bool {
+    // SAFETY: geteuid/getegid cannot fail.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    creds.uid != euid || creds.gid != egid
+}
+
+/// The program's environment: supd's own, then the user's identity (`HOME`, `USER`, `LOGNAME`,
+/// `SHELL`), then `SUPD_PROCESS_NAME`/`SUPD_GROUP_NAME`, then the program's `environment`.
+pub fn environment(program: &ProgramConfig) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let mut set = |k: &str, v: OsString| {
+        env.retain(|(key, _)| key != k);
+        env.push((k.into(), v));
+    };
+    if let Some(c) = &program.user {
+        set("HOME", c.home.clone().into());
+        set("USER", c.user.clone().into());
+        set("LOGNAME", c.user.clone().into());
+        set("SHELL", c.shell.clone().into());
+    }
+    set("SUPD_PROCESS_NAME", program.name.clone().into());
+    set("SUPD_GROUP_NAME", program.group.clone().into());
+    for (k, v) in &program.environment {
+        set(k, v.into());
+    }
+    env
+}
+
+/// Finds the file to exec: a name with a `/` as is (relative to `directory`), otherwise the
+/// first executable match in `path` (the program's own `PATH`).
+fn resolve_command(
+    name: &str,
+    path: Option<&std::ffi::OsStr>,
+    directory: Option<&Path>,
+) -> Result<PathBuf, SpawnError> {
+    if name.contains('/') {
+        let candidate = match directory {
+            Some(d) if !name.starts_with('/') => d.join(name),
+            _ => PathBuf::from(name),
+        };
+        return match std::fs::metadata(&candidate) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(PathBuf::from(name)),
+            Ok(_) => Err(SpawnError::NotExecutable(candidate)),
+            Err(_) => Err(SpawnError::NotFound(name.to_string())),
+        };
+    }
+    let path = path.map(OsString::from).unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut found_not_executable = None;
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(name);
+        if let Ok(m) = std::fs::metadata(&candidate)
+            && m.is_file()
+        {
+            if m.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+            found_not_executable.get_or_insert(candidate);
+        }
+    }
+    Err(found_not_executable.map_or_else(|| SpawnError::NotFound(name.to_string()), SpawnError::NotExecutable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_resolve_through_path() {
+        let found = resolve_command("sh", Some("/nonexistent:/bin".as_ref()), None);
+        assert_eq!(found.ok(), Some(PathBuf::from("/bin/sh")));
+        assert!(matches!(resolve_command("no-such-cmd-x", Some("/bin".as_ref()), None), Err(SpawnError::NotFound(_))));
+        assert!(matches!(resolve_command("/etc/passwd", None, None), Err(SpawnError::NotExecutable(_))));
+    }
+}

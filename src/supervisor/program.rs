@@ -1,0 +1,580 @@
+//! One program's lifecycle as a pure state machine: [`Program::on`] takes an event and the
+//! time and returns the effects to carry out. No I/O happens here, so every supervisord rule
+//! (startsecs, startretries, BACKOFF, FATAL, autorestart/exitcodes, stop timeouts) is a fast
+//! unit test with a fake clock.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::backoff;
+use super::state::State;
+use crate::config::{Autorestart, ProgramConfig};
+use crate::process::ExitStatus;
+
+/// How long to wait for a process group to go after SIGKILL before giving up on it (a process
+/// in uninterruptible sleep can outlive SIGKILL for a while).
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// Something that happened to a program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Start it (autostart, or `supctl start`). Resets the failed-start count.
+    Start,
+    /// Stop it (`supctl stop`, or shutdown).
+    Stop,
+    /// Stop it if it runs, then start it (`supctl restart`).
+    Restart,
+    /// The spawn asked for by [`Effect::Spawn`] worked.
+    Spawned {
+        /// The new process (and process group) id.
+        pid: i32,
+    },
+    /// The spawn asked for by [`Effect::Spawn`] failed.
+    SpawnFailed {
+        /// Why, for `supctl status`.
+        error: String,
+    },
+    /// Its process exited.
+    Exited {
+        /// How.
+        status: ExitStatus,
+        /// Whether other processes are still in its process group.
+        group_alive: bool,
+    },
+    /// Its process group, whose leader already exited, has no process left.
+    GroupGone,
+    /// Its [`Program::deadline`] has passed.
+    Deadline,
+    /// supd is shutting down: no more restarts.
+    Shutdown,
+}
+
+/// What the supervisor must do for a program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Spawn the program and answer with [`Event::Spawned`] or [`Event::SpawnFailed`].
+    Spawn,
+    /// Send a signal.
+    Signal {
+        /// The process (and process-group) id.
+        pid: i32,
+        /// Which signal.
+        signal: Signal,
+        /// To the whole process group rather than the one process.
+        group: bool,
+    },
+}
+
+/// A program and everything supd knows about it.
+#[derive(Debug)]
+pub struct Program {
+    /// Its configuration.
+    pub cfg: Arc<ProgramConfig>,
+    state: State,
+    /// The running process, if any.
+    pid: Option<i32>,
+    /// The process group still to watch while STOPPING (its leader may already be gone).
+    pgid: Option<i32>,
+    /// When the current state was entered.
+    since: Instant,
+    /// When the current (or last) process was spawned.
+    spawned_at: Option<Instant>,
+    /// When this state's timer fires: startsecs, backoff, stopwaitsecs or the kill grace.
+    deadline: Option<Instant>,
+    /// Failed starts in a row (supervisord's backoff counter).
+    failed_starts: u32,
+    /// Restarts after exits from RUNNING in the current backoff streak.
+    streak: u32,
+    /// SIGKILL was sent in this STOPPING.
+    killed: bool,
+    /// Start again once STOPPED (a restart in progress).
+    start_when_stopped: bool,
+    /// supd is shutting down: exits are final.
+    shutting_down: bool,
+    last_exit: Option<ExitStatus>,
+    /// The last spawn error or the reason for FATAL.
+    error: Option<String>,
+    /// Automatic restarts so far.
+    restarts: u64,
+    /// Spawn attempts so far, for waiters that must tell one attempt from the next.
+    spawns: u64,
+    /// The delay chosen for the current BACKOFF.
+    backoff_delay: Duration,
+    rng: fastrand::Rng,
+}
+
+impl Program {
+    /// A STOPPED program. `seed` seeds its backoff jitter.
+    pub fn new(cfg: Arc<ProgramConfig>, now: Instant, seed: u64) -> Self {
+        Self {
+            cfg,
+            state: State::Stopped,
+            pid: None,
+            pgid: None,
+            since: now,
+            spawned_at: None,
+            deadline: None,
+            failed_starts: 0,
+            streak: 0,
+            killed: false,
+            start_when_stopped: false,
+            shutting_down: false,
+            last_exit: None,
+            error: None,
+            restarts: 0,
+            spawns: 0,
+            backoff_delay: Duration::ZERO,
+            rng: fastrand::Rng::with_seed(seed),
+        }
+    }
+
+    /// Applies `event` at `now`; returns what to do.
+    pub fn on(&mut self, event: Event, now: Instant) -> Vec<Effect> {
+        use State::*;
+        match (self.state, event) {
+            (Stopped | Exited | Fatal | Backoff, Event::Start) if !self.shutting_down => {
+                self.failed_starts = 0;
+                self.streak = 0;
+                self.spawn(now)
+            }
+            (Starting | Running, Event::Stop) => self.stop(now),
+            (Backoff, Event::Stop) => self.enter(Stopped, now, None),
+            (Starting | Running, Event::Restart) => {
+                self.start_when_stopped = true;
+                self.stop(now)
+            }
+            (Stopping, Event::Restart) => {
+                self.start_when_stopped = true;
+                Vec::new()
+            }
+            (_, Event::Restart) => self.on(Event::Start, now),
+            (Starting, Event::Spawned { pid }) => {
+                self.pid = Some(pid);
+                self.pgid = Some(pid);
+                self.spawned_at = Some(now);
+                self.error = None;
+                if self.cfg.startsecs.is_zero() {
+                    self.running(now)
+                } else {
+                    self.enter(Starting, now, Some(now + self.cfg.startsecs))
+                }
+            }
+            (Starting, Event::SpawnFailed { error }) => {
+                self.error = Some(error);
+                self.failed_start(now)
+            }
+            (Starting, Event::Deadline) if self.pid.is_some() => self.running(now),
+            (Starting, Event::Exited { status, .. }) => {
+                self.exited(status);
+                self.failed_start(now)
+            }
+            (Running, Event::Exited { status, .. }) => {
+                self.exited(status);
+                self.after_run(status, now)
+            }
+            (Backoff, Event::Deadline) => {
+                self.restarts += 1;
+                self.spawn(now)
+            }
+            (Stopping, Event::Exited { status, group_alive }) => {
+                self.exited(status);
+                if group_alive { Vec::new() } else { self.stopped(now) }
+            }
+            (Stopping, Event::GroupGone) if self.pid.is_none() => self.stopped(now),
+            (Stopping, Event::Deadline) if !self.killed => {
+                self.killed = true;
+                self.deadline = Some(now + KILL_GRACE);
+                let target = self.pid.or(self.pgid);
+                let group = self.cfg.killasgroup || self.pid.is_none();
+                target.map(|pid| vec![Effect::Signal { pid, signal: Signal::SIGKILL, group }]).unwrap_or_default()
+            }
+            (Stopping, Event::Deadline) => {
+                self.error = Some("the process group did not exit after SIGKILL".into());
+                self.pid = None;
+                self.stopped(now)
+            }
+            (_, Event::Shutdown) => {
+                self.shutting_down = true;
+                self.start_when_stopped = false;
+                if self.state == Backoff { self.enter(Stopped, now, None) } else { Vec::new() }
+            }
+            // Anything else is stale or does not apply (a start of a running program, say);
+            // the control API refuses those before they get here.
+            _ => Vec::new(),
+        }
+    }
+
+    fn spawn(&mut self, now: Instant) -> Vec<Effect> {
+        self.spawns += 1;
+        self.pid = None;
+        self.enter(State::Starting, now, None);
+        vec![Effect::Spawn]
+    }
+
+    fn running(&mut self, now: Instant) -> Vec<Effect> {
+        self.failed_starts = 0;
+        self.enter(State::Running, now, None)
+    }
+
+    fn stop(&mut self, now: Instant) -> Vec<Effect> {
+        let Some(pid) = self.pid else { return self.enter(State::Stopped, now, None) };
+        self.killed = false;
+        self.enter(State::Stopping, now, Some(now + self.cfg.stopwaitsecs));
+        vec![Effect::Signal { pid, signal: self.cfg.stopsignal, group: self.cfg.stopasgroup }]
+    }
+
+    fn stopped(&mut self, now: Instant) -> Vec<Effect> {
+        self.pgid = None;
+        self.enter(State::Stopped, now, None);
+        if std::mem::take(&mut self.start_when_stopped) { self.on(Event::Start, now) } else { Vec::new() }
+    }
+
+    fn exited(&mut self, status: ExitStatus) {
+        self.pid = None;
+        self.last_exit = Some(status);
+    }
+
+    /// supervisord: an exit before `startsecs` is a failed start; more than `startretries` of
+    /// them in a row is FATAL. Retries back off like restarts do (1 s, 2 s, 4 s … by default).
+    fn failed_start(&mut self, now: Instant) -> Vec<Effect> {
+        self.pgid = None;
+        self.failed_starts += 1;
+        if self.shutting_down {
+            return self.enter(State::Exited, now, None);
+        }
+        if self.failed_starts > self.cfg.startretries {
+            let why = match (&self.error, self.last_exit) {
+                (Some(e), _) => e.clone(),
+                (None, Some(status)) => format!("exited too quickly ({status})"),
+                (None, None) => "exited too quickly".into(),
+            };
+            self.error = Some(format!("gave up after {} failed starts: {why}", self.failed_starts));
+            return self.enter(State::Fatal, now, None);
+        }
+        let delay = backoff::delay(&self.cfg.backoff, self.failed_starts, &mut self.rng);
+        self.backoff(delay, now)
+    }
+
+    /// An exit from RUNNING: supervisord's autorestart/exitcodes rule, then supd's backoff.
+    fn after_run(&mut self, status: ExitStatus, now: Instant) -> Vec<Effect> {
+        self.pgid = None;
+        let restart = !self.shutting_down
+            && match self.cfg.autorestart {
+                Autorestart::Always => true,
+                Autorestart::Never => false,
+                Autorestart::Unexpected => !self.expected(status),
+            };
+        if !restart {
+            return self.enter(State::Exited, now, None);
+        }
+        let ran = self.spawned_at.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        if ran >= self.cfg.backoff.reset {
+            self.streak = 0;
+        }
+        let delay = backoff::delay(&self.cfg.backoff, self.streak, &mut self.rng);
+        self.streak = self.streak.saturating_add(1);
+        if delay.is_zero() {
+            self.restarts += 1;
+            return self.spawn(now);
+        }
+        self.backoff(delay, now)
+    }
+
+    fn backoff(&mut self, delay: Duration, now: Instant) -> Vec<Effect> {
+        self.backoff_delay = delay;
+        self.enter(State::Backoff, now, Some(now + delay))
+    }
+
+    fn enter(&mut self, state: State, now: Instant, deadline: Option<Instant>) -> Vec<Effect> {
+        self.state = state;
+        self.since = now;
+        self.deadline = deadline;
+        Vec::new()
+    }
+
+    /// Whether `status` is an expected exit: a code listed in `exitcodes`. Death by a signal is
+    /// never expected (supervisord).
+    pub fn expected(&self, status: ExitStatus) -> bool {
+        matches!(status, ExitStatus::Code(c) if self.cfg.exitcodes.contains(&c))
+    }
+
+    /// The current state.
+    pub const fn state(&self) -> State {
+        self.state
+    }
+    /// The running process's pid.
+    pub const fn pid(&self) -> Option<i32> {
+        self.pid
+    }
+    /// The process group watched while STOPPING.
+    pub const fn pgid(&self) -> Option<i32> {
+        self.pgid
+    }
+    /// When the current state's timer fires.
+    pub const fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+    /// When the current state was entered.
+    pub const fn since(&self) -> Instant {
+        self.since
+    }
+    /// How the last process ended.
+    pub const fn last_exit(&self) -> Option<ExitStatus> {
+        self.last_exit
+    }
+    /// The last spawn error or FATAL reason.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+    /// Automatic restarts so far.
+    pub const fn restarts(&self) -> u64 {
+        self.restarts
+    }
+    /// Spawn attempts so far.
+    pub const fn spawns(&self) -> u64 {
+        self.spawns
+    }
+    /// The delay of the current BACKOFF.
+    pub const fn backoff_delay(&self) -> Duration {
+        self.backoff_delay
+    }
+    /// Whether a restart waits for the stop to finish.
+    pub const fn restart_pending(&self) -> bool {
+        self.start_when_stopped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BackoffConfig;
+
+    fn cfg(edit: impl FnOnce(&mut ProgramConfig)) -> Arc<ProgramConfig> {
+        let mut c = ProgramConfig {
+            name: "web".into(),
+            group: "web".into(),
+            group_priority: 999,
+            command: vec!["web".into()],
+            directory: None,
+            user: None,
+            umask: None,
+            environment: vec![],
+            priority: 999,
+            autostart: true,
+            autorestart: Autorestart::Unexpected,
+            exitcodes: vec![0],
+            startsecs: Duration::from_secs(1),
+            startretries: 3,
+            stopsignal: Signal::SIGTERM,
+            stopwaitsecs: Duration::from_secs(10),
+            stopasgroup: true,
+            killasgroup: true,
+            redirect_stderr: false,
+            required: false,
+            backoff: BackoffConfig::default(),
+        };
+        edit(&mut c);
+        Arc::new(c)
+    }
+
+    /// A program plus a fake clock.
+    struct Rig {
+        p: Program,
+        now: Instant,
+        next_pid: i32,
+    }
+
+    impl Rig {
+        fn new(edit: impl FnOnce(&mut ProgramConfig)) -> Self {
+            let now = Instant::now();
+            Self { p: Program::new(cfg(edit), now, 1), now, next_pid: 100 }
+        }
+        /// Feeds an event and answers Spawn effects with a new pid, like the supervisor does.
+        fn on(&mut self, e: Event) -> Vec<Effect> {
+            let mut effects = self.p.on(e, self.now);
+            while let Some(i) = effects.iter().position(|e| *e == Effect::Spawn) {
+                effects.remove(i);
+                self.next_pid += 1;
+                effects.extend(self.p.on(Event::Spawned { pid: self.next_pid }, self.now));
+            }
+            effects
+        }
+        fn advance(&mut self, d: Duration) {
+            self.now += d;
+        }
+        /// Jumps to the pending deadline and fires it.
+        fn fire(&mut self) -> Vec<Effect> {
+            let d = self.p.deadline().unwrap_or_else(|| panic!("no deadline in {}", self.p.state()));
+            self.now = d;
+            self.on(Event::Deadline)
+        }
+        fn exit(&mut self, code: i32) -> Vec<Effect> {
+            self.on(Event::Exited { status: ExitStatus::Code(code), group_alive: false })
+        }
+    }
+
+    #[test]
+    fn start_is_running_after_startsecs() {
+        let mut r = Rig::new(|_| {});
+        r.on(Event::Start);
+        assert_eq!((r.p.state(), r.p.pid()), (State::Starting, Some(101)));
+        assert_eq!(r.p.deadline(), Some(r.now + Duration::from_secs(1)));
+        r.fire();
+        assert_eq!(r.p.state(), State::Running);
+    }
+
+    #[test]
+    fn startsecs_zero_is_running_at_once() {
+        let mut r = Rig::new(|c| c.startsecs = Duration::ZERO);
+        r.on(Event::Start);
+        assert_eq!(r.p.state(), State::Running);
+    }
+
+    #[test]
+    fn failed_starts_back_off_then_go_fatal_after_startretries() {
+        let mut r = Rig::new(|c| c.startretries = 2);
+        r.on(Event::Start);
+        for attempt in 1..=2 {
+            r.advance(Duration::from_millis(100));
+            r.exit(1);
+            assert_eq!(r.p.state(), State::Backoff, "failed start {attempt}");
+            let wait = r.p.deadline().map(|d| d - r.now).unwrap_or_default().as_secs_f64();
+            let base = f64::from(1u32 << (attempt - 1));
+            assert!((base * 0.9..=base * 1.1).contains(&wait), "attempt {attempt} waited {wait}");
+            r.fire();
+            assert_eq!(r.p.state(), State::Starting);
+        }
+        r.exit(1);
+        assert_eq!(r.p.state(), State::Fatal);
+        assert!(r.p.error().unwrap_or("").contains("exited too quickly (exit status 1)"));
+        assert_eq!(r.p.spawns(), 3, "1 start + startretries retries");
+    }
+
+    #[test]
+    fn spawn_errors_are_failed_starts() {
+        let mut r = Rig::new(|c| c.startretries = 0);
+        assert_eq!(r.p.on(Event::Start, r.now), vec![Effect::Spawn]);
+        r.p.on(Event::SpawnFailed { error: "command not found: x".into() }, r.now);
+        assert_eq!(r.p.state(), State::Fatal);
+        assert!(r.p.error().unwrap_or("").contains("command not found: x"));
+    }
+
+    #[test]
+    fn running_exit_restarts_at_once_then_backs_off_doubling() {
+        let mut r = Rig::new(|c| c.startsecs = Duration::ZERO);
+        r.on(Event::Start);
+        r.advance(Duration::from_secs(5));
+        r.exit(1);
+        assert_eq!(r.p.state(), State::Running, "the first restart after a stable run is immediate");
+        assert_eq!(r.p.restarts(), 1);
+        for base in [1.0, 2.0, 4.0] {
+            r.exit(1);
+            assert_eq!(r.p.state(), State::Backoff);
+            let wait = r.p.deadline().map(|d| d - r.now).unwrap_or_default().as_secs_f64();
+            assert!((base * 0.9..=base * 1.1).contains(&wait), "waited {wait}, wanted ~{base}");
+            r.fire();
+            assert_eq!(r.p.state(), State::Running);
+        }
+    }
+
+    #[test]
+    fn a_long_run_resets_the_backoff() {
+        let mut r = Rig::new(|c| c.startsecs = Duration::ZERO);
+        r.on(Event::Start);
+        r.exit(1);
+        r.exit(1);
+        assert_eq!(r.p.state(), State::Backoff);
+        r.fire();
+        r.advance(Duration::from_secs(61));
+        r.exit(1);
+        assert_eq!(r.p.state(), State::Running, "60 s up forgets the streak");
+    }
+
+    #[test]
+    fn autorestart_and_exitcodes_follow_supervisord() {
+        let mut r = Rig::new(|c| c.startsecs = Duration::ZERO);
+        r.on(Event::Start);
+        r.exit(0);
+        assert_eq!(r.p.state(), State::Exited, "0 is expected: no restart under \"unexpected\"");
+        r.on(Event::Start);
+        r.on(Event::Exited { status: ExitStatus::Signal(9), group_alive: false });
+        assert_eq!(r.p.state(), State::Running, "death by signal is unexpected");
+
+        let mut r = Rig::new(|c| {
+            c.startsecs = Duration::ZERO;
+            c.autorestart = Autorestart::Always;
+        });
+        r.on(Event::Start);
+        r.exit(0);
+        assert_eq!(r.p.state(), State::Running);
+
+        let mut r = Rig::new(|c| {
+            c.startsecs = Duration::ZERO;
+            c.autorestart = Autorestart::Never;
+        });
+        r.on(Event::Start);
+        r.exit(3);
+        assert_eq!((r.p.state(), r.p.last_exit()), (State::Exited, Some(ExitStatus::Code(3))));
+    }
+
+    #[test]
+    fn stop_signals_the_group_then_kills_after_stopwaitsecs() {
+        let mut r = Rig::new(|c| c.stopsignal = Signal::SIGINT);
+        r.on(Event::Start);
+        r.fire();
+        let effects = r.on(Event::Stop);
+        assert_eq!(effects, vec![Effect::Signal { pid: 101, signal: Signal::SIGINT, group: true }]);
+        assert_eq!(r.p.state(), State::Stopping);
+        let effects = r.fire();
+        assert_eq!(effects, vec![Effect::Signal { pid: 101, signal: Signal::SIGKILL, group: true }]);
+        r.on(Event::Exited { status: ExitStatus::Signal(9), group_alive: false });
+        assert_eq!(r.p.state(), State::Stopped);
+    }
+
+    #[test]
+    fn stopping_waits_for_the_whole_group() {
+        let mut r = Rig::new(|_| {});
+        r.on(Event::Start);
+        r.on(Event::Stop);
+        r.on(Event::Exited { status: ExitStatus::Code(0), group_alive: true });
+        assert_eq!(r.p.state(), State::Stopping, "a grandchild is still in the group");
+        let effects = r.fire();
+        assert_eq!(effects, vec![Effect::Signal { pid: 101, signal: Signal::SIGKILL, group: true }]);
+        r.on(Event::GroupGone);
+        assert_eq!(r.p.state(), State::Stopped);
+    }
+
+    #[test]
+    fn restart_starts_again_once_stopped() {
+        let mut r = Rig::new(|c| c.startsecs = Duration::ZERO);
+        r.on(Event::Start);
+        r.on(Event::Restart);
+        assert_eq!(r.p.state(), State::Stopping);
+        r.exit(0);
+        assert_eq!((r.p.state(), r.p.pid()), (State::Running, Some(102)));
+    }
+
+    #[test]
+    fn shutdown_cancels_backoff_and_restarts() {
+        let mut r = Rig::new(|c| c.startsecs = Duration::ZERO);
+        r.on(Event::Start);
+        r.exit(1);
+        r.exit(1);
+        assert_eq!(r.p.state(), State::Backoff);
+        r.on(Event::Shutdown);
+        assert_eq!(r.p.state(), State::Stopped);
+        assert!(r.on(Event::Start).is_empty(), "no start during shutdown");
+    }
+
+    #[test]
+    fn manual_start_leaves_fatal_and_resets_retries() {
+        let mut r = Rig::new(|c| c.startretries = 0);
+        r.on(Event::Start);
+        r.exit(1);
+        assert_eq!(r.p.state(), State::Fatal);
+        r.on(Event::Start);
+        assert_eq!(r.p.state(), State::Starting);
+    }
+}
