@@ -2,6 +2,11 @@
 #![warn(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod api;
 pub mod config;
+pub mod ctl;
+pub mod logging;
+pub mod output;
 pub mod process;
+pub mod single;
 pub mod supervisor;

@@ -1,1 +1,106 @@
-fn main() {}
+//! `supctl`: control a running supd from a shell. Exit codes follow supervisorctl 4.x.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use supd::api::protocol::Request;
+use supd::ctl::{self, EXIT_FAILED, EXIT_OK};
+
+#[derive(Parser)]
+#[command(name = "supctl", version, about = "Control a running supd", after_help = EXIT_CODES)]
+struct Cli {
+    /// supd's control socket.
+    #[arg(short, long, env = "SUPD_SOCKET", default_value = supd::config::DEFAULT_SOCKET, global = true)]
+    socket: PathBuf,
+    /// Print supd's answer as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Seconds to wait for supd's answer (start, stop and restart wait for the programs).
+    #[arg(long, default_value_t = 300, global = true)]
+    timeout: u64,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 ok; 1 failed (an action did not work, bad arguments); \
+3 status: a listed program is STOPPED, EXITED or FATAL; 4 unknown name, or supd cannot be reached.\n\
+`health` exits 0 when healthy and 1 otherwise, as Docker's HEALTHCHECK expects.";
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Show program states (NAME, GROUP:*, or all; default all).
+    Status { names: Vec<String> },
+    /// Start programs and wait until RUNNING or a failure.
+    Start {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop programs and wait until stopped.
+    Stop {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop (if running) and start programs, and wait until RUNNING or a failure.
+    Restart {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Send a signal (HUP, USR1, ...) to programs' processes.
+    Signal {
+        signal: String,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Print supd's pid, or the pids of the named programs (0 when not running).
+    Pid { names: Vec<String> },
+    /// Stop every program and make supd exit.
+    Shutdown,
+    /// Exit 0 when every autostart program is ready, 1 otherwise (for HEALTHCHECK).
+    Health,
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { EXIT_FAILED } else { EXIT_OK });
+        }
+    };
+    let request = match cli.command {
+        Cmd::Status { names } => Request::Status { names },
+        Cmd::Start { names } => Request::Start { names },
+        Cmd::Stop { names } => Request::Stop { names },
+        Cmd::Restart { names } => Request::Restart { names },
+        Cmd::Signal { signal, names } => Request::Signal { signal, names },
+        Cmd::Pid { names } => Request::Pid { names },
+        Cmd::Shutdown => Request::Shutdown,
+        Cmd::Health => Request::Health,
+    };
+    let code = match ctl::call(&cli.socket, &request, Duration::from_secs(cli.timeout)) {
+        Ok(response) => {
+            let (text, code) = ctl::render(&request, &response);
+            let text = if cli.json {
+                format!("{}\n", serde_json::to_string_pretty(&response).unwrap_or_default())
+            } else {
+                text
+            };
+            print(&text);
+            code
+        }
+        Err(e) => {
+            eprintln!("supctl: {e}");
+            // Docker reads any non-zero as unhealthy, but only 1 is defined for HEALTHCHECK.
+            if matches!(request, Request::Health) { EXIT_FAILED } else { e.code }
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Writes to stdout; a closed pipe (`supctl status | head`) is not an error.
+fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}

@@ -1,1 +1,164 @@
-fn main() {}
+//! `supd`: the init and supervisor. Thin: parse arguments, load the config, run the library.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use supd::api::{control, http};
+use supd::config::{self, Config, LogFormat, LogLevel};
+use supd::output::Sink;
+use supd::supervisor::{Snapshot, Supervisor};
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info};
+
+/// Exit code for a config that cannot be used (and for bad arguments).
+const EXIT_CONFIG: i32 = 2;
+
+#[derive(Parser)]
+#[command(name = "supd", version, about = "A process supervisor for containers, made to run as PID 1")]
+struct Cli {
+    /// Config file, or a directory of *.toml files read in name order.
+    #[arg(short, long, env = "SUPD_CONFIG", default_value = config::DEFAULT_CONFIG, global = true)]
+    config: PathBuf,
+    #[command(subcommand)]
+    action: Option<Action>,
+    /// Single-command mode: run CMD as the only child, forward signals, exit with its code.
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
+#[derive(Subcommand)]
+enum Action {
+    /// Validate the config and print the resolved programs; exit 0, or 2 on an error.
+    Check,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = supd::process::reaper::become_subreaper() {
+        eprintln!("supd: cannot become a child subreaper ({e}); orphans will not be reaped");
+    }
+    let code = if !cli.command.is_empty() {
+        supd::logging::init(LogFormat::Text, LogLevel::Warn, None);
+        runtime(supd::single::run(cli.command))
+    } else {
+        match config::load(&cli.config) {
+            Err(e) => {
+                eprintln!("supd: config error: {e}");
+                EXIT_CONFIG
+            }
+            Ok(cfg) if matches!(cli.action, Some(Action::Check)) => check(&cfg),
+            Ok(cfg) => supervise(cfg),
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Runs `fut` on a single-threaded runtime: a supervisor is I/O-bound, and one thread keeps
+/// memory low and makes the spawner and the reaper exclusive by construction.
+fn runtime(fut: impl std::future::Future<Output = std::io::Result<i32>>) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("supd: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(fut).unwrap_or_else(|e| {
+        eprintln!("supd: {e}");
+        1
+    })
+}
+
+fn supervise(cfg: Config) -> i32 {
+    let sink = match Sink::start() {
+        Ok(sink) => sink,
+        Err(e) => {
+            eprintln!("supd: cannot start the output writer: {e}");
+            return 1;
+        }
+    };
+    supd::logging::init(cfg.supervisor.log_format, cfg.supervisor.log_level, Some(sink.clone()));
+    runtime(async move {
+        let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+        let (commands_tx, commands_rx) = mpsc::channel(64);
+        let supervisor = Supervisor::new(&cfg, sink, snapshot_tx);
+        info!(
+            "supd {} starting {} programs as pid {} from {}",
+            env!("CARGO_PKG_VERSION"),
+            cfg.programs.len(),
+            std::process::id(),
+            cfg.sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+        // A listener that cannot start is reported, and the programs run regardless: PID 1
+        // keeps the container's work going.
+        match control::bind(&cfg.supervisor) {
+            Ok(listener) => {
+                let handle = control::Handle { commands: commands_tx, snapshot: snapshot_rx.clone() };
+                tokio::spawn(control::serve(listener, handle));
+            }
+            Err(e) => error!("{e}; supctl will not work"),
+        }
+        if let Some(addr) = cfg.supervisor.http {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    info!("http listening on {}", listener.local_addr().unwrap_or(addr));
+                    tokio::spawn(http::serve(listener, snapshot_rx));
+                }
+                Err(e) => error!("http listener {addr}: cannot bind: {e}; /health will not answer"),
+            }
+        }
+        let code = supervisor.run(commands_rx).await;
+        control::unlink(&cfg.supervisor.socket);
+        if let Ok(code) = code {
+            info!("supd exiting with code {code}");
+        }
+        code
+    })
+}
+
+/// `supd check`: prints what would run.
+fn check(cfg: &Config) -> i32 {
+    println!("config OK: {} programs from {}", cfg.programs.len(), list(cfg.sources.iter().map(|p| p.display())));
+    for p in &cfg.programs {
+        let user =
+            p.user.as_ref().map_or_else(|| "(supd's own)".to_string(), |u| format!("{} ({}:{})", u.user, u.uid, u.gid));
+        println!("\n[{}]", p.display_name());
+        println!("  command       {}", shell_words::join(&p.command));
+        println!("  user          {user}");
+        if let Some(d) = &p.directory {
+            println!("  directory     {}", d.display());
+        }
+        println!("  priority      {} (group {} {})", p.priority, p.group, p.group_priority);
+        let autorestart = serde_json::to_string(&p.autorestart).unwrap_or_default();
+        println!(
+            "  autostart     {}, autorestart {}, exitcodes {:?}",
+            p.autostart,
+            autorestart.trim_matches('"'),
+            p.exitcodes
+        );
+        println!("  startsecs     {}, startretries {}", secs(p.startsecs), p.startretries);
+        println!(
+            "  stopsignal    {}, stopwaitsecs {}, stopasgroup {}, killasgroup {}",
+            p.stopsignal.as_str().trim_start_matches("SIG"),
+            secs(p.stopwaitsecs),
+            p.stopasgroup,
+            p.killasgroup
+        );
+        let b = &p.backoff;
+        println!("  backoff       {} doubling to {}, reset after {}", secs(b.initial), secs(b.max), secs(b.reset));
+        if p.required {
+            println!("  required      true (FATAL stops supd with exit code 1)");
+        }
+    }
+    0
+}
+
+fn secs(d: std::time::Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(d)
+}
+
+fn list<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
+    items.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}

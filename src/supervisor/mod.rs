@@ -1,5 +1,359 @@
-//! The supervisor: one task that owns every program.
+//! The supervisor: one task that owns every [`Program`] and is the only place states change.
+//!
+//! It sleeps until something happens: SIGCHLD (→ reap), a shutdown signal, a control command,
+//! or the earliest deadline a program armed (startsecs, backoff, stopwaitsecs). Nothing polls,
+//! so an idle supd makes no wake-ups. After each wake it publishes a [`Snapshot`] for readers.
+
 pub mod backoff;
 pub mod program;
+pub mod snapshot;
 pub mod state;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, error, info, warn};
+
+use crate::config::Config;
+use crate::output::{Sink, Stream};
+use crate::process::{reaper, signal as sig, spawn};
+pub use program::{Effect, Event, Program};
+pub use snapshot::{ProgramView, Snapshot};
 pub use state::State;
+
+/// A change asked for through the control API. Programs are named by index into the config's
+/// program list (the order of [`Snapshot::programs`]).
+#[derive(Debug)]
+pub enum Command {
+    /// Start these programs.
+    Start(Vec<usize>),
+    /// Stop these programs.
+    Stop(Vec<usize>),
+    /// Restart these programs.
+    Restart(Vec<usize>),
+    /// Send a signal to these programs' processes.
+    Signal(Signal, Vec<usize>),
+    /// Stop everything and exit 0.
+    Shutdown,
+}
+
+/// A command and where its answer goes: per program, `Ok(spawns before the command)` when
+/// accepted (waiters compare it with later snapshots), or why it was refused.
+#[derive(Debug)]
+pub struct Envelope {
+    /// The command.
+    pub command: Command,
+    /// Answers in the order of the command's indices.
+    pub reply: oneshot::Sender<Vec<Result<u64, String>>>,
+}
+
+/// Ordered shutdown: priority levels are stopped highest first, each fully before the next.
+#[derive(Debug)]
+struct Shutdown {
+    /// Levels still to stop, ascending, so the next is at the end.
+    levels: Vec<(i64, i64)>,
+    /// The level being stopped now.
+    current: Option<(i64, i64)>,
+    exit_code: i32,
+}
+
+/// The supervisor's state. Built by [`Supervisor::new`], driven by [`Supervisor::run`].
+pub struct Supervisor {
+    programs: Vec<Program>,
+    prefixes: Vec<Arc<[u8]>>,
+    by_pid: HashMap<i32, usize>,
+    sink: Sink,
+    shutdown: Option<Shutdown>,
+    snapshot: watch::Sender<Arc<Snapshot>>,
+}
+
+impl Supervisor {
+    /// A supervisor for `config`'s programs, all STOPPED, writing program output to `sink`.
+    pub fn new(config: &Config, sink: Sink, snapshot: watch::Sender<Arc<Snapshot>>) -> Self {
+        let now = Instant::now();
+        let width = config.programs.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        let seed = u64::from(std::process::id()) ^ fastrand::u64(..);
+        let programs: Vec<Program> = config
+            .programs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Program::new(Arc::new(p.clone()), now, seed.wrapping_add(i as u64)))
+            .collect();
+        let prefixes = config.programs.iter().map(|p| Arc::from(format!("{:<width$} | ", p.name).as_bytes())).collect();
+        Self { programs, prefixes, by_pid: HashMap::new(), sink, shutdown: None, snapshot }
+    }
+
+    /// Runs until shutdown completes; returns supd's exit code: 0, or 1 when a `required`
+    /// program went FATAL. Errors: a signal handler could not be installed (start-up only).
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Envelope>) -> std::io::Result<i32> {
+        // Handlers go in before the first spawn, so no exit can be missed.
+        let mut sigchld = signal(SignalKind::child())?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigquit = signal(SignalKind::quit())?;
+        let mut sighup = signal(SignalKind::hangup())?;
+
+        let now = Instant::now();
+        for i in 0..self.programs.len() {
+            if self.programs[i].cfg.autostart {
+                self.apply(i, Event::Start, now);
+            }
+        }
+        loop {
+            self.reap(Instant::now());
+            self.advance_shutdown(Instant::now());
+            self.publish();
+            if let Some(code) = self.finished() {
+                return Ok(code);
+            }
+            let deadline = self.programs.iter().filter_map(Program::deadline).min();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = sigchld.recv() => {} // reaped at the top of the loop
+                _ = sigterm.recv() => self.begin_shutdown(0, "SIGTERM"),
+                _ = sigint.recv() => self.begin_shutdown(0, "SIGINT"),
+                _ = sigquit.recv() => self.begin_shutdown(0, "SIGQUIT"),
+                _ = sighup.recv() => warn!("SIGHUP received; config reload is not supported yet, ignoring"),
+                Some(envelope) = commands.recv() => self.command(envelope),
+                () = sleep => self.fire_deadlines(Instant::now()),
+            }
+        }
+    }
+
+    /// Feeds `event` to program `i` and carries out the effects, feeding spawn results back.
+    fn apply(&mut self, i: usize, event: Event, now: Instant) {
+        let before = self.programs[i].state();
+        let mut effects = self.programs[i].on(event, now);
+        while !effects.is_empty() {
+            let mut next = Vec::new();
+            for effect in effects {
+                match effect {
+                    Effect::Spawn => next.extend(self.spawn(i, now)),
+                    Effect::Signal { pid, signal, group } => {
+                        debug!(program = %self.programs[i].cfg.name, pid, group, "sending {}", signal.as_str());
+                        if let Err(e) = sig::send(pid, signal, group) {
+                            warn!(program = %self.programs[i].cfg.name, "cannot send {} to {pid}: {e}", signal.as_str());
+                        }
+                    }
+                }
+            }
+            effects = next;
+        }
+        self.after_change(i, before);
+    }
+
+    fn spawn(&mut self, i: usize, now: Instant) -> Vec<Effect> {
+        let cfg = Arc::clone(&self.programs[i].cfg);
+        let event = match spawn::spawn(&cfg) {
+            Ok(child) => {
+                self.by_pid.insert(child.pid, i);
+                let prefix = &self.prefixes[i];
+                let out = self.sink.forward(child.stdout, Arc::clone(prefix), Stream::Stdout);
+                let err = child.stderr.map(|fd| self.sink.forward(fd, Arc::clone(prefix), Stream::Stderr));
+                if let Err(e) = out.and(err.unwrap_or(Ok(()))) {
+                    warn!(program = %cfg.name, "cannot read the program's output: {e}");
+                }
+                info!("spawned: {} with pid {}", cfg.name, child.pid);
+                Event::Spawned { pid: child.pid }
+            }
+            Err(e) => {
+                error!("spawn error: {}: {e}", cfg.name);
+                Event::SpawnFailed { error: format!("spawn error: {e}") }
+            }
+        };
+        self.programs[i].on(event, now)
+    }
+
+    /// Logs a state change and acts on a `required` program going FATAL.
+    fn after_change(&mut self, i: usize, before: State) {
+        let p = &self.programs[i];
+        let after = p.state();
+        if before == after {
+            return;
+        }
+        let name = &p.cfg.name;
+        match after {
+            State::Exited | State::Backoff | State::Stopped if p.last_exit().is_some() && before != State::Backoff => {
+                let status =
+                    p.last_exit().map(|s| format!("{s}; {}", if p.expected(s) { "expected" } else { "not expected" }));
+                info!("exited: {name} ({}) -> {after}", status.unwrap_or_default());
+            }
+            State::Fatal => error!("gave up: {name} entered FATAL: {}", p.error().unwrap_or("")),
+            _ => info!("{name}: {before} -> {after}"),
+        }
+        if after == State::Fatal && p.cfg.required && self.shutdown.is_none() {
+            error!("{name} is required and FATAL: stopping everything, exit code 1");
+            self.begin_shutdown(1, "a required program is FATAL");
+        }
+    }
+
+    /// Drains every exit status and routes it by pid; orphans are only logged.
+    fn reap(&mut self, now: Instant) {
+        let exits = reaper::reap_all();
+        if exits.is_empty() {
+            return;
+        }
+        for (pid, status) in exits {
+            let Some(i) = self.by_pid.remove(&pid) else {
+                debug!("reaped orphan pid={pid} ({status})");
+                continue;
+            };
+            let cfg = &self.programs[i].cfg;
+            let group_alive = (cfg.stopasgroup || cfg.killasgroup) && sig::group_alive(pid);
+            self.apply(i, Event::Exited { status, group_alive }, now);
+        }
+        // A STOPPING program whose leader is gone waits for the rest of its group; each reaped
+        // orphan may have been the last of one.
+        for i in 0..self.programs.len() {
+            let p = &self.programs[i];
+            if p.state() == State::Stopping && p.pid().is_none() && p.pgid().is_some_and(|g| !sig::group_alive(g)) {
+                self.apply(i, Event::GroupGone, now);
+            }
+        }
+    }
+
+    fn fire_deadlines(&mut self, now: Instant) {
+        for i in 0..self.programs.len() {
+            if self.programs[i].deadline().is_some_and(|d| d <= now) {
+                let pid = self.programs[i].pid();
+                self.apply(i, Event::Deadline, now);
+                // A STOPPING program that outlived SIGKILL is given up on: forget its pid, so
+                // a late exit is not taken for a later process of the same program.
+                if let Some(pid) = pid
+                    && self.programs[i].pid().is_none()
+                {
+                    self.by_pid.remove(&pid);
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, envelope: Envelope) {
+        let now = Instant::now();
+        let refuse = |why: &str| Err(why.to_string());
+        let mut answers = Vec::new();
+        let mut act = |this: &mut Self, ids: &[usize], check: &dyn Fn(State) -> Result<(), String>, event: Event| {
+            for &i in ids {
+                let Some(p) = this.programs.get(i) else {
+                    answers.push(refuse("no such program"));
+                    continue;
+                };
+                let spawns = p.spawns();
+                if this.shutdown.is_some() {
+                    answers.push(refuse("supd is shutting down"));
+                    continue;
+                }
+                match check(p.state()) {
+                    Ok(()) => {
+                        this.apply(i, event.clone(), now);
+                        answers.push(Ok(spawns));
+                    }
+                    Err(e) => answers.push(Err(e)),
+                }
+            }
+        };
+        match envelope.command {
+            Command::Start(ids) => act(self, &ids, &start_check, Event::Start),
+            Command::Stop(ids) => act(self, &ids, &stop_check, Event::Stop),
+            Command::Restart(ids) => act(self, &ids, &|_| Ok(()), Event::Restart),
+            Command::Signal(signal, ids) => {
+                for i in ids {
+                    answers.push(match self.programs.get(i).and_then(Program::pid) {
+                        Some(pid) => sig::send(pid, signal, false).map(|()| 0).map_err(|e| e.to_string()),
+                        None => refuse("not running"),
+                    });
+                }
+            }
+            Command::Shutdown => self.begin_shutdown(0, "supctl shutdown"),
+        }
+        let _ = envelope.reply.send(answers);
+    }
+
+    fn begin_shutdown(&mut self, exit_code: i32, why: &str) {
+        if let Some(s) = &mut self.shutdown {
+            s.exit_code = s.exit_code.max(exit_code);
+            info!("{why} received while shutting down; still stopping programs");
+            return;
+        }
+        info!("shutting down ({why})");
+        let now = Instant::now();
+        for i in 0..self.programs.len() {
+            self.apply(i, Event::Shutdown, now);
+        }
+        let mut levels: Vec<(i64, i64)> = self.programs.iter().map(|p| level(p)).collect();
+        levels.sort_unstable();
+        levels.dedup();
+        self.shutdown = Some(Shutdown { levels, current: None, exit_code });
+    }
+
+    /// Moves the ordered stop on: once no program of the current level is active, stops the
+    /// next level down.
+    fn advance_shutdown(&mut self, now: Instant) {
+        loop {
+            let Some(s) = &mut self.shutdown else { return };
+            if let Some(current) = s.current
+                && self.programs.iter().any(|p| level(p) == current && p.state().is_active())
+            {
+                return;
+            }
+            let Some(next) = s.levels.pop() else {
+                s.current = None;
+                return;
+            };
+            s.current = Some(next);
+            for i in 0..self.programs.len() {
+                if level(&self.programs[i]) == next {
+                    self.apply(i, Event::Stop, now);
+                }
+            }
+        }
+    }
+
+    /// The exit code, once shutdown has stopped every program.
+    fn finished(&self) -> Option<i32> {
+        let s = self.shutdown.as_ref()?;
+        let done = s.levels.is_empty() && self.programs.iter().all(|p| !p.state().is_active());
+        done.then_some(s.exit_code)
+    }
+
+    fn publish(&self) {
+        let changed = {
+            let current = self.snapshot.borrow();
+            current.shutting_down != self.shutdown.is_some()
+                || current.programs.len() != self.programs.len()
+                || current.programs.iter().zip(&self.programs).any(|(v, p)| {
+                    v.state != p.state() || v.pid != p.pid() || v.spawns != p.spawns() || v.since != p.since()
+                })
+        };
+        if changed {
+            let programs = self.programs.iter().map(ProgramView::of).collect();
+            self.snapshot.send_replace(Arc::new(Snapshot { programs, shutting_down: self.shutdown.is_some() }));
+        }
+    }
+}
+
+/// The shutdown level of a program: its group's priority, then its own.
+fn level(p: &Program) -> (i64, i64) {
+    (p.cfg.group_priority, p.cfg.priority)
+}
+
+fn start_check(state: State) -> Result<(), String> {
+    match state {
+        State::Starting | State::Running => Err("already started".into()),
+        State::Stopping => Err("is stopping; try again once it is stopped".into()),
+        _ => Ok(()),
+    }
+}
+
+fn stop_check(state: State) -> Result<(), String> {
+    if matches!(state, State::Starting | State::Running | State::Backoff) { Ok(()) } else { Err("not running".into()) }
+}

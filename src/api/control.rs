@@ -1,0 +1,261 @@
+//! The control API on a unix socket: what supctl talks to.
+//!
+//! One request line in, one response line out. Reads come from the latest [`Snapshot`];
+//! changes go to the supervisor as [`Command`]s, and `start`/`stop`/`restart` then wait on the
+//! snapshot until each program settles, bounded by its own startsecs + stopwaitsecs.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, warn};
+
+use super::health;
+use super::protocol::{ActionResult, ErrorKind, ProgramPid, Request, Response};
+use crate::config::{SignalName, SupervisorConfig};
+use crate::supervisor::{Command, Envelope, Snapshot, State};
+
+/// A request line longer than this is refused.
+const MAX_REQUEST: u64 = 64 * 1024;
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Binds the control socket: creates its directory, replaces a stale socket file, and applies
+/// `socket_mode` and `socket_group`. Errors name the path and the failing step.
+pub fn bind(cfg: &SupervisorConfig) -> Result<UnixListener, String> {
+    let path = &cfg.socket;
+    let fail = |step: &str, e: &dyn std::fmt::Display| format!("control socket {}: {step}: {e}", path.display());
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| fail("cannot create its directory", &e))?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail("cannot remove the old socket", &e)),
+        _ => {}
+    }
+    let listener = UnixListener::bind(path).map_err(|e| fail("cannot bind", &e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.socket_mode))
+        .map_err(|e| fail("cannot set its mode", &e))?;
+    if let Some((name, gid)) = &cfg.socket_group {
+        std::os::unix::fs::chown(path, None, Some(*gid))
+            .map_err(|e| fail(&format!("cannot give it to group {name}"), &e))?;
+    }
+    Ok(listener)
+}
+
+/// Removes the socket file (at exit).
+pub fn unlink(path: &Path) {
+    let _ = std::fs::remove_file(path);
+}
+
+/// What a connection handler needs: the way to the supervisor and the latest snapshot.
+#[derive(Clone)]
+pub struct Handle {
+    /// Commands to the supervisor.
+    pub commands: mpsc::Sender<Envelope>,
+    /// The latest snapshot.
+    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+}
+
+/// Serves connections on `listener` until the task is dropped.
+pub async fn serve(listener: UnixListener, handle: Handle) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let handle = handle.clone();
+                tokio::spawn(async move { connection(stream, handle).await });
+            }
+            Err(e) => {
+                warn!("control socket accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn connection(stream: UnixStream, handle: Handle) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read.take(MAX_REQUEST));
+    let response = match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
+        Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
+            Ok(request) => handle.answer(request).await,
+            Err(e) => error(ErrorKind::BadRequest, format!("bad request: {e}")),
+        },
+        Ok(Err(e)) => error(ErrorKind::BadRequest, format!("cannot read the request: {e}")),
+        Err(_) => return,
+    };
+    let mut out = serde_json::to_vec(&response).unwrap_or_default();
+    out.push(b'\n');
+    if let Err(e) = write.write_all(&out).await {
+        debug!("control client went away: {e}");
+    }
+}
+
+fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
+    Response::Error { kind, message: message.into() }
+}
+
+impl Handle {
+    /// Answers one request.
+    pub async fn answer(&self, request: Request) -> Response {
+        let snapshot = self.snapshot.borrow().clone();
+        let now = Instant::now();
+        let names = match &request {
+            Request::Status { names } | Request::Pid { names } => names.clone(),
+            Request::Start { names } | Request::Stop { names } | Request::Restart { names } => names.clone(),
+            Request::Signal { names, .. } => names.clone(),
+            Request::Health | Request::Shutdown => Vec::new(),
+        };
+        let ids = match select(&snapshot, &names) {
+            Ok(ids) => ids,
+            Err(unknown) => return error(ErrorKind::UnknownName, format!("no such process: {unknown}")),
+        };
+        let is_action = matches!(request, Request::Start { .. } | Request::Stop { .. } | Request::Restart { .. });
+        if is_action && names.is_empty() {
+            return error(ErrorKind::BadRequest, "name a program, GROUP:* or all");
+        }
+        match request {
+            Request::Status { .. } => {
+                Response::Status { programs: ids.iter().map(|&i| snapshot.programs[i].status(now)).collect() }
+            }
+            Request::Pid { names } => Response::Pid {
+                supd: std::process::id(),
+                programs: if names.is_empty() { Vec::new() } else { pids(&snapshot, &ids) },
+            },
+            Request::Health => Response::Health(health::report(&snapshot, now)),
+            Request::Shutdown => match self.send(Command::Shutdown).await {
+                Ok(_) => Response::ShuttingDown,
+                Err(e) => error(ErrorKind::ShuttingDown, e),
+            },
+            Request::Signal { signal, .. } => {
+                let Some(signal) = SignalName::parse(&signal) else {
+                    return error(ErrorKind::BadRequest, format!("unknown signal {signal:?}"));
+                };
+                self.act(Command::Signal(signal, ids.clone()), &ids, Wait::No).await
+            }
+            Request::Start { .. } => self.act(Command::Start(ids.clone()), &ids, Wait::Started).await,
+            Request::Restart { .. } => self.act(Command::Restart(ids.clone()), &ids, Wait::Started).await,
+            Request::Stop { .. } => self.act(Command::Stop(ids.clone()), &ids, Wait::Stopped).await,
+        }
+    }
+
+    async fn send(&self, command: Command) -> Result<Vec<Result<u64, String>>, String> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || "supd is shutting down".to_string();
+        self.commands.send(Envelope { command, reply }).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())
+    }
+
+    /// Sends `command`, then waits for each accepted program to settle as `wait` says.
+    async fn act(&self, command: Command, ids: &[usize], wait: Wait) -> Response {
+        let answers = match self.send(command).await {
+            Ok(a) => a,
+            Err(e) => return error(ErrorKind::ShuttingDown, e),
+        };
+        let mut snapshot = self.snapshot.clone();
+        let mut pending: Vec<(usize, Result<u64, String>)> = ids.iter().copied().zip(answers).collect();
+        let limit = {
+            let s = snapshot.borrow();
+            ids.iter().map(|&i| s.programs[i].settle_within).max().unwrap_or_default()
+        };
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut results: Vec<Option<ActionResult>> = vec![None; pending.len()];
+        loop {
+            {
+                let s = snapshot.borrow_and_update();
+                for (slot, (i, answer)) in results.iter_mut().zip(&mut pending) {
+                    if slot.is_none() {
+                        *slot = settle(&s.programs[*i], answer, wait);
+                    }
+                }
+            }
+            if results.iter().all(Option::is_some) {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, snapshot.changed()).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+        }
+        let s = snapshot.borrow();
+        let results = results
+            .into_iter()
+            .zip(ids)
+            .map(|(r, &i)| {
+                r.unwrap_or_else(|| ActionResult {
+                    name: s.programs[i].full_name(),
+                    ok: false,
+                    message: "timed out waiting for the program to settle".into(),
+                    state: s.programs[i].state,
+                })
+            })
+            .collect();
+        Response::Actions { results }
+    }
+}
+
+/// What an action waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Nothing: the answer is the result.
+    No,
+    /// A new process RUNNING, or a failure.
+    Started,
+    /// No process left.
+    Stopped,
+}
+
+/// The result for one program if it has settled, else `None`.
+fn settle(p: &crate::supervisor::ProgramView, answer: &Result<u64, String>, wait: Wait) -> Option<ActionResult> {
+    let result = |ok: bool, message: String| Some(ActionResult { name: p.full_name(), ok, message, state: p.state });
+    let spawns_before = match answer {
+        Err(e) => return result(false, e.clone()),
+        Ok(n) => *n,
+    };
+    let now = Instant::now();
+    match wait {
+        Wait::No => result(true, "signalled".into()),
+        Wait::Stopped if p.state.is_active() => None,
+        Wait::Stopped => result(true, "stopped".into()),
+        Wait::Started if p.spawns == spawns_before && (p.state.is_active() || p.restart_pending) => None,
+        Wait::Started if p.state == State::Starting || p.state == State::Stopping => None,
+        Wait::Started if p.state == State::Running => result(true, "started".into()),
+        Wait::Started => result(false, format!("{}: {}", p.state, p.status(now).description)),
+    }
+}
+
+fn pids(snapshot: &Snapshot, ids: &[usize]) -> Vec<ProgramPid> {
+    ids.iter().map(|&i| ProgramPid { name: snapshot.programs[i].full_name(), pid: snapshot.programs[i].pid }).collect()
+}
+
+/// Resolves names to program indices: `all` (or nothing) is every program, `GROUP:*` a group,
+/// `GROUP:NAME` or `NAME` one program. Errors with the first name that matches nothing.
+pub fn select(snapshot: &Snapshot, names: &[String]) -> Result<Vec<usize>, String> {
+    let programs = &snapshot.programs;
+    if names.is_empty() || names.iter().any(|n| n == "all") {
+        return Ok((0..programs.len()).collect());
+    }
+    let mut ids = Vec::new();
+    for name in names {
+        let matched: Vec<usize> = match name.split_once(':') {
+            Some((group, "*")) => (0..programs.len()).filter(|&i| programs[i].group == group).collect(),
+            Some((group, program)) => {
+                (0..programs.len()).filter(|&i| programs[i].group == group && programs[i].name == program).collect()
+            }
+            None => (0..programs.len()).filter(|&i| programs[i].name == *name).collect(),
+        };
+        if matched.is_empty() {
+            return Err(name.clone());
+        }
+        for i in matched {
+            if !ids.contains(&i) {
+                ids.push(i);
+            }
+        }
+    }
+    Ok(ids)
+}

@@ -1,0 +1,28 @@
+//! The health rule behind `GET /health` and `supctl health`.
+
+use std::time::Instant;
+
+use super::protocol::{HealthReport, ProgramStatus};
+use crate::supervisor::State;
+use crate::supervisor::snapshot::Snapshot;
+
+/// Whether one program counts as ready: RUNNING, or EXITED with an expected code (a one-shot
+/// that finished its job). Programs with `autostart = false` do not count.
+pub fn ready(status: &ProgramStatus) -> bool {
+    !status.autostart
+        || status.state == State::Running
+        || (status.state == State::Exited && status.exit_expected == Some(true))
+}
+
+/// The health report for `snapshot` at `now`: healthy when every autostart program is ready
+/// and supd is not shutting down.
+pub fn report(snapshot: &Snapshot, now: Instant) -> HealthReport {
+    let programs: Vec<ProgramStatus> = snapshot.programs.iter().map(|p| p.status(now)).collect();
+    let mut not_ready: Vec<String> =
+        programs.iter().filter(|p| !ready(p)).map(|p| format!("{} ({})", p.full_name, p.state)).collect();
+    if snapshot.shutting_down {
+        not_ready.insert(0, "supd (shutting down)".into());
+    }
+    let status = if not_ready.is_empty() { "healthy" } else { "unhealthy" };
+    HealthReport { status: status.into(), not_ready, programs }
+}

@@ -1,0 +1,79 @@
+//! The read-only HTTP listener: `GET /health` for Docker's HEALTHCHECK, compose's
+//! `condition: service_healthy` and Kubernetes probes. Nothing here changes anything.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use super::health;
+use crate::supervisor::Snapshot;
+
+/// A client that has not sent its headers in this time is dropped.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves HTTP/1.1 on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, snapshot: watch::Receiver<Arc<Snapshot>>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                warn!("http accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let snapshot = snapshot.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let snap = snapshot.borrow().clone();
+                async move { Ok::<_, Infallible>(route(&req, &snap)) }
+            });
+            // hyper's header timeout only works with a timer; without one it is silently off.
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                debug!("http connection ended: {e}");
+            }
+        });
+    }
+}
+
+fn route(req: &Request<Incoming>, snapshot: &Snapshot) -> Response<Full<Bytes>> {
+    if req.uri().path() != "/health" {
+        return plain(StatusCode::NOT_FOUND, "not found; try GET /health\n");
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        resp.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return resp;
+    }
+    let report = health::report(snapshot, Instant::now());
+    let code = if report.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let mut body = serde_json::to_vec(&report).unwrap_or_default();
+    body.push(b'\n');
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn plain(code: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *resp.status_mut() = code;
+    resp
+}

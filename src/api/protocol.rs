@@ -1,0 +1,169 @@
+//! The control protocol: one JSON [`Request`] line from the client, one JSON [`Response`] line
+//! back, then the connection closes. `supctl --json` prints the response as it came.
+
+use serde::{Deserialize, Serialize};
+
+use crate::process::ExitStatus;
+use crate::supervisor::State;
+
+/// A control request. `names` take `NAME`, `GROUP:NAME`, `GROUP:*` or `all`; an empty list
+/// means all where that makes sense (status, pid).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
+pub enum Request {
+    /// Program states.
+    Status {
+        /// Which programs; empty for all.
+        #[serde(default)]
+        names: Vec<String>,
+    },
+    /// Start, and wait until RUNNING or a failure.
+    Start {
+        /// Which programs.
+        names: Vec<String>,
+    },
+    /// Stop, and wait until stopped.
+    Stop {
+        /// Which programs.
+        names: Vec<String>,
+    },
+    /// Stop if running, start, and wait until RUNNING or a failure.
+    Restart {
+        /// Which programs.
+        names: Vec<String>,
+    },
+    /// Send a signal to each program's process.
+    Signal {
+        /// A signal name: `HUP`, `SIGUSR1`, …
+        signal: String,
+        /// Which programs.
+        names: Vec<String>,
+    },
+    /// supd's pid, or programs' pids.
+    Pid {
+        /// Which programs; empty for supd's own pid.
+        #[serde(default)]
+        names: Vec<String>,
+    },
+    /// The same answer as `GET /health`.
+    Health,
+    /// Stop everything and exit.
+    Shutdown,
+}
+
+/// A control response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// For `status`.
+    Status {
+        /// The programs asked for, in start order.
+        programs: Vec<ProgramStatus>,
+    },
+    /// For `start`, `stop`, `restart` and `signal`: one result per program.
+    Actions {
+        /// Per program.
+        results: Vec<ActionResult>,
+    },
+    /// For `health`.
+    Health(HealthReport),
+    /// For `pid`.
+    Pid {
+        /// supd's own pid.
+        supd: u32,
+        /// The programs asked for; `pid` is `None` when not running.
+        programs: Vec<ProgramPid>,
+    },
+    /// For `shutdown`: accepted.
+    ShuttingDown,
+    /// The request failed as a whole.
+    Error {
+        /// What kind of failure (supctl maps it to an exit code).
+        kind: ErrorKind,
+        /// What went wrong, for people.
+        message: String,
+    },
+}
+
+/// Why a request failed as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// A name matches no program or group.
+    UnknownName,
+    /// The request did not parse, or an argument is invalid.
+    BadRequest,
+    /// supd is shutting down and takes no more changes.
+    ShuttingDown,
+}
+
+/// One program as `supctl status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgramStatus {
+    /// Program name.
+    pub name: String,
+    /// Group name (the program's own name when it has no group).
+    pub group: String,
+    /// `group:name` in a group of another name, else `name` (supervisorctl's form).
+    pub full_name: String,
+    /// supervisord state.
+    pub state: State,
+    /// Process id while one runs.
+    pub pid: Option<i32>,
+    /// Seconds since it entered RUNNING, while RUNNING.
+    pub uptime_secs: Option<u64>,
+    /// supervisorctl-style description: `pid 123, uptime 0:01:02`, the exit, the error.
+    pub description: String,
+    /// How the last process ended.
+    pub exit_status: Option<ExitStatus>,
+    /// Whether that exit was expected (its code is in `exitcodes`).
+    pub exit_expected: Option<bool>,
+    /// The last spawn error or the reason for FATAL.
+    pub error: Option<String>,
+    /// Automatic restarts so far.
+    pub restarts: u64,
+    /// Spawn attempts so far.
+    pub spawns: u64,
+    /// `autostart`.
+    pub autostart: bool,
+}
+
+/// The result of an action on one program.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionResult {
+    /// `full_name` of the program.
+    pub name: String,
+    /// Whether the action did what was asked.
+    pub ok: bool,
+    /// `started`, `stopped`, or what went wrong.
+    pub message: String,
+    /// Its state when the action finished.
+    pub state: State,
+}
+
+/// One program's pid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramPid {
+    /// `full_name` of the program.
+    pub name: String,
+    /// Its process id, when running.
+    pub pid: Option<i32>,
+}
+
+/// The container's health, as `GET /health` and `supctl health` report it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// `"healthy"` or `"unhealthy"`.
+    pub status: String,
+    /// The `full_name (STATE)` of each autostart program that is not ready.
+    pub not_ready: Vec<String>,
+    /// Every program.
+    pub programs: Vec<ProgramStatus>,
+}
+
+impl HealthReport {
+    /// Whether every autostart program is ready.
+    pub fn healthy(&self) -> bool {
+        self.not_ready.is_empty()
+    }
+}

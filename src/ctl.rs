@@ -1,0 +1,110 @@
+//! supctl's side of the control protocol: connect, send one request, read one response, and
+//! turn it into text and supervisorctl's exit codes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::api::protocol::{ErrorKind, ProgramStatus, Request, Response};
+
+/// Success.
+pub const EXIT_OK: i32 = 0;
+/// A failure: an action that did not work, bad arguments.
+pub const EXIT_FAILED: i32 = 1;
+/// `status`: a listed program is STOPPED, EXITED or FATAL (supervisorctl, LSB).
+pub const EXIT_NOT_RUNNING: i32 = 3;
+/// An unknown program name, or supd cannot be reached (supervisorctl, LSB "unknown").
+pub const EXIT_UNKNOWN: i32 = 4;
+
+/// What went wrong talking to supd, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CtlError {
+    /// For people.
+    pub message: String,
+    /// The exit code.
+    pub code: i32,
+}
+
+/// Sends `request` over the socket at `path` and waits up to `timeout` for the answer.
+pub fn call(path: &Path, request: &Request, timeout: Duration) -> Result<Response, CtlError> {
+    let unreachable = |why: String| CtlError {
+        message: format!("cannot reach supd at {}: {why}", path.display()),
+        code: EXIT_UNKNOWN,
+    };
+    let mut stream = UnixStream::connect(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => unreachable("no such socket (is supd running? -s or SUPD_SOCKET name another)".into()),
+        std::io::ErrorKind::PermissionDenied => unreachable(
+            "permission denied (run as root, or set [supervisor] socket_group to a group you are in and socket_mode = \"0660\")".into(),
+        ),
+        std::io::ErrorKind::ConnectionRefused => unreachable("connection refused (supd is not running)".into()),
+        _ => unreachable(e.to_string()),
+    })?;
+    let failed = |what: &str, e: std::io::Error| CtlError { message: format!("{what}: {e}"), code: EXIT_FAILED };
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    let mut line = serde_json::to_vec(request).map_err(|e| failed("cannot encode the request", e.into()))?;
+    line.push(b'\n');
+    stream.write_all(&line).map_err(|e| failed("cannot send the request to supd", e))?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            CtlError { message: format!("supd did not answer within {}s", timeout.as_secs()), code: EXIT_FAILED }
+        }
+        _ => failed("cannot read supd's answer", e),
+    })?;
+    if answer.is_empty() {
+        return Err(CtlError { message: "supd closed the connection without answering".into(), code: EXIT_FAILED });
+    }
+    serde_json::from_str(&answer).map_err(|e| failed("cannot decode supd's answer", e.into()))
+}
+
+/// The text and exit code for `response` to `request`.
+pub fn render(request: &Request, response: &Response) -> (String, i32) {
+    match response {
+        Response::Error { kind, message } => {
+            let code = match kind {
+                ErrorKind::UnknownName => EXIT_UNKNOWN,
+                ErrorKind::BadRequest | ErrorKind::ShuttingDown => EXIT_FAILED,
+            };
+            (format!("error: {message}\n"), code)
+        }
+        Response::Status { programs } => {
+            let code = if programs.iter().any(|p| p.state.is_stopped()) { EXIT_NOT_RUNNING } else { EXIT_OK };
+            (status_table(programs), code)
+        }
+        Response::Actions { results } => {
+            let mut out = String::new();
+            for r in results {
+                if r.ok {
+                    out.push_str(&format!("{}: {}\n", r.name, r.message));
+                } else {
+                    out.push_str(&format!("{}: ERROR ({})\n", r.name, r.message));
+                }
+            }
+            (out, if results.iter().all(|r| r.ok) { EXIT_OK } else { EXIT_FAILED })
+        }
+        Response::Health(report) => {
+            if report.healthy() {
+                ("healthy\n".into(), EXIT_OK)
+            } else {
+                (format!("unhealthy: {}\n", report.not_ready.join(", ")), EXIT_FAILED)
+            }
+        }
+        Response::Pid { supd, programs } => match request {
+            Request::Pid { names } if !names.is_empty() => {
+                let out: String = programs.iter().map(|p| format!("{}\n", p.pid.unwrap_or(0))).collect();
+                (out, EXIT_OK)
+            }
+            _ => (format!("{supd}\n"), EXIT_OK),
+        },
+        Response::ShuttingDown => ("Shut down\n".into(), EXIT_OK),
+    }
+}
+
+/// supervisorctl's status table: name, state, description.
+pub fn status_table(programs: &[ProgramStatus]) -> String {
+    let width = programs.iter().map(|p| p.full_name.len()).max().unwrap_or(0).max(16) + 2;
+    programs.iter().map(|p| format!("{:<width$}{:<10}{}\n", p.full_name, p.state.as_str(), p.description)).collect()
+}
