@@ -289,7 +289,7 @@ impl Supervisor {
         for i in 0..self.programs.len() {
             self.apply(i, Event::Shutdown, now);
         }
-        let mut levels: Vec<(i64, i64)> = self.programs.iter().map(|p| level(p)).collect();
+        let mut levels: Vec<(i64, i64)> = self.programs.iter().map(level).collect();
         levels.sort_unstable();
         levels.dedup();
         self.shutdown = Some(Shutdown { levels, current: None, exit_code });
