@@ -43,31 +43,68 @@ impl Stream {
     }
 }
 
+/// What the writer thread is asked to do.
+#[derive(Debug)]
+enum Msg {
+    Write(Stream, Vec<u8>),
+    /// Answer once everything queued before has been written.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
 /// The sending side of the writer thread. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Sink {
-    tx: mpsc::Sender<(Stream, Vec<u8>)>,
+    tx: mpsc::Sender<Msg>,
 }
 
 impl Sink {
     /// Starts the writer thread. Errors: the thread could not be created.
     pub fn start() -> io::Result<Sink> {
-        let (tx, mut rx) = mpsc::channel::<(Stream, Vec<u8>)>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
         std::thread::Builder::new().name("supd-output".into()).stack_size(64 * 1024).spawn(move || {
-            while let Some((stream, bytes)) = rx.blocking_recv() {
-                write_all(stream.fd(), &bytes);
+            while let Some(msg) = rx.blocking_recv() {
+                match msg {
+                    Msg::Write(stream, bytes) => write_all(stream.fd(), &bytes),
+                    Msg::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
             }
         })?;
         Ok(Sink { tx })
     }
 
+    /// Waits, at most `timeout`, until everything queued so far is written. For exit: call it
+    /// outside the async runtime (it blocks).
+    pub fn flush(&self, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+        let mut msg = Msg::Flush(done_tx);
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(mpsc::error::TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
+                    msg = m;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(_) => return,
+            }
+        }
+        let _ = done_rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
+    }
+
     /// Forwards everything read from `fd` to `stream`, each line behind `prefix`, until EOF
-    /// (which comes once every process holding the pipe's write end has closed it).
-    pub fn forward(&self, fd: OwnedFd, prefix: std::sync::Arc<[u8]>, stream: Stream) -> io::Result<()> {
+    /// (which comes once every process holding the pipe's write end has closed it). The task
+    /// ends at EOF; its handle lets shutdown wait for the last lines.
+    pub fn forward(
+        &self,
+        fd: OwnedFd,
+        prefix: std::sync::Arc<[u8]>,
+        stream: Stream,
+    ) -> io::Result<tokio::task::JoinHandle<()>> {
         let pipe = pipe::Receiver::from_owned_fd(fd)?;
         let sink = self.clone();
-        tokio::spawn(async move { sink.pump(pipe, &prefix, stream).await });
-        Ok(())
+        Ok(tokio::spawn(async move { sink.pump(pipe, &prefix, stream).await }))
     }
 
     async fn pump(&self, pipe: pipe::Receiver, prefix: &[u8], stream: Stream) {
@@ -86,7 +123,7 @@ impl Sink {
                 None => break,
                 Some(out) if out.is_empty() => continue,
                 Some(out) => {
-                    if self.tx.send((stream, out)).await.is_err() {
+                    if self.tx.send(Msg::Write(stream, out)).await.is_err() {
                         return;
                     }
                 }
@@ -97,7 +134,7 @@ impl Sink {
             out.extend_from_slice(prefix);
             out.extend_from_slice(&pending);
             out.push(b'\n');
-            let _ = self.tx.send((stream, out)).await;
+            let _ = self.tx.send(Msg::Write(stream, out)).await;
         }
     }
 
@@ -186,8 +223,10 @@ impl Drop for LogWriter {
             return;
         }
         let rejected = match &self.sink {
-            Some(sink) => sink.tx.try_send((Stream::Stderr, buf)).err().map(|e| match e {
-                mpsc::error::TrySendError::Full((_, b)) | mpsc::error::TrySendError::Closed((_, b)) => b,
+            Some(sink) => sink.tx.try_send(Msg::Write(Stream::Stderr, buf)).err().and_then(|e| match e {
+                mpsc::error::TrySendError::Full(Msg::Write(_, b))
+                | mpsc::error::TrySendError::Closed(Msg::Write(_, b)) => Some(b),
+                _ => None,
             }),
             None => Some(buf),
         };

@@ -37,6 +37,8 @@ pub async fn run(argv: Vec<OsString>) -> std::io::Result<i32> {
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
+            crate::process::reset_signal_dispositions();
+            crate::process::cloexec_from_3();
             if libc::setpgid(0, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }

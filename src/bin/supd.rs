@@ -80,7 +80,8 @@ fn supervise(cfg: Config) -> i32 {
         }
     };
     supd::logging::init(cfg.supervisor.log_format, cfg.supervisor.log_level, Some(sink.clone()));
-    runtime(async move {
+    let last_lines = sink.clone();
+    let code = runtime(async move {
         let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
         let (commands_tx, commands_rx) = mpsc::channel(64);
         let supervisor = Supervisor::new(&cfg, sink, snapshot_tx);
@@ -115,7 +116,9 @@ fn supervise(cfg: Config) -> i32 {
             info!("supd exiting with code {code}");
         }
         code
-    })
+    });
+    last_lines.flush(std::time::Duration::from_secs(1));
+    code
 }
 
 /// `supd check`: prints what would run.

@@ -11,6 +11,43 @@ pub mod spawn;
 
 use std::fmt;
 
+/// Marks every descriptor from 3 up close-on-exec, in a child between fork and exec, so a
+/// program gets only stdin, stdout and stderr: supd opens its own descriptors `O_CLOEXEC`, and
+/// this also keeps back whatever supd inherited from its parent. (Close-on-exec rather than
+/// close, so std's exec-error pipe still works.) Kernels before 5.11 lack the flag; there the
+/// first 1024 are marked one by one.
+///
+/// # Safety
+/// Only for a `pre_exec` closure: it makes raw `close_range`/`fcntl` calls.
+pub unsafe fn cloexec_from_3() {
+    // SAFETY: plain syscalls with integer arguments.
+    unsafe {
+        let rc = libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+        if rc != 0 {
+            for fd in 3..1024 {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
+/// Resets every signal's disposition to the default, in a child between fork and exec.
+///
+/// A program must not inherit what supd's own parent left ignored (`nohup supd` would make
+/// every program ignore SIGHUP), nor Rust's ignored SIGPIPE. Signals 32 and 33 are reserved to
+/// glibc, which refuses to change them here and sets them up in every program it starts.
+///
+/// # Safety
+/// Only for a `pre_exec` closure: it calls `signal(2)`, which is async-signal-safe.
+pub unsafe fn reset_signal_dispositions() {
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: resetting a disposition to SIG_DFL is always allowed; errors are ignored.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+}
+
 use serde::{Deserialize, Serialize};
 
 /// How a process ended.

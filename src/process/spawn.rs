@@ -113,6 +113,8 @@ impl ChildSetup {
         let check = |rc: libc::c_int| if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
         // SAFETY: plain syscalls on memory owned by self, which outlives the call.
         unsafe {
+            super::reset_signal_dispositions();
+            super::cloexec_from_3();
             check(libc::setsid())?;
             if let Some((uid, gid, groups)) = &self.switch_user {
                 check(libc::setgroups(groups.len(), groups.as_ptr()))?;

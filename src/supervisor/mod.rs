@@ -25,6 +25,9 @@ pub use program::{Effect, Event, Program};
 pub use snapshot::{ProgramView, Snapshot};
 pub use state::State;
 
+/// How long shutdown waits for programs' last output lines.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// A change asked for through the control API. Programs are named by index into the config's
 /// program list (the order of [`Snapshot::programs`]).
 #[derive(Debug)]
@@ -67,6 +70,8 @@ pub struct Supervisor {
     prefixes: Vec<Arc<[u8]>>,
     by_pid: HashMap<i32, usize>,
     sink: Sink,
+    /// Output readers still running, so shutdown can wait for programs' last lines.
+    readers: Vec<tokio::task::JoinHandle<()>>,
     shutdown: Option<Shutdown>,
     snapshot: watch::Sender<Arc<Snapshot>>,
 }
@@ -84,7 +89,7 @@ impl Supervisor {
             .map(|(i, p)| Program::new(Arc::new(p.clone()), now, seed.wrapping_add(i as u64)))
             .collect();
         let prefixes = config.programs.iter().map(|p| Arc::from(format!("{:<width$} | ", p.name).as_bytes())).collect();
-        Self { programs, prefixes, by_pid: HashMap::new(), sink, shutdown: None, snapshot }
+        Self { programs, prefixes, by_pid: HashMap::new(), sink, readers: Vec::new(), shutdown: None, snapshot }
     }
 
     /// Runs until shutdown completes; returns supd's exit code: 0, or 1 when a `required`
@@ -108,6 +113,7 @@ impl Supervisor {
             self.advance_shutdown(Instant::now());
             self.publish();
             if let Some(code) = self.finished() {
+                self.drain_output().await;
                 return Ok(code);
             }
             let deadline = self.programs.iter().filter_map(Program::deadline).min();
@@ -156,11 +162,14 @@ impl Supervisor {
         let event = match spawn::spawn(&cfg) {
             Ok(child) => {
                 self.by_pid.insert(child.pid, i);
-                let prefix = &self.prefixes[i];
-                let out = self.sink.forward(child.stdout, Arc::clone(prefix), Stream::Stdout);
-                let err = child.stderr.map(|fd| self.sink.forward(fd, Arc::clone(prefix), Stream::Stderr));
-                if let Err(e) = out.and(err.unwrap_or(Ok(()))) {
-                    warn!(program = %cfg.name, "cannot read the program's output: {e}");
+                self.readers.retain(|r| !r.is_finished());
+                let streams = [(Some(child.stdout), Stream::Stdout), (child.stderr, Stream::Stderr)];
+                for (fd, stream) in streams {
+                    let Some(fd) = fd else { continue };
+                    match self.sink.forward(fd, Arc::clone(&self.prefixes[i]), stream) {
+                        Ok(reader) => self.readers.push(reader),
+                        Err(e) => warn!("cannot read the output of {}: {e}", cfg.name),
+                    }
                 }
                 info!("spawned: {} with pid {}", cfg.name, child.pid);
                 Event::Spawned { pid: child.pid }
@@ -323,6 +332,17 @@ impl Supervisor {
         let s = self.shutdown.as_ref()?;
         let done = s.levels.is_empty() && self.programs.iter().all(|p| !p.state().is_active());
         done.then_some(s.exit_code)
+    }
+
+    /// Waits, at most [`DRAIN_TIMEOUT`], for the readers to pass on what programs wrote last.
+    /// A process that escaped its group may hold a pipe open forever; the bound covers that.
+    async fn drain_output(&mut self) {
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        for reader in self.readers.drain(..) {
+            if tokio::time::timeout_at(deadline, reader).await.is_err() {
+                break;
+            }
+        }
     }
 
     fn publish(&self) {

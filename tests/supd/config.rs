@@ -1,0 +1,120 @@
+//! Config errors (file:line:column and key, exit 2, nothing started) and `supd check`.
+
+use std::process::Command;
+
+use crate::harness::{SUPD, write_config};
+
+fn check(dir: &std::path::Path, text: &str) -> (i32, String, String) {
+    let path = write_config(dir, "supd.toml", text);
+    let out = Command::new(SUPD).args(["check", "-c"]).arg(&path).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn errors_name_file_line_column_and_key_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("supd.toml").display().to_string();
+    let cases = [
+        (
+            "[program.a]\ncommand = \"x\"\nstartsecs = \"soon\"\n",
+            "3:13: program.a.startsecs: invalid duration \"soon\"",
+        ),
+        ("[program.a]\ncommand = \"x\"\nbogus = 1\n", "3:1: program.a.bogus: unknown field `bogus`"),
+        (
+            "[program.a]\ncommand = \"x\"\nautostart = \"yes\"\n",
+            "3:13: program.a.autostart: invalid type: string \"yes\", expected a boolean",
+        ),
+        (
+            "[program.a]\ncommand = \"x\"\nuser = \"nobody-here\"\n",
+            "3:8: program.a.user: no user named \"nobody-here\"",
+        ),
+        (
+            "[group.g]\nprograms = [\"a\", \"b\"]\n[program.a]\ncommand = \"x\"\n",
+            "2:18: group.g.programs: no program named \"b\"",
+        ),
+        (
+            "[program.a]\ncommand = \"x\"\nstopsignal = \"TERMINATE\"\n",
+            "3:14: program.a.stopsignal: unknown signal \"TERMINATE\"",
+        ),
+        ("[program.a]\ncommand = \"x\"\n[program.a]\ncommand = \"y\"\n", "3:10: program.a: duplicate key"),
+        (
+            "[program.a]\ncommand = \"x ${SUPD_TEST_UNSET}\"\n",
+            "2:11: program.a.command: environment variable SUPD_TEST_UNSET is not set",
+        ),
+        ("[program.a]\n", "1:1: program.a: missing field `command`"),
+    ];
+    for (text, want) in cases {
+        let (code, _, err) = check(dir.path(), text);
+        assert_eq!(code, 2, "{text}");
+        assert!(err.contains(&format!("{file}:{want}")), "for:\n{text}\nwant {want}\ngot {err}");
+    }
+}
+
+#[test]
+fn a_bad_config_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "supd.toml",
+        "[program.toucher]\ncommand = \"touch @DIR@/ran\"\n[program.bad]\ncommand = \"x\"\nstartsecs = -1\n",
+    );
+    let out = Command::new(SUPD).arg("-c").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("program.bad.startsecs: a duration cannot be negative"));
+    assert!(!dir.path().join("ran").exists());
+}
+
+#[test]
+fn check_prints_resolved_programs_from_a_directory_with_includes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("conf.d")).unwrap();
+    std::fs::create_dir(dir.path().join("main")).unwrap();
+    write_config(
+        &dir.path().join("main"),
+        "10-base.toml",
+        "[supervisor]\ninclude = [\"../conf.d/*.toml\"]\nuser = \"root\"\n",
+    );
+    write_config(
+        &dir.path().join("main"),
+        "20-web.toml",
+        "[program.web]\ncommand = \"serve --port ${SUPD_TEST_PORT:-8080}\"\n",
+    );
+    write_config(
+        &dir.path().join("conf.d"),
+        "worker.toml",
+        "[program.worker]\ncommand = [\"work\", \"a b\"]\npriority = 1\n",
+    );
+    let out = Command::new(SUPD).args(["check", "-c"]).arg(dir.path().join("main")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("config OK: 2 programs from"), "{text}");
+    let worker = text.find("[worker]").unwrap();
+    let web = text.find("[web]").unwrap();
+    assert!(worker < web, "priority 1 first:\n{text}");
+    assert!(text.contains("command       serve --port 8080"));
+    assert!(text.contains("command       work 'a b'"));
+    assert!(text.contains("user          root (0:0)"));
+}
+
+#[test]
+fn duplicate_program_across_files_names_both_places() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "a.toml", "[program.x]\ncommand = \"x\"\n");
+    write_config(dir.path(), "b.toml", "\n\n[program.x]\ncommand = \"y\"\n");
+    let out = Command::new(SUPD).args(["check", "-c"]).arg(dir.path()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    let (a, b) = (dir.path().join("a.toml"), dir.path().join("b.toml"));
+    assert!(
+        err.contains(&format!(
+            "{}:3:10: program.x: program \"x\" is already defined at {}:1:10",
+            b.display(),
+            a.display()
+        )),
+        "{err}"
+    );
+}

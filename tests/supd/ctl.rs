@@ -1,0 +1,135 @@
+//! Every supctl command and its exit code, and the /health endpoint.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{SUPCTL, Supd, http_request, supctl};
+
+const S: Duration = Duration::from_secs(1);
+
+const STACK: &str = "[group.core]\nprograms = [\"web\", \"worker\"]\n\
+    [program.web]\ncommand = \"sleep 1000\"\nstartsecs = 0\n\
+    [program.worker]\ncommand = \"sleep 1001\"\nstartsecs = \"200ms\"\n\
+    [program.manual]\ncommand = \"sleep 1002\"\nautostart = false\nstartsecs = 0\n";
+
+#[test]
+fn status_lists_programs_and_exits_3_when_one_is_stopped() {
+    let supd = Supd::start(STACK);
+    supd.wait_state("worker", "RUNNING", 5 * S);
+    let (code, out, _) = supd.ctl(&["status"]);
+    assert_eq!(code, 3, "manual is STOPPED:\n{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("core:web") && lines[0].contains("RUNNING   pid "), "{out}");
+    assert!(lines[1].starts_with("core:worker"), "{out}");
+    assert!(lines[2].starts_with("manual") && lines[2].contains("STOPPED   not started"), "{out}");
+    assert_eq!(supd.ctl(&["status", "core:*"]).0, 0);
+    assert_eq!(supd.ctl(&["status", "web", "core:worker"]).0, 0);
+    let (code, _, err) = supd.ctl(&["status", "nope"]);
+    assert_eq!((code, err.as_str()), (4, ""));
+    assert_eq!(supd.ctl(&["status", "nope"]).1, "error: no such process: nope\n");
+}
+
+#[test]
+fn start_stop_restart_wait_and_report() {
+    let supd = Supd::start(STACK);
+    supd.wait_state("worker", "RUNNING", 5 * S);
+    assert_eq!(supd.ctl(&["start", "manual"]), (0, "manual: started\n".into(), String::new()));
+    assert_eq!(supd.ctl(&["start", "manual"]).1, "manual: ERROR (already started)\n");
+    assert_eq!(supd.ctl(&["start", "manual"]).0, 1);
+    let before = supd.program("worker")["pid"].clone();
+    let started = Instant::now();
+    let (code, out, _) = supd.ctl(&["restart", "core:worker"]);
+    assert_eq!((code, out.as_str()), (0, "core:worker: started\n"));
+    assert!(started.elapsed() >= Duration::from_millis(200), "restart waited for startsecs");
+    let after = supd.program("worker");
+    assert_eq!(after["state"], "RUNNING");
+    assert_ne!(after["pid"], before);
+    assert_eq!(supd.ctl(&["stop", "core:*"]), (0, "core:web: stopped\ncore:worker: stopped\n".into(), String::new()));
+    assert_eq!(supd.ctl(&["stop", "web"]).1, "core:web: ERROR (not running)\n");
+    assert_eq!(supd.ctl(&["stop", "nope"]).0, 4);
+    assert_eq!(supd.ctl(&["start", "all"]).0, 1, "manual is already started");
+    assert_eq!(supd.program("web")["state"], "RUNNING");
+}
+
+#[test]
+fn signal_pid_json_and_shutdown() {
+    let mut supd = Supd::start(
+        "[program.hup]\ncommand = [\"sh\", \"-c\", \"trap 'echo got-hup' HUP; while :; do sleep 0.05; done\"]\nstartsecs = 0\n",
+    );
+    let pid = supd.wait_state("hup", "RUNNING", 5 * S)["pid"].as_i64().unwrap();
+    assert_eq!(supd.ctl(&["pid"]), (0, "1\n".into(), String::new()), "supd is PID 1");
+    assert_eq!(supd.ctl(&["pid", "hup"]).1, format!("{pid}\n"));
+    assert_eq!(supd.ctl(&["signal", "HUP", "hup"]), (0, "hup: signalled\n".into(), String::new()));
+    crate::harness::wait_until("the program to see SIGHUP", 5 * S, || {
+        supd.output().contains("hup | got-hup").then_some(())
+    });
+    assert_eq!(supd.ctl(&["signal", "NOPE", "hup"]).0, 1);
+    let (code, out, _) = supd.ctl(&["--json", "pid", "hup"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((code, v["type"].as_str(), v["programs"][0]["pid"].as_i64()), (0, Some("pid"), Some(pid)));
+    assert_eq!(supd.ctl(&["shutdown"]).0, 0);
+    assert_eq!(supd.wait_exit(5 * S), 0);
+}
+
+#[test]
+fn unreachable_supd_exits_4_and_says_why() {
+    let (code, _, err) = supctl("/nonexistent/supd.sock".as_ref(), &["status"]);
+    assert_eq!(code, 4);
+    assert!(err.contains("cannot reach supd at /nonexistent/supd.sock: no such socket"), "{err}");
+    let (code, _, _) = supctl("/nonexistent/supd.sock".as_ref(), &["health"]);
+    assert_eq!(code, 1, "health is unhealthy when supd cannot be reached");
+    let out = std::process::Command::new(SUPCTL).arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "bad arguments exit 1");
+}
+
+#[test]
+fn the_socket_is_root_only_unless_socket_group_allows() {
+    let supd = Supd::start("[program.a]\ncommand = \"sleep 1000\"\nstartsecs = 0\n");
+    let as_dev = |socket: &std::path::Path| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=dev", "--regid=dev", "--init-groups", SUPCTL, "-s"])
+            .arg(socket)
+            .arg("status")
+            .output()
+            .unwrap()
+    };
+    // The test dir must be traversable for dev to reach the socket at all.
+    std::fs::set_permissions(supd.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = as_dev(&supd.socket);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("permission denied (run as root, or set [supervisor] socket_group")
+    );
+
+    let shared = Supd::start_with(
+        "socket_group = \"supd-extra\"\nsocket_mode = \"0660\"",
+        "[program.a]\ncommand = \"sleep 1000\"\n",
+    );
+    std::fs::set_permissions(shared.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = as_dev(&shared.socket);
+    assert!(out.status.code() == Some(0) || out.status.code() == Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn health_is_200_when_all_autostart_programs_are_up_and_503_otherwise() {
+    let supd = Supd::start(
+        "[program.web]\ncommand = \"sleep 1000\"\nstartsecs = \"300ms\"\n\
+         [program.once]\ncommand = \"true\"\nstartsecs = 0\nautorestart = false\n\
+         [program.manual]\ncommand = \"sleep 1000\"\nautostart = false\n",
+    );
+    let (code, body) = supd.http_get("/health");
+    assert_eq!(code, 503, "web is still STARTING: {body}");
+    assert!(body.contains("\"not_ready\":[\"web (STARTING)\"]"), "{body}");
+    assert_eq!(supd.ctl(&["health"]).0, 1);
+    supd.wait_state("web", "RUNNING", 5 * S);
+    supd.wait_state("once", "EXITED", 5 * S);
+    let (code, body) = supd.http_get("/health");
+    assert_eq!(code, 200, "an expected one-shot exit and a non-autostart program count as ready: {body}");
+    assert!(body.starts_with("{\"status\":\"healthy\""), "{body}");
+    assert_eq!(supd.ctl(&["health"]), (0, "healthy\n".into(), String::new()));
+    supd.ctl(&["stop", "web"]);
+    assert_eq!(supd.http_get("/health").0, 503);
+    assert_eq!(supd.ctl(&["health"]), (1, "unhealthy: web (STOPPED)\n".into(), String::new()));
+    assert_eq!(supd.http_get("/nope").0, 404);
+    assert_eq!(http_request(supd.port, "POST", "/health").0, 405, "nothing on the HTTP listener changes anything");
+}

@@ -1,0 +1,10 @@
+//! Integration tests: supd as a real PID 1 with real programs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod config;
+mod ctl;
+mod harness;
+mod lifecycle;
+mod output;
+mod pid1;
+mod spawn;

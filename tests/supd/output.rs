@@ -1,0 +1,42 @@
+//! Program output through supd's stdout and stderr.
+
+use std::time::Duration;
+
+use crate::harness::{Supd, wait_until};
+
+const S: Duration = Duration::from_secs(1);
+
+#[test]
+fn lines_are_prefixed_per_stream_and_partial_lines_kept() {
+    let supd = Supd::start(
+        "[program.a]\ncommand = [\"sh\", \"-c\", \"echo out; echo err >&2; printf partial\"]\nstartsecs = 0\nautorestart = false\n\
+         [program.longer-name]\ncommand = [\"sh\", \"-c\", \"echo merged >&2\"]\nredirect_stderr = true\nstartsecs = 0\nautorestart = false\n",
+    );
+    supd.wait_state("a", "EXITED", 5 * S);
+    let out = wait_until("output", 5 * S, || {
+        let out = std::fs::read_to_string(supd.path("stdout.log")).ok()?;
+        (out.contains("partial") && out.contains("merged")).then_some(out)
+    });
+    assert!(out.contains("a           | out\n"), "padded to the longest name: {out}");
+    assert!(out.contains("a           | partial\n"), "a last line without newline is kept: {out}");
+    assert!(out.contains("longer-name | merged\n"), "redirect_stderr goes to stdout: {out}");
+    let err = std::fs::read_to_string(supd.path("stderr.log")).unwrap();
+    assert!(err.contains("a           | err\n"), "{err}");
+}
+
+#[test]
+fn a_long_line_without_newline_is_passed_on_whole() {
+    // 300 000 bytes with no newline: cut into 64 KiB pieces, nothing lost.
+    let supd = Supd::start(
+        "[program.big]\ncommand = [\"python3\", \"-c\", \"import sys; sys.stdout.write('x' * 300000); sys.stdout.flush()\"]\n\
+         startsecs = 0\nautorestart = false\n",
+    );
+    supd.wait_state("big", "EXITED", 10 * S);
+    let out = wait_until("the long line", 5 * S, || {
+        let out = std::fs::read_to_string(supd.path("stdout.log")).ok()?;
+        let xs: usize = out.lines().filter_map(|l| l.strip_prefix("big | ")).map(str::len).sum();
+        (xs == 300_000).then_some(out)
+    });
+    let pieces: Vec<usize> = out.lines().filter_map(|l| l.strip_prefix("big | ")).map(str::len).collect();
+    assert_eq!(pieces, [65536, 65536, 65536, 65536, 37856]);
+}

@@ -1,0 +1,71 @@
+//! Spawning: user, groups, HOME; environment; a clean signal state; no leaked descriptors.
+
+use std::time::Duration;
+
+use crate::harness::{Supd, wait_until};
+
+const S: Duration = Duration::from_secs(1);
+
+/// The lines `name` printed (from supd's prefixed passthrough), once it printed `END`.
+fn printed(supd: &Supd, name: &str) -> Vec<String> {
+    let prefix = format!("{name} | ");
+    wait_until(&format!("{name} to print END"), 5 * S, || {
+        let lines: Vec<String> =
+            supd.output().lines().filter_map(|l| l.strip_prefix(&prefix)).map(|l| l.trim_end().to_string()).collect();
+        lines.iter().any(|l| l == "END").then_some(lines)
+    })
+}
+
+fn dev() -> nix::unistd::User {
+    nix::unistd::User::from_name("dev")
+        .ok()
+        .flatten()
+        .expect("the tests need the `dev` user: run scripts/setup-test-env as root")
+}
+
+#[test]
+fn programs_run_as_the_user_with_groups_home_and_identity() {
+    let dev = dev();
+    let supd = Supd::start_with(
+        "user = \"dev\"",
+        "[program.who]\ncommand = [\"sh\", \"-c\", \"id -u; id -g; id -Gn; echo $HOME $USER $LOGNAME $SHELL; pwd; umask; \
+         echo $SUPD_PROCESS_NAME $SUPD_GROUP_NAME; echo \\\"$GREETING\\\"; echo END\"]\n\
+         directory = \"/tmp\"\numask = \"027\"\nstartsecs = 0\nautorestart = false\n\
+         environment = { GREETING = \"hi ${NO_SUCH_VAR_X:-there}\" }\n",
+    );
+    let out = printed(&supd, "who");
+    assert_eq!(out[0], dev.uid.to_string());
+    assert_eq!(out[1], dev.gid.to_string());
+    assert!(out[2].split(' ').any(|g| g == "supd-extra"), "supplementary groups from /etc/group: {}", out[2]);
+    assert_eq!(out[3], format!("{} dev dev {}", dev.dir.display(), dev.shell.display()));
+    assert_eq!((out[4].as_str(), out[5].as_str()), ("/tmp", "0027"));
+    assert_eq!((out[6].as_str(), out[7].as_str()), ("who who", "hi there"));
+}
+
+#[test]
+fn program_user_overrides_the_default_and_root_keeps_root() {
+    let supd = Supd::start_with(
+        "user = \"dev\"",
+        "[program.asroot]\ncommand = \"sh -c 'id -u; echo $HOME; echo END'\"\nuser = \"root\"\nstartsecs = 0\nautorestart = false\n",
+    );
+    assert_eq!(printed(&supd, "asroot")[..2], ["0".to_string(), "/root".to_string()]);
+}
+
+#[test]
+fn children_get_a_clean_signal_state_devnull_stdin_and_no_supd_fds() {
+    let supd = Supd::start(
+        "[program.probe]\ncommand = [\"sh\", \"-c\", \"grep -E '^Sig(Blk|Ign)' /proc/self/status; ls /proc/self/fd | tr '\\\\n' ' '; echo; \
+         readlink /proc/self/fd/0; ps -o sid= -o pgid= -p $$; echo $$; echo END\"]\nstartsecs = 0\nautorestart = false\n",
+    );
+    let out = printed(&supd, "probe");
+    assert_eq!(out[0], "SigBlk:\t0000000000000000");
+    // Nothing ignored (SIGPIPE is back to default), whatever supd inherited. Signals 32 and 33
+    // belong to glibc, which sets them up in every program it starts.
+    let ignored = u64::from_str_radix(out[1].trim_start_matches("SigIgn:\t"), 16).unwrap();
+    assert_eq!(ignored & !0x1_8000_0000, 0, "{}", out[1]);
+    // 0, 1, 2, and 3 for the directory `ls` itself opens.
+    assert_eq!(out[2].split_whitespace().collect::<Vec<_>>(), ["0", "1", "2", "3"], "no descriptor of supd leaks");
+    assert_eq!(out[3], "/dev/null");
+    let ids: Vec<&str> = out[4].split_whitespace().collect();
+    assert_eq!(ids, [out[5].as_str(), out[5].as_str()], "own session and process group");
+}
