@@ -121,28 +121,37 @@ fn supervise(cfg: Config) -> i32 {
     code
 }
 
-/// `supd check`: prints what would run.
+/// `supd check`: prints what would run. A closed stdout (`supd check | head`) is not an error.
 fn check(cfg: &Config) -> i32 {
-    println!("config OK: {} programs from {}", cfg.programs.len(), list(cfg.sources.iter().map(|p| p.display())));
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "config OK: {} programs from {}",
+        cfg.programs.len(),
+        list(cfg.sources.iter().map(|p| p.display()))
+    );
     for p in &cfg.programs {
         let user =
             p.user.as_ref().map_or_else(|| "(supd's own)".to_string(), |u| format!("{} ({}:{})", u.user, u.uid, u.gid));
-        println!("\n[{}]", p.display_name());
-        println!("  command       {}", shell_words::join(&p.command));
-        println!("  user          {user}");
+        let _ = writeln!(out, "\n[{}]", p.display_name());
+        let _ = writeln!(out, "  command       {}", shell_words::join(&p.command));
+        let _ = writeln!(out, "  user          {user}");
         if let Some(d) = &p.directory {
-            println!("  directory     {}", d.display());
+            let _ = writeln!(out, "  directory     {}", d.display());
         }
-        println!("  priority      {} (group {} {})", p.priority, p.group, p.group_priority);
+        let _ = writeln!(out, "  priority      {} (group {} {})", p.priority, p.group, p.group_priority);
         let autorestart = serde_json::to_string(&p.autorestart).unwrap_or_default();
-        println!(
+        let _ = writeln!(
+            out,
             "  autostart     {}, autorestart {}, exitcodes {:?}",
             p.autostart,
             autorestart.trim_matches('"'),
             p.exitcodes
         );
-        println!("  startsecs     {}, startretries {}", secs(p.startsecs), p.startretries);
-        println!(
+        let _ = writeln!(out, "  startsecs     {}, startretries {}", secs(p.startsecs), p.startretries);
+        let _ = writeln!(
+            out,
             "  stopsignal    {}, stopwaitsecs {}, stopasgroup {}, killasgroup {}",
             p.stopsignal.as_str().trim_start_matches("SIG"),
             secs(p.stopwaitsecs),
@@ -150,11 +159,19 @@ fn check(cfg: &Config) -> i32 {
             p.killasgroup
         );
         let b = &p.backoff;
-        println!("  backoff       {} doubling to {}, reset after {}", secs(b.initial), secs(b.max), secs(b.reset));
+        let _ = writeln!(
+            out,
+            "  backoff       {} doubling to {}, reset after {}",
+            secs(b.initial),
+            secs(b.max),
+            secs(b.reset)
+        );
         if p.required {
-            println!("  required      true (FATAL stops supd with exit code 1)");
+            let _ = writeln!(out, "  required      true (FATAL stops supd with exit code 1)");
         }
     }
+    let mut stdout = std::io::stdout().lock();
+    let _ = std::io::Write::write_all(&mut stdout, out.as_bytes()).and_then(|()| std::io::Write::flush(&mut stdout));
     0
 }
 

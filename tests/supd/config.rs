@@ -118,3 +118,19 @@ fn duplicate_program_across_files_names_both_places() {
         "{err}"
     );
 }
+
+#[test]
+fn shipped_configs_pass_check() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for (config, programs) in [("conf.d/supd.toml", 2), ("examples/demo/supd.toml", 3)] {
+        let out = Command::new(SUPD)
+            .args(["check", "-c"])
+            .arg(format!("{root}/{config}"))
+            .env("SUPD_DEMO_DIR", format!("{root}/examples/demo"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{config}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.starts_with(&format!("config OK: {programs} programs")), "{text}");
+    }
+}
