@@ -8,6 +8,7 @@ own API (supd: JSON on its unix socket; supervisord: XML-RPC on its unix socket)
 so the figures carry at most that much polling error.
 """
 import argparse
+import atexit
 import datetime
 import http.client
 import json
@@ -25,6 +26,14 @@ import xmlrpc.client
 from supervisor.xmlrpc import SupervisorTransport
 
 POLL = 0.0002
+STARTED = []  # every supervisor started, killed at exit even when a measurement fails
+
+
+@atexit.register
+def _kill_leftovers():
+    for proc in STARTED:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def rss_kib(pid):
@@ -138,6 +147,7 @@ def start(kind, bindir, n):
     want = 1 if kind is Tini else n
     t0 = time.perf_counter()
     sup.proc = subprocess.Popen(sup.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    STARTED.append(sup.proc)
     wait_for(
         f"{sup.name}: {want} programs RUNNING",
         lambda: (s := sup.states()) and sum(1 for st, _ in s.values() if st == "RUNNING") == want,

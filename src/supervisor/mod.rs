@@ -138,6 +138,15 @@ impl Supervisor {
     /// Feeds `event` to program `i` and carries out the effects, feeding spawn results back.
     fn apply(&mut self, i: usize, event: Event, now: Instant) {
         let before = self.programs[i].state();
+        if let Event::Exited { status, .. } = &event {
+            let p = &self.programs[i];
+            if before == State::Stopping {
+                info!("stopped: {} ({status})", p.cfg.name);
+            } else {
+                let expected = if p.expected(*status) { "expected" } else { "not expected" };
+                info!("exited: {} ({status}; {expected})", p.cfg.name);
+            }
+        }
         let mut effects = self.programs[i].on(event, now);
         while !effects.is_empty() {
             let mut next = Vec::new();
@@ -145,9 +154,10 @@ impl Supervisor {
                 match effect {
                     Effect::Spawn => next.extend(self.spawn(i, now)),
                     Effect::Signal { pid, signal, group } => {
-                        debug!(program = %self.programs[i].cfg.name, pid, group, "sending {}", signal.as_str());
+                        let name = &self.programs[i].cfg.name;
+                        debug!("sending {} to {name} (pid {pid}, group {group})", signal.as_str());
                         if let Err(e) = sig::send(pid, signal, group) {
-                            warn!(program = %self.programs[i].cfg.name, "cannot send {} to {pid}: {e}", signal.as_str());
+                            warn!("cannot send {} to {name} (pid {pid}): {e}", signal.as_str());
                         }
                     }
                 }
@@ -191,11 +201,6 @@ impl Supervisor {
         }
         let name = &p.cfg.name;
         match after {
-            State::Exited | State::Backoff | State::Stopped if p.last_exit().is_some() && before != State::Backoff => {
-                let status =
-                    p.last_exit().map(|s| format!("{s}; {}", if p.expected(s) { "expected" } else { "not expected" }));
-                info!("exited: {name} ({}) -> {after}", status.unwrap_or_default());
-            }
             State::Fatal => error!("gave up: {name} entered FATAL: {}", p.error().unwrap_or("")),
             _ => info!("{name}: {before} -> {after}"),
         }

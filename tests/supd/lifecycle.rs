@@ -95,5 +95,5 @@ fn required_fatal_stops_everything_and_exits_1() {
     assert_eq!(supd.wait_exit(10 * S), 1);
     let out = supd.output();
     assert!(out.contains("db is required and FATAL"), "{out}");
-    assert!(out.contains("exited: app (killed by SIGTERM"), "app was stopped: {out}");
+    assert!(out.contains("stopped: app (killed by SIGTERM)"), "app was stopped: {out}");
 }

@@ -74,7 +74,7 @@ fn sigterm_to_supd_is_a_graceful_shutdown() {
     nix::sys::signal::kill(supd.host_pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
     assert_eq!(supd.wait_exit(5 * S), 0);
     assert!(supd.output().contains("shutting down (SIGTERM)"));
-    assert!(supd.output().contains("exited: a (killed by SIGTERM"));
+    assert!(supd.output().contains("stopped: a (killed by SIGTERM)"));
 }
 
 #[test]
