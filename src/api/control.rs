@@ -62,11 +62,16 @@ pub struct Handle {
 
 /// Serves connections on `listener` until the task is dropped.
 pub async fn serve(listener: UnixListener, handle: Handle) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(super::MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
         match listener.accept().await {
             Ok((stream, _)) => {
                 let handle = handle.clone();
-                tokio::spawn(async move { connection(stream, handle).await });
+                tokio::spawn(async move {
+                    connection(stream, handle).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 warn!("control socket accept failed: {e}");
@@ -119,9 +124,9 @@ impl Handle {
             return error(ErrorKind::BadRequest, "name a program, GROUP:* or all");
         }
         match request {
-            Request::Status { .. } => {
-                Response::Status { programs: ids.iter().map(|&i| snapshot.programs[i].status(now)).collect() }
-            }
+            Request::Status { .. } => Response::Status {
+                programs: ids.iter().filter_map(|&i| snapshot.programs.get(i)).map(|p| p.status(now)).collect(),
+            },
             Request::Pid { names } => Response::Pid {
                 supd: std::process::id(),
                 programs: if names.is_empty() { Vec::new() } else { pids(&snapshot, &ids) },
@@ -160,7 +165,7 @@ impl Handle {
         let mut pending: Vec<(usize, Result<u64, String>)> = ids.iter().copied().zip(answers).collect();
         let limit = {
             let s = snapshot.borrow();
-            ids.iter().map(|&i| s.programs[i].settle_within).max().unwrap_or_default()
+            ids.iter().filter_map(|&i| s.programs.get(i)).map(|p| p.settle_within).max().unwrap_or_default()
         };
         let deadline = tokio::time::Instant::now() + limit;
         let mut results: Vec<Option<ActionResult>> = vec![None; pending.len()];
@@ -168,8 +173,10 @@ impl Handle {
             {
                 let s = snapshot.borrow_and_update();
                 for (slot, (i, answer)) in results.iter_mut().zip(&mut pending) {
-                    if slot.is_none() {
-                        *slot = settle(&s.programs[*i], answer, wait);
+                    if slot.is_none()
+                        && let Some(p) = s.programs.get(*i)
+                    {
+                        *slot = settle(p, answer, wait);
                     }
                 }
             }
@@ -185,13 +192,14 @@ impl Handle {
         let results = results
             .into_iter()
             .zip(ids)
-            .map(|(r, &i)| {
-                r.unwrap_or_else(|| ActionResult {
-                    name: s.programs[i].full_name(),
+            .filter_map(|(r, &i)| {
+                let p = s.programs.get(i)?;
+                Some(r.unwrap_or_else(|| ActionResult {
+                    name: p.full_name(),
                     ok: false,
                     message: "timed out waiting for the program to settle".into(),
-                    state: s.programs[i].state,
-                })
+                    state: p.state,
+                }))
             })
             .collect();
         Response::Actions { results }
@@ -229,7 +237,10 @@ fn settle(p: &crate::supervisor::ProgramView, answer: &Result<u64, String>, wait
 }
 
 fn pids(snapshot: &Snapshot, ids: &[usize]) -> Vec<ProgramPid> {
-    ids.iter().map(|&i| ProgramPid { name: snapshot.programs[i].full_name(), pid: snapshot.programs[i].pid }).collect()
+    ids.iter()
+        .filter_map(|&i| snapshot.programs.get(i))
+        .map(|p| ProgramPid { name: p.full_name(), pid: p.pid })
+        .collect()
 }
 
 /// Resolves names to program indices: `all` (or nothing) is every program, `GROUP:*` a group,

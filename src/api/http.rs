@@ -25,7 +25,9 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves HTTP/1.1 on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, snapshot: watch::Receiver<Arc<Snapshot>>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(super::MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
         let (stream, _) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) => {
@@ -49,6 +51,7 @@ pub async fn serve(listener: TcpListener, snapshot: watch::Receiver<Arc<Snapshot
             if let Err(e) = conn.await {
                 debug!("http connection ended: {e}");
             }
+            drop(slot);
         });
     }
 }

@@ -252,44 +252,43 @@ impl Supervisor {
     }
 
     fn command(&mut self, envelope: Envelope) {
-        let now = Instant::now();
-        let refuse = |why: &str| Err(why.to_string());
-        let mut answers = Vec::new();
-        let mut act = |this: &mut Self, ids: &[usize], check: &dyn Fn(State) -> Result<(), String>, event: Event| {
-            for &i in ids {
-                let Some(p) = this.programs.get(i) else {
-                    answers.push(refuse("no such program"));
-                    continue;
-                };
-                let spawns = p.spawns();
-                if this.shutdown.is_some() {
-                    answers.push(refuse("supd is shutting down"));
-                    continue;
-                }
-                match check(p.state()) {
-                    Ok(()) => {
-                        this.apply(i, event.clone(), now);
-                        answers.push(Ok(spawns));
-                    }
-                    Err(e) => answers.push(Err(e)),
-                }
+        let answers = match envelope.command {
+            Command::Start(ids) => self.act(&ids, start_check, Event::Start),
+            Command::Stop(ids) => self.act(&ids, stop_check, Event::Stop),
+            Command::Restart(ids) => self.act(&ids, |_| Ok(()), Event::Restart),
+            Command::Signal(signal, ids) => ids
+                .iter()
+                .map(|&i| match self.programs.get(i).and_then(Program::pid) {
+                    Some(pid) => sig::send(pid, signal, false).map(|()| 0).map_err(|e| e.to_string()),
+                    None => Err("not running".into()),
+                })
+                .collect(),
+            Command::Shutdown => {
+                self.begin_shutdown(0, "supctl shutdown");
+                Vec::new()
             }
         };
-        match envelope.command {
-            Command::Start(ids) => act(self, &ids, &start_check, Event::Start),
-            Command::Stop(ids) => act(self, &ids, &stop_check, Event::Stop),
-            Command::Restart(ids) => act(self, &ids, &|_| Ok(()), Event::Restart),
-            Command::Signal(signal, ids) => {
-                for i in ids {
-                    answers.push(match self.programs.get(i).and_then(Program::pid) {
-                        Some(pid) => sig::send(pid, signal, false).map(|()| 0).map_err(|e| e.to_string()),
-                        None => refuse("not running"),
-                    });
-                }
-            }
-            Command::Shutdown => self.begin_shutdown(0, "supctl shutdown"),
-        }
         let _ = envelope.reply.send(answers);
+    }
+
+    /// Applies `event` to each program that passes `check`; answers with each one's spawn count
+    /// before the event (see [`Envelope`]) or why it was refused.
+    fn act(&mut self, ids: &[usize], check: fn(State) -> Result<(), String>, event: Event) -> Vec<Result<u64, String>> {
+        let now = Instant::now();
+        let mut answers = Vec::with_capacity(ids.len());
+        for &i in ids {
+            let Some(p) = self.programs.get(i) else {
+                answers.push(Err("no such program".into()));
+                continue;
+            };
+            let spawns = p.spawns();
+            let allowed = if self.shutdown.is_some() { Err("supd is shutting down".into()) } else { check(p.state()) };
+            if allowed.is_ok() {
+                self.apply(i, event.clone(), now);
+            }
+            answers.push(allowed.map(|()| spawns));
+        }
+        answers
     }
 
     fn begin_shutdown(&mut self, exit_code: i32, why: &str) {

@@ -40,3 +40,17 @@ fn a_long_line_without_newline_is_passed_on_whole() {
     let pieces: Vec<usize> = out.lines().filter_map(|l| l.strip_prefix("big | ")).map(str::len).collect();
     assert_eq!(pieces, [65536, 65536, 65536, 65536, 37856]);
 }
+
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    let supd = Supd::start_with("log_format = \"json\"", "[program.a]\ncommand = \"sleep 1000\"\nstartsecs = 0\n");
+    supd.wait_state("a", "RUNNING", 5 * S);
+    let err = wait_until("the spawn line", 5 * S, || {
+        let err = std::fs::read_to_string(supd.path("stderr.log")).ok()?;
+        err.contains("spawned: a").then_some(err)
+    });
+    for line in err.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string() && v["message"].is_string(), "{line}");
+    }
+}
