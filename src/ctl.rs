@@ -106,5 +106,11 @@ pub fn render(request: &Request, response: &Response) -> (String, i32) {
 /// supervisorctl's status table: name, state, description.
 pub fn status_table(programs: &[ProgramStatus]) -> String {
     let width = programs.iter().map(|p| p.full_name.len()).max().unwrap_or(0).max(16) + 2;
-    programs.iter().map(|p| format!("{:<width$}{:<10}{}\n", p.full_name, p.state.as_str(), p.description)).collect()
+    let states: Vec<String> = programs.iter().map(ProgramStatus::state_text).collect();
+    let state_width = states.iter().map(String::len).max().unwrap_or(0).max(8) + 2;
+    programs
+        .iter()
+        .zip(states)
+        .map(|(p, state)| format!("{:<width$}{state:<state_width$}{}\n", p.full_name, p.description))
+        .collect()
 }

@@ -10,3 +10,4 @@ pub mod output;
 pub mod process;
 pub mod single;
 pub mod supervisor;
+pub mod health;

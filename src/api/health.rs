@@ -3,15 +3,16 @@
 use std::time::Instant;
 
 use super::protocol::{HealthReport, ProgramStatus};
+use crate::health::Health;
 use crate::supervisor::State;
 use crate::supervisor::snapshot::Snapshot;
 
-/// Whether one program counts as ready: RUNNING, or EXITED with an expected code (a one-shot
-/// that finished its job). Programs with `autostart = false` do not count.
+/// Whether one program counts as ready: RUNNING and, where it has a healthcheck, healthy; or
+/// EXITED with an expected code (a one-shot that finished its job). Programs with
+/// `autostart = false` do not count.
 pub fn ready(status: &ProgramStatus) -> bool {
-    !status.autostart
-        || status.state == State::Running
-        || (status.state == State::Exited && status.exit_expected == Some(true))
+    let running = status.state == State::Running && status.health.is_none_or(|h| h == Health::Healthy);
+    !status.autostart || running || (status.state == State::Exited && status.exit_expected == Some(true))
 }
 
 /// The health report for `snapshot` at `now`: healthy when every autostart program is ready
@@ -19,10 +20,20 @@ pub fn ready(status: &ProgramStatus) -> bool {
 pub fn report(snapshot: &Snapshot, now: Instant) -> HealthReport {
     let programs: Vec<ProgramStatus> = snapshot.programs.iter().map(|p| p.status(now)).collect();
     let mut not_ready: Vec<String> =
-        programs.iter().filter(|p| !ready(p)).map(|p| format!("{} ({})", p.full_name, p.state)).collect();
+        programs.iter().filter(|p| !ready(p)).map(|p| format!("{} ({})", p.full_name, p.state_text())).collect();
     if snapshot.shutting_down {
         not_ready.insert(0, "supd (shutting down)".into());
     }
     let status = if not_ready.is_empty() { "healthy" } else { "unhealthy" };
     HealthReport { status: status.into(), not_ready, programs }
+}
+
+/// The answer for one program (`GET /health/NAME`): its status and whether it is ready, or
+/// `None` when no program has that name (`NAME` or `GROUP:NAME`).
+pub fn program(snapshot: &Snapshot, name: &str, now: Instant) -> Option<(bool, ProgramStatus)> {
+    let view = snapshot.programs.iter().find(|p| p.name == name || p.full_name() == name)?;
+    let status = view.status(now);
+    // Even a program without autostart answers for itself: asked by name, it must be up.
+    let ready = ready(&ProgramStatus { autostart: true, ..status.clone() });
+    Some((ready, status))
 }

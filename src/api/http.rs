@@ -56,21 +56,34 @@ pub async fn serve(listener: TcpListener, snapshot: watch::Receiver<Arc<Snapshot
     }
 }
 
+/// `GET /health` (every program) and `GET /health/NAME` (one): 200 when ready, 503 when not,
+/// with a JSON body either way.
 fn route(req: &Request<Incoming>, snapshot: &Snapshot) -> Response<Full<Bytes>> {
-    if req.uri().path() != "/health" {
-        return plain(StatusCode::NOT_FOUND, "not found; try GET /health\n");
+    let path = req.uri().path();
+    let one = path.strip_prefix("/health/").filter(|n| !n.is_empty());
+    if path != "/health" && one.is_none() {
+        return plain(StatusCode::NOT_FOUND, "not found; try GET /health or /health/NAME\n");
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
         resp.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return resp;
     }
-    let report = health::report(snapshot, Instant::now());
-    let code = if report.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let mut body = serde_json::to_vec(&report).unwrap_or_default();
+    let now = Instant::now();
+    let (ready, body) = match one {
+        None => {
+            let report = health::report(snapshot, now);
+            (report.healthy(), serde_json::to_vec(&report))
+        }
+        Some(name) => match health::program(snapshot, name, now) {
+            Some((ready, status)) => (ready, serde_json::to_vec(&status)),
+            None => return plain(StatusCode::NOT_FOUND, "no such program\n"),
+        },
+    };
+    let mut body = body.unwrap_or_default();
     body.push(b'\n');
     let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = code;
+    *resp.status_mut() = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }

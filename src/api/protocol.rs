@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::health::Health;
 use crate::process::ExitStatus;
 use crate::supervisor::State;
 
@@ -126,6 +127,34 @@ pub struct ProgramStatus {
     pub spawns: u64,
     /// `autostart`.
     pub autostart: bool,
+    /// Health of the running process (`starting`, `healthy`, `unhealthy`), for programs with a
+    /// healthcheck.
+    pub health: Option<Health>,
+    /// The last probe's result.
+    pub last_probe: Option<ProbeStatus>,
+}
+
+impl ProgramStatus {
+    /// The state as `supctl status` shows it: `RUNNING (healthy)` for a probed program.
+    pub fn state_text(&self) -> String {
+        match self.health {
+            Some(h) if matches!(self.state, State::Running | State::Starting) => format!("{} ({})", self.state, h.as_str()),
+            _ => self.state.as_str().to_string(),
+        }
+    }
+}
+
+/// A probe's result, as status shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeStatus {
+    /// Passed.
+    pub ok: bool,
+    /// `HTTP 200`, `connected`, `exit status 1`, `timed out after 2s` …
+    pub message: String,
+    /// How long it took, in milliseconds.
+    pub latency_ms: f64,
+    /// How long ago it ran, in seconds.
+    pub secs_ago: u64,
 }
 
 /// The result of an action on one program.

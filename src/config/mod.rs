@@ -5,8 +5,10 @@
 //! system (users, groups, environment variables) and fills in defaults. Nothing starts unless
 //! both pass.
 
+mod depends;
 mod error;
 mod expand;
+mod health;
 mod load;
 mod raw;
 mod resolve;
@@ -18,9 +20,10 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
+pub use depends::ranks;
 pub use error::{ConfigError, Source};
 pub use load::load;
-pub use raw::{LogFormat, LogLevel};
+pub use raw::{Condition, LogFormat, LogLevel, OnUnhealthy};
 pub use value::{Autorestart, SignalName};
 
 /// The default config path (`-c` and `SUPD_CONFIG` override it).
@@ -85,8 +88,11 @@ pub struct ProgramConfig {
     pub autorestart: Autorestart,
     /// `exitcodes` ([0]): the expected exit codes.
     pub exitcodes: Vec<i32>,
-    /// `startsecs` (1 s): how long it must stay up for a start to count.
+    /// `startsecs` (1 s): how long it must stay up for a start to count. Unused when
+    /// `ready_when_healthy`.
     pub startsecs: Duration,
+    /// `startsecs = "healthy"`: the start counts once the healthcheck passes.
+    pub ready_when_healthy: bool,
     /// `startretries` (3): failed starts in a row allowed before FATAL.
     pub startretries: u32,
     /// `stopsignal` (TERM).
@@ -104,6 +110,76 @@ pub struct ProgramConfig {
     pub required: bool,
     /// Restart backoff after exits from RUNNING and failed starts.
     pub backoff: BackoffConfig,
+    /// `[program.NAME.healthcheck]`.
+    pub healthcheck: Option<Healthcheck>,
+    /// `depends_on`: programs that must meet a condition before this one starts.
+    pub depends_on: Vec<Dependency>,
+}
+
+/// A dependency: start only once `program` meets `condition` (compose's `depends_on`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dependency {
+    /// The program depended on.
+    pub program: String,
+    /// What it must reach.
+    pub condition: Condition,
+}
+
+/// `[program.NAME.healthcheck]`, with Docker HEALTHCHECK's timing names and meanings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Healthcheck {
+    /// What to probe.
+    pub probe: Probe,
+    /// Time between probes once started (`interval`, 10 s).
+    pub interval: Duration,
+    /// A probe that takes longer fails (`timeout`, 2 s).
+    pub timeout: Duration,
+    /// Failures in this time after a start do not count; the first success ends it
+    /// (`start_period`, 0).
+    pub start_period: Duration,
+    /// Time between probes during `start_period` (`start_interval`, 1 s).
+    pub start_interval: Duration,
+    /// Consecutive failures that make a program unhealthy (`retries`, 3).
+    pub retries: u32,
+    /// Consecutive successes that make it healthy (`success_threshold`, 1; from Kubernetes).
+    pub success_threshold: u32,
+    /// What an unhealthy program gets (`on_unhealthy`, restart).
+    pub on_unhealthy: OnUnhealthy,
+}
+
+/// One kind of probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Probe {
+    /// GET a URL; healthy on 2xx/3xx, or on `expect_status`.
+    Http {
+        /// The URL as written, for messages.
+        url: String,
+        /// Host to connect to.
+        host: String,
+        /// Port to connect to.
+        port: u16,
+        /// The `Host` header.
+        authority: String,
+        /// Path and query to request.
+        path: String,
+        /// Extra request headers.
+        headers: Vec<(String, String)>,
+        /// Statuses that count as healthy; empty means 200-399.
+        expect_status: Vec<u16>,
+    },
+    /// Connect to `host:port`.
+    Tcp {
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// Run a command as the program's user; healthy on exit 0. Killed at `timeout`.
+    Exec {
+        /// argv.
+        command: Vec<String>,
+    },
 }
 
 /// Restart backoff (`backoff_initial` 1 s, `backoff_max` 60 s, `backoff_reset` 60 s).

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::value::{Autorestart, CommandLine, Octal, Seconds, SignalName};
+use super::value::{Autorestart, CommandLine, Octal, Seconds, SignalName, StartSecs};
 
 /// One config file.
 #[derive(Debug, Deserialize)]
@@ -72,7 +72,7 @@ pub struct RawProgram {
     pub autostart: Option<bool>,
     pub autorestart: Option<Autorestart>,
     pub exitcodes: Option<Vec<Spanned<i64>>>,
-    pub startsecs: Option<Seconds>,
+    pub startsecs: Option<Spanned<StartSecs>>,
     pub startretries: Option<u32>,
     pub stopsignal: Option<SignalName>,
     pub stopwaitsecs: Option<Seconds>,
@@ -83,6 +83,78 @@ pub struct RawProgram {
     pub backoff_initial: Option<Seconds>,
     pub backoff_max: Option<Spanned<Seconds>>,
     pub backoff_reset: Option<Seconds>,
+    pub healthcheck: Option<Spanned<RawHealthcheck>>,
+    pub depends_on: Option<RawDependsOn>,
+}
+
+/// `[program.NAME.healthcheck]`: exactly one of `http`, `tcp`, `exec`, and Docker
+/// HEALTHCHECK's timing names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthcheck {
+    pub http: Option<Spanned<String>>,
+    pub tcp: Option<Spanned<String>>,
+    pub exec: Option<CommandLine>,
+    #[serde(default)]
+    pub headers: BTreeMap<Spanned<String>, Spanned<String>>,
+    pub expect_status: Option<Spanned<ExpectStatus>>,
+    pub interval: Option<Seconds>,
+    pub timeout: Option<Seconds>,
+    pub start_period: Option<Seconds>,
+    pub start_interval: Option<Seconds>,
+    pub retries: Option<u32>,
+    pub success_threshold: Option<u32>,
+    pub on_unhealthy: Option<OnUnhealthy>,
+}
+
+/// `expect_status`: one HTTP status or a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "an HTTP status code or a list of them")]
+pub enum ExpectStatus {
+    One(u16),
+    Many(Vec<u16>),
+}
+
+/// What to do when a program turns unhealthy (`on_unhealthy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnhealthy {
+    /// Restart it, through the same backoff as a crash.
+    #[default]
+    Restart,
+    /// Only report it.
+    Ignore,
+}
+
+/// `depends_on`: a list of names (condition `started`) or a table of name = condition.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = r#"a list of program names, or a table like { db = "healthy" }"#)]
+pub enum RawDependsOn {
+    List(Vec<Spanned<String>>),
+    Table(BTreeMap<Spanned<String>, Condition>),
+}
+
+/// A dependency condition, named as compose names them (without the `service_` prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// The dependency is RUNNING.
+    Started,
+    /// The dependency is RUNNING and its healthcheck passes.
+    Healthy,
+    /// The dependency has EXITED with an expected code.
+    CompletedSuccessfully,
+}
+
+impl Condition {
+    /// The name as written in the config.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Condition::Started => "started",
+            Condition::Healthy => "healthy",
+            Condition::CompletedSuccessfully => "completed_successfully",
+        }
+    }
 }
 
 /// `[group.NAME]`.

@@ -10,6 +10,8 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::expand::expand;
+use super::value::StartSecs;
+use super::{depends, health};
 use super::raw::{RawFile, RawGroup, RawProgram, RawSupervisor};
 use super::{BackoffConfig, Config, Credentials, ProgramConfig, SupervisorConfig};
 use super::{DEFAULT_HTTP, DEFAULT_SOCKET};
@@ -49,13 +51,21 @@ pub(super) fn resolve(
     };
 
     let mut resolved = Vec::with_capacity(programs.len());
+    let mut written = BTreeMap::new();
     for (name, found) in &programs {
         let (group, group_priority) = match membership.get(name.as_str()) {
             Some((group, priority)) => (group.to_string(), *priority),
             None => (name.clone(), found.raw.priority.unwrap_or(999)),
         };
         resolved.push(program(found, group, group_priority, default_user.clone(), &mut users, &env)?);
+        if let Some(deps) = &found.raw.depends_on {
+            let source = found.source;
+            let key = format!("program.{name}.depends_on");
+            let error = Box::new(move |at, message: String| source.error_at(at, &key, message));
+            written.insert(name.clone(), depends::Written { error, deps: depends::entries(deps) });
+        }
     }
+    depends::resolve(&mut resolved, &written)?;
     resolved.sort_by(|a, b| {
         (a.group_priority, &a.group, a.priority, &a.name).cmp(&(b.group_priority, &b.group, b.priority, &b.name))
     });
@@ -164,7 +174,10 @@ fn program(
     let name = found.name.get_ref().clone();
     let raw = found.raw;
     let key = |k: &str| format!("program.{name}.{k}");
-    let expand_at = |value: &str, at: usize, k: &str| expand(value, env).map_err(|m| found.error(at, &key(k), m));
+    let expand_at = |value: &str, at: usize, k: &str| {
+        let k = k.strip_prefix(&format!("program.{name}.")).unwrap_or(k).to_string();
+        expand(value, env).map_err(|m| found.error(at, &key(&k), m))
+    };
 
     let command_at = raw.command.span().start;
     let command = raw
@@ -201,6 +214,18 @@ fn program(
     if raw.exitcodes.is_none() {
         exitcodes.push(0);
     }
+    let healthcheck = match &raw.healthcheck {
+        Some(h) => Some(health::resolve(found.source, &key("healthcheck"), h, &expand_at)?),
+        None => None,
+    };
+    let (startsecs, ready_when_healthy) = match raw.startsecs.as_ref().map(|s| (*s.get_ref(), s.span().start)) {
+        None => (std::time::Duration::from_secs(1), false),
+        Some((StartSecs::After(d), _)) => (d, false),
+        Some((StartSecs::Healthy, _)) if healthcheck.is_some() => (std::time::Duration::ZERO, true),
+        Some((StartSecs::Healthy, at)) => {
+            return Err(found.error(at, &key("startsecs"), "\"healthy\" needs a [healthcheck] for this program"));
+        }
+    };
     let defaults = BackoffConfig::default();
     let backoff = BackoffConfig {
         initial: raw.backoff_initial.map_or(defaults.initial, |s| s.0),
@@ -225,7 +250,8 @@ fn program(
         autostart: raw.autostart.unwrap_or(true),
         autorestart: raw.autorestart.unwrap_or_default(),
         exitcodes,
-        startsecs: raw.startsecs.map_or(std::time::Duration::from_secs(1), |s| s.0),
+        startsecs,
+        ready_when_healthy,
         startretries: raw.startretries.unwrap_or(3),
         stopsignal: raw.stopsignal.map_or(nix::sys::signal::Signal::SIGTERM, |s| s.0),
         stopwaitsecs: raw.stopwaitsecs.map_or(std::time::Duration::from_secs(10), |s| s.0),
@@ -234,6 +260,8 @@ fn program(
         redirect_stderr: raw.redirect_stderr.unwrap_or(false),
         required: raw.required.unwrap_or(false),
         backoff,
+        healthcheck,
+        depends_on: Vec::new(),
     })
 }
 

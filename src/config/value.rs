@@ -15,34 +15,63 @@ pub struct Seconds(pub Duration);
 
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Seconds;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(r#"a duration: seconds as a number, or a string like "500ms", "10s", "1m""#)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seconds, E> {
-                u64::try_from(v)
-                    .map(|s| Seconds(Duration::from_secs(s)))
-                    .map_err(|_| E::custom("a duration cannot be negative"))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seconds, E> {
-                Ok(Seconds(Duration::from_secs(v)))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Seconds, E> {
-                Duration::try_from_secs_f64(v)
-                    .map(Seconds)
-                    .map_err(|_| E::custom("a duration must be a finite number of seconds, 0 or more"))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Seconds, E> {
-                humantime::parse_duration(v.trim()).map(Seconds).map_err(|e| {
-                    E::custom(format!(
-                        r#"invalid duration {v:?} ({e}); write e.g. "500ms", "10s", "1m" or a number of seconds"#
-                    ))
-                })
-            }
+        d.deserialize_any(DurationVisitor { healthy: false }).map(|s| match s {
+            StartSecs::After(d) => Seconds(d),
+            StartSecs::Healthy => Seconds(Duration::ZERO),
+        })
+    }
+}
+
+/// Reads a duration, and also the word `"healthy"` when `healthy` is set (for `startsecs`).
+struct DurationVisitor {
+    healthy: bool,
+}
+
+impl Visitor<'_> for DurationVisitor {
+    type Value = StartSecs;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(r#"a duration: seconds as a number, or a string like "500ms", "10s", "1m""#)?;
+        if self.healthy { f.write_str(r#", or "healthy""#) } else { Ok(()) }
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<StartSecs, E> {
+        u64::try_from(v)
+            .map(|s| StartSecs::After(Duration::from_secs(s)))
+            .map_err(|_| E::custom("a duration cannot be negative"))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<StartSecs, E> {
+        Ok(StartSecs::After(Duration::from_secs(v)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<StartSecs, E> {
+        Duration::try_from_secs_f64(v)
+            .map(StartSecs::After)
+            .map_err(|_| E::custom("a duration must be a finite number of seconds, 0 or more"))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<StartSecs, E> {
+        if self.healthy && v.trim() == "healthy" {
+            return Ok(StartSecs::Healthy);
         }
-        d.deserialize_any(V)
+        let also = if self.healthy { r#", or "healthy""# } else { "" };
+        humantime::parse_duration(v.trim()).map(StartSecs::After).map_err(|e| {
+            E::custom(format!(
+                r#"invalid duration {v:?} ({e}); write e.g. "500ms", "10s", "1m" or a number of seconds{also}"#
+            ))
+        })
+    }
+}
+
+/// supd: `startsecs`. A duration, or `"healthy"`: the start counts once the healthcheck passes
+/// (a readiness gate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartSecs {
+    /// Up this long.
+    After(Duration),
+    /// Healthy.
+    Healthy,
+}
+
+impl<'de> Deserialize<'de> for StartSecs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DurationVisitor { healthy: true })
     }
 }
 
@@ -185,6 +214,14 @@ mod tests {
         assert_eq!(parse::<Seconds>("\"1m\""), Ok(Seconds(Duration::from_secs(60))));
         assert!(parse::<Seconds>("-1").is_err());
         assert!(parse::<Seconds>("\"soon\"").unwrap_err().contains("invalid duration"));
+    }
+
+    #[test]
+    fn startsecs_takes_a_duration_or_healthy() {
+        assert_eq!(parse::<StartSecs>("2"), Ok(StartSecs::After(Duration::from_secs(2))));
+        assert_eq!(parse::<StartSecs>("\"500ms\""), Ok(StartSecs::After(Duration::from_millis(500))));
+        assert_eq!(parse::<StartSecs>("\"healthy\""), Ok(StartSecs::Healthy));
+        assert!(parse::<StartSecs>("\"ready\"").unwrap_err().contains("or \"healthy\""));
     }
 
     #[test]

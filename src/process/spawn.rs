@@ -54,15 +54,6 @@ pub enum SpawnError {
 /// Starts `program`. Synchronous and short: it returns once the child has exec'd (or failed
 /// to), which std learns through a CLOEXEC pipe.
 pub fn spawn(program: &ProgramConfig) -> Result<Spawned, SpawnError> {
-    let env = environment(program);
-    let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
-    let executable = resolve_command(&program.command[0], path_var.as_deref(), program.directory.as_deref())?;
-    if let Some(dir) = &program.directory
-        && !dir.is_dir()
-    {
-        return Err(SpawnError::NoDirectory(dir.clone()));
-    }
-
     let (stdout_r, stdout_w) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
     let (stderr_r, stderr_w) = if program.redirect_stderr {
         (None, stdout_w.try_clone().map_err(|e| SpawnError::Pipe(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?)
@@ -70,25 +61,47 @@ pub fn spawn(program: &ProgramConfig) -> Result<Spawned, SpawnError> {
         let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
         (Some(r), w)
     };
+    let mut cmd = command(program, &program.command)?;
+    cmd.stdout(Stdio::from(stdout_w)).stderr(Stdio::from(stderr_w));
+    let pid = start(cmd, &program.command[0])?;
+    Ok(Spawned { pid, stdout: stdout_r, stderr: stderr_r })
+}
 
+/// Starts `argv` the way `program` runs (user, environment, directory, own session), with
+/// output discarded: an exec health probe. Returns its pid, which is also its process group.
+pub fn spawn_probe(program: &ProgramConfig, argv: &[String]) -> Result<i32, SpawnError> {
+    let Some(first) = argv.first() else { return Err(SpawnError::NotFound(String::new())) };
+    let mut cmd = command(program, argv)?;
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    start(cmd, first)
+}
+
+/// A Command for `argv` with `program`'s executable lookup, environment and child setup.
+fn command(program: &ProgramConfig, argv: &[String]) -> Result<Command, SpawnError> {
+    let Some((first, args)) = argv.split_first() else { return Err(SpawnError::NotFound(String::new())) };
+    let env = environment(program);
+    let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
+    let executable = resolve_command(first, path_var.as_deref(), program.directory.as_deref())?;
+    if let Some(dir) = &program.directory
+        && !dir.is_dir()
+    {
+        return Err(SpawnError::NoDirectory(dir.clone()));
+    }
     let mut cmd = Command::new(&executable);
-    cmd.arg0(&program.command[0])
-        .args(&program.command[1..])
-        .env_clear()
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout_w))
-        .stderr(Stdio::from(stderr_w));
+    cmd.arg0(first).args(args).env_clear().envs(env).stdin(Stdio::null());
     let child_setup = ChildSetup::new(program);
     // SAFETY: the closure only makes async-signal-safe libc calls on data prepared before fork.
     unsafe {
         cmd.pre_exec(move || child_setup.apply());
     }
-    let child = cmd.spawn().map_err(|source| SpawnError::Exec { command: executable.display().to_string(), source })?;
-    // The Child is dropped, not waited on: the reaper owns every exit status.
-    let pid = child.id() as i32;
-    drop(cmd); // closes our copies of the write ends, so EOF comes when the program's close
-    Ok(Spawned { pid, stdout: stdout_r, stderr: stderr_r })
+    Ok(cmd)
+}
+
+/// Spawns `cmd` and lets the Child go unwaited: the reaper owns every exit status. Dropping
+/// `cmd` closes our copies of the pipes' write ends, so EOF comes when the program closes them.
+fn start(mut cmd: Command, name: &str) -> Result<i32, SpawnError> {
+    let child = cmd.spawn().map_err(|source| SpawnError::Exec { command: name.to_string(), source })?;
+    Ok(child.id() as i32)
 }
 
 /// What the child does between fork and exec, prepared in the parent.

@@ -18,9 +18,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::config::Config;
+use crate::config::{Condition, Config};
+use crate::health::probe::{self, Report};
+use crate::health::Health;
 use crate::output::{Sink, Stream};
-use crate::process::{reaper, signal as sig, spawn};
+use crate::process::reaper::{self, Waiters};
+use crate::process::{signal as sig, spawn};
 pub use program::{Effect, Event, Program};
 pub use snapshot::{ProgramView, Snapshot};
 pub use state::State;
@@ -58,15 +61,24 @@ pub struct Envelope {
 #[derive(Debug)]
 struct Shutdown {
     /// Levels still to stop, ascending, so the next is at the end.
-    levels: Vec<(i64, i64)>,
+    levels: Vec<Level>,
     /// The level being stopped now.
-    current: Option<(i64, i64)>,
+    current: Option<Level>,
     exit_code: i32,
 }
 
 /// The supervisor's state. Built by [`Supervisor::new`], driven by [`Supervisor::run`].
 pub struct Supervisor {
     programs: Vec<Program>,
+    /// Per program, its dependencies as (program index, condition).
+    deps: Vec<Vec<(usize, Condition)>>,
+    /// Per program, its depth in the dependency graph (stop order falls with it).
+    ranks: Vec<u32>,
+    /// Per program, the probe task of its current process and which spawn that is.
+    probes: Vec<Option<(u64, tokio::task::JoinHandle<()>)>>,
+    reports: (mpsc::Sender<Report>, Option<mpsc::Receiver<Report>>),
+    /// Exit statuses awaited by exec probes.
+    waiters: Waiters,
     prefixes: Vec<Arc<[u8]>>,
     by_pid: HashMap<i32, usize>,
     sink: Sink,
@@ -89,7 +101,27 @@ impl Supervisor {
             .map(|(i, p)| Program::new(Arc::new(p.clone()), now, seed.wrapping_add(i as u64)))
             .collect();
         let prefixes = config.programs.iter().map(|p| Arc::from(format!("{:<width$} | ", p.name).as_bytes())).collect();
-        Self { programs, prefixes, by_pid: HashMap::new(), sink, readers: Vec::new(), shutdown: None, snapshot }
+        let index: HashMap<&str, usize> = config.programs.iter().enumerate().map(|(i, p)| (p.name.as_str(), i)).collect();
+        let deps = config
+            .programs
+            .iter()
+            .map(|p| p.depends_on.iter().filter_map(|d| Some((*index.get(d.program.as_str())?, d.condition))).collect())
+            .collect();
+        let (tx, rx) = mpsc::channel(256);
+        Self {
+            probes: programs.iter().map(|_| None).collect(),
+            programs,
+            deps,
+            ranks: crate::config::ranks(&config.programs),
+            reports: (tx, Some(rx)),
+            waiters: Waiters::default(),
+            prefixes,
+            by_pid: HashMap::new(),
+            sink,
+            readers: Vec::new(),
+            shutdown: None,
+            snapshot,
+        }
     }
 
     /// Runs until shutdown completes; returns supd's exit code: 0, or 1 when a `required`
@@ -101,6 +133,7 @@ impl Supervisor {
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigquit = signal(SignalKind::quit())?;
         let mut sighup = signal(SignalKind::hangup())?;
+        let Some(mut reports) = self.reports.1.take() else { return Ok(1) };
 
         let now = Instant::now();
         for i in 0..self.programs.len() {
@@ -110,6 +143,7 @@ impl Supervisor {
         }
         loop {
             self.reap(Instant::now());
+            self.check_dependencies(Instant::now());
             self.advance_shutdown(Instant::now());
             self.publish();
             if let Some(code) = self.finished() {
@@ -130,6 +164,7 @@ impl Supervisor {
                 _ = sigquit.recv() => self.begin_shutdown(0, "SIGQUIT"),
                 _ = sighup.recv() => warn!("SIGHUP received; config reload is not supported yet, ignoring"),
                 Some(envelope) = commands.recv() => self.command(envelope),
+                Some(report) = reports.recv() => self.probe_report(report),
                 () = sleep => self.fire_deadlines(Instant::now()),
             }
         }
@@ -164,7 +199,108 @@ impl Supervisor {
             }
             effects = next;
         }
+        self.sync_probe(i);
         self.after_change(i, before);
+    }
+
+    /// Keeps program `i`'s probe task in step with its process: one task per spawn while it is
+    /// STARTING or RUNNING, none otherwise.
+    fn sync_probe(&mut self, i: usize) {
+        let p = &self.programs[i];
+        let wanted =
+            p.cfg.healthcheck.is_some() && p.pid().is_some() && matches!(p.state(), State::Starting | State::Running);
+        let spawn = p.spawns();
+        match (&self.probes[i], wanted) {
+            (Some((s, _)), true) if *s == spawn => {}
+            (_, true) => {
+                let task = probe::start(i, spawn, Arc::clone(&p.cfg), self.reports.0.clone(), self.waiters.clone());
+                if let Some((_, old)) = self.probes[i].replace((spawn, task)) {
+                    old.abort();
+                }
+            }
+            (Some(_), false) => {
+                if let Some((_, old)) = self.probes[i].take() {
+                    old.abort();
+                }
+            }
+            (None, false) => {}
+        }
+    }
+
+    fn probe_report(&mut self, report: Report) {
+        let Some(p) = self.programs.get(report.program) else { return };
+        if p.spawns() != report.spawn || p.pid().is_none() {
+            return; // about a process that is gone
+        }
+        let (before, name) = (p.health(), p.cfg.name.clone());
+        let outcome = report.outcome;
+        if !outcome.ok {
+            debug!("probe of {name} failed: {}", outcome.message);
+        }
+        self.apply(report.program, Event::Probe(outcome), Instant::now());
+        let after = self.programs[report.program].health();
+        if after != before
+            && let Some(h) = after
+        {
+            let last = self.programs[report.program].last_probe().map(|o| o.message.clone()).unwrap_or_default();
+            match h {
+                Health::Unhealthy => warn!("{name} is unhealthy ({last})"),
+                _ => info!("{name} is {} ({last})", h.as_str()),
+            }
+        }
+    }
+
+    /// Starts programs whose dependencies are met, gives up on those whose dependencies can no
+    /// longer be met, and says what the others wait for. Repeats until nothing changes, since a
+    /// start (with `startsecs = 0`) can meet another program's condition at once.
+    fn check_dependencies(&mut self, now: Instant) {
+        loop {
+            let mut changed = false;
+            for i in 0..self.programs.len() {
+                let Some(waiting) = self.programs[i].waiting().map(str::to_string) else { continue };
+                let event = match self.dependency_status(i) {
+                    DepStatus::Met => Event::DependenciesMet,
+                    DepStatus::Failed(reason) => Event::DependencyFailed { reason },
+                    DepStatus::Waiting(what) if what == waiting => continue,
+                    DepStatus::Waiting(waiting_for) => Event::DependenciesPending { waiting_for },
+                };
+                changed |= !matches!(event, Event::DependenciesPending { .. });
+                self.apply(i, event, now);
+            }
+            if !changed {
+                return;
+            }
+        }
+    }
+
+    fn dependency_status(&self, i: usize) -> DepStatus {
+        let mut waiting = Vec::new();
+        for &(j, condition) in &self.deps[i] {
+            let dep = &self.programs[j];
+            let name = &dep.cfg.name;
+            let met = match condition {
+                Condition::Started => dep.state() == State::Running,
+                Condition::Healthy => dep.state() == State::Running && dep.health() == Some(Health::Healthy),
+                Condition::CompletedSuccessfully => {
+                    dep.state() == State::Exited && dep.last_exit().is_some_and(|s| dep.expected(s))
+                }
+            };
+            if met {
+                continue;
+            }
+            let failed = match condition {
+                _ if dep.state() == State::Fatal => Some(format!("dependency {name} is FATAL")),
+                Condition::CompletedSuccessfully if dep.state() == State::Exited => {
+                    Some(format!("dependency {name} did not complete successfully ({})", exit_text(dep)))
+                }
+                _ => None,
+            };
+            if let Some(reason) = failed {
+                return DepStatus::Failed(reason);
+            }
+            waiting.push(format!("{name} ({})", condition.as_str()));
+        }
+        if waiting.is_empty() { DepStatus::Met } else { DepStatus::Waiting(waiting.join(", ")) }
     }
 
     fn spawn(&mut self, i: usize, now: Instant) -> Vec<Effect> {
@@ -218,7 +354,9 @@ impl Supervisor {
         }
         for (pid, status) in exits {
             let Some(i) = self.by_pid.remove(&pid) else {
-                debug!("reaped orphan pid={pid} ({status})");
+                if !self.waiters.deliver(pid, status) {
+                    debug!("reaped orphan pid={pid} ({status})");
+                }
                 continue;
             };
             let cfg = &self.programs[i].cfg;
@@ -302,7 +440,7 @@ impl Supervisor {
         for i in 0..self.programs.len() {
             self.apply(i, Event::Shutdown, now);
         }
-        let mut levels: Vec<(i64, i64)> = self.programs.iter().map(level).collect();
+        let mut levels: Vec<Level> = (0..self.programs.len()).map(|i| self.level(i)).collect();
         levels.sort_unstable();
         levels.dedup();
         self.shutdown = Some(Shutdown { levels, current: None, exit_code });
@@ -312,19 +450,20 @@ impl Supervisor {
     /// next level down.
     fn advance_shutdown(&mut self, now: Instant) {
         loop {
-            let Some(s) = &mut self.shutdown else { return };
+            let Some(s) = &self.shutdown else { return };
             if let Some(current) = s.current
-                && self.programs.iter().any(|p| level(p) == current && p.state().is_active())
+                && (0..self.programs.len()).any(|i| self.level(i) == current && self.programs[i].state().is_active())
             {
                 return;
             }
+            let Some(s) = &mut self.shutdown else { return };
             let Some(next) = s.levels.pop() else {
                 s.current = None;
                 return;
             };
             s.current = Some(next);
             for i in 0..self.programs.len() {
-                if level(&self.programs[i]) == next {
+                if self.level(i) == next {
                     self.apply(i, Event::Stop, now);
                 }
             }
@@ -349,14 +488,19 @@ impl Supervisor {
         }
     }
 
+    /// A program's shutdown level: programs others depend on stop after them, then by
+    /// (group priority, priority), highest first.
+    fn level(&self, i: usize) -> Level {
+        let cfg = &self.programs[i].cfg;
+        (self.ranks[i], cfg.group_priority, cfg.priority)
+    }
+
     fn publish(&self) {
         let changed = {
             let current = self.snapshot.borrow();
             current.shutting_down != self.shutdown.is_some()
                 || current.programs.len() != self.programs.len()
-                || current.programs.iter().zip(&self.programs).any(|(v, p)| {
-                    v.state != p.state() || v.pid != p.pid() || v.spawns != p.spawns() || v.since != p.since()
-                })
+                || current.programs.iter().zip(&self.programs).any(|(v, p)| v.generation != p.generation())
         };
         if changed {
             let programs = self.programs.iter().map(ProgramView::of).collect();
@@ -365,9 +509,18 @@ impl Supervisor {
     }
 }
 
-/// The shutdown level of a program: its group's priority, then its own.
-fn level(p: &Program) -> (i64, i64) {
-    (p.cfg.group_priority, p.cfg.priority)
+/// A shutdown level: (dependency rank, group priority, priority).
+type Level = (u32, i64, i64);
+
+/// Where a waiting program's dependencies stand.
+enum DepStatus {
+    Met,
+    Waiting(String),
+    Failed(String),
+}
+
+fn exit_text(p: &Program) -> String {
+    p.last_exit().map_or_else(|| "no exit".into(), |s| s.to_string())
 }
 
 fn start_check(state: State) -> Result<(), String> {

@@ -10,7 +10,8 @@ use nix::sys::signal::Signal;
 
 use super::backoff;
 use super::state::State;
-use crate::config::{Autorestart, ProgramConfig};
+use crate::config::{Autorestart, OnUnhealthy, ProgramConfig};
+use crate::health::{Health, ProbeOutcome};
 use crate::process::ExitStatus;
 
 /// How long to wait for a process group to go after SIGKILL before giving up on it (a process
@@ -47,6 +48,20 @@ pub enum Event {
     GroupGone,
     /// Its [`Program::deadline`] has passed.
     Deadline,
+    /// A probe of its current process finished.
+    Probe(ProbeOutcome),
+    /// It waits for its dependencies; this says which (shown in status).
+    DependenciesPending {
+        /// E.g. `postgres (healthy)`.
+        waiting_for: String,
+    },
+    /// Every dependency meets its condition: spawn.
+    DependenciesMet,
+    /// A dependency can no longer meet its condition (it is FATAL, say): give up.
+    DependencyFailed {
+        /// Why, for status.
+        reason: String,
+    },
     /// supd is shutting down: no more restarts.
     Shutdown,
 }
@@ -65,6 +80,19 @@ pub enum Effect {
         /// To the whole process group rather than the one process.
         group: bool,
     },
+}
+
+/// What happens once a stop completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterStop {
+    /// Stay STOPPED.
+    Nothing,
+    /// Start again (`supctl restart`).
+    Start,
+    /// Restart through the crash backoff (it was stopped for being unhealthy).
+    Restart,
+    /// Count a failed start (it never became healthy under `startsecs = "healthy"`).
+    FailedStart,
 }
 
 /// A program and everything supd knows about it.
@@ -89,8 +117,8 @@ pub struct Program {
     streak: u32,
     /// SIGKILL was sent in this STOPPING.
     killed: bool,
-    /// Start again once STOPPED (a restart in progress).
-    start_when_stopped: bool,
+    /// What follows the stop in progress.
+    after_stop: AfterStop,
     /// supd is shutting down: exits are final.
     shutting_down: bool,
     last_exit: Option<ExitStatus>,
@@ -103,6 +131,19 @@ pub struct Program {
     /// The delay chosen for the current BACKOFF.
     backoff_delay: Duration,
     rng: fastrand::Rng,
+    /// Health of the current process, for programs with a healthcheck.
+    health: Option<Health>,
+    /// Probes failed in a row (outside the start period).
+    probe_failures: u32,
+    /// Probes passed in a row.
+    probe_successes: u32,
+    /// Until when failures do not count (`start_period`); `None` once a probe passed.
+    start_period_ends: Option<Instant>,
+    last_probe: Option<ProbeOutcome>,
+    /// STARTING without a process: what it waits for.
+    waiting: Option<String>,
+    /// Bumped by every event, so readers can tell that something changed.
+    generation: u64,
 }
 
 impl Program {
@@ -119,7 +160,7 @@ impl Program {
             failed_starts: 0,
             streak: 0,
             killed: false,
-            start_when_stopped: false,
+            after_stop: AfterStop::Nothing,
             shutting_down: false,
             last_exit: None,
             error: None,
@@ -127,26 +168,49 @@ impl Program {
             spawns: 0,
             backoff_delay: Duration::ZERO,
             rng: fastrand::Rng::with_seed(seed),
+            health: None,
+            probe_failures: 0,
+            probe_successes: 0,
+            start_period_ends: None,
+            last_probe: None,
+            waiting: None,
+            generation: 0,
         }
     }
 
     /// Applies `event` at `now`; returns what to do.
     pub fn on(&mut self, event: Event, now: Instant) -> Vec<Effect> {
         use State::*;
+        self.generation += 1;
+        let waiting = self.waiting.is_some();
         match (self.state, event) {
             (Stopped | Exited | Fatal | Backoff, Event::Start) if !self.shutting_down => {
                 self.failed_starts = 0;
                 self.streak = 0;
-                self.spawn(now)
+                if self.cfg.depends_on.is_empty() {
+                    return self.spawn(now);
+                }
+                self.enter(Starting, now, None);
+                self.waiting = Some("dependencies".into());
+                Vec::new()
+            }
+            (Starting, Event::DependenciesPending { waiting_for }) if waiting => {
+                self.waiting = Some(waiting_for);
+                Vec::new()
+            }
+            (Starting, Event::DependenciesMet) if waiting => self.spawn(now),
+            (Starting, Event::DependencyFailed { reason }) if waiting => {
+                self.error = Some(reason);
+                self.enter(Fatal, now, None)
             }
             (Starting | Running, Event::Stop) => self.stop(now),
             (Backoff, Event::Stop) => self.enter(Stopped, now, None),
             (Starting | Running, Event::Restart) => {
-                self.start_when_stopped = true;
+                self.after_stop = AfterStop::Start;
                 self.stop(now)
             }
             (Stopping, Event::Restart) => {
-                self.start_when_stopped = true;
+                self.after_stop = AfterStop::Start;
                 Vec::new()
             }
             (_, Event::Restart) => self.on(Event::Start, now),
@@ -155,7 +219,10 @@ impl Program {
                 self.pgid = Some(pid);
                 self.spawned_at = Some(now);
                 self.error = None;
-                if self.cfg.startsecs.is_zero() {
+                self.reset_health(now);
+                if self.cfg.ready_when_healthy {
+                    self.enter(Starting, now, None)
+                } else if self.cfg.startsecs.is_zero() {
                     self.running(now)
                 } else {
                     self.enter(Starting, now, Some(now + self.cfg.startsecs))
@@ -174,6 +241,7 @@ impl Program {
                 self.exited(status);
                 self.after_run(status, now)
             }
+            (Starting | Running, Event::Probe(outcome)) if self.pid.is_some() => self.probed(outcome, now),
             (Backoff, Event::Deadline) => {
                 self.restarts += 1;
                 self.spawn(now)
@@ -197,13 +265,58 @@ impl Program {
             }
             (_, Event::Shutdown) => {
                 self.shutting_down = true;
-                self.start_when_stopped = false;
-                if self.state == Backoff { self.enter(Stopped, now, None) } else { Vec::new() }
+                self.after_stop = AfterStop::Nothing;
+                if self.state == Backoff || waiting { self.enter(Stopped, now, None) } else { Vec::new() }
             }
             // Anything else is stale or does not apply (a start of a running program, say);
             // the control API refuses those before they get here.
             _ => Vec::new(),
         }
+    }
+
+    fn reset_health(&mut self, now: Instant) {
+        let check = self.cfg.healthcheck.as_ref();
+        self.health = check.map(|_| Health::Starting);
+        self.probe_failures = 0;
+        self.probe_successes = 0;
+        self.start_period_ends = check.filter(|c| !c.start_period.is_zero()).map(|c| now + c.start_period);
+    }
+
+    /// Docker's health rules: `success_threshold` passes in a row make it healthy, and the
+    /// first pass ends `start_period`; `retries` failures in a row outside `start_period` make
+    /// it unhealthy. Unhealthy with `on_unhealthy = "restart"` stops it, and the restart then
+    /// goes through the crash backoff (or, before it was ever ready under `startsecs =
+    /// "healthy"`, counts as a failed start).
+    fn probed(&mut self, outcome: ProbeOutcome, now: Instant) -> Vec<Effect> {
+        let ok = outcome.ok;
+        self.last_probe = Some(outcome);
+        let Some(check) = self.cfg.healthcheck.as_ref() else { return Vec::new() };
+        if ok {
+            self.probe_failures = 0;
+            self.probe_successes = self.probe_successes.saturating_add(1);
+            self.start_period_ends = None;
+            if self.probe_successes >= check.success_threshold {
+                self.health = Some(Health::Healthy);
+                if self.state == State::Starting && self.cfg.ready_when_healthy {
+                    return self.running(now);
+                }
+            }
+            return Vec::new();
+        }
+        self.probe_successes = 0;
+        if self.start_period_ends.is_some_and(|end| now < end) {
+            return Vec::new();
+        }
+        self.probe_failures = self.probe_failures.saturating_add(1);
+        if self.probe_failures < check.retries || self.health == Some(Health::Unhealthy) {
+            return Vec::new();
+        }
+        self.health = Some(Health::Unhealthy);
+        if check.on_unhealthy == OnUnhealthy::Ignore {
+            return Vec::new();
+        }
+        self.after_stop = if self.state == State::Starting { AfterStop::FailedStart } else { AfterStop::Restart };
+        self.stop(now)
     }
 
     fn spawn(&mut self, now: Instant) -> Vec<Effect> {
@@ -228,11 +341,17 @@ impl Program {
     fn stopped(&mut self, now: Instant) -> Vec<Effect> {
         self.pgid = None;
         self.enter(State::Stopped, now, None);
-        if std::mem::take(&mut self.start_when_stopped) { self.on(Event::Start, now) } else { Vec::new() }
+        match std::mem::replace(&mut self.after_stop, AfterStop::Nothing) {
+            AfterStop::Nothing => Vec::new(),
+            AfterStop::Start => self.on(Event::Start, now),
+            AfterStop::Restart => self.restart_with_backoff(now),
+            AfterStop::FailedStart => self.failed_start(now),
+        }
     }
 
     fn exited(&mut self, status: ExitStatus) {
         self.pid = None;
+        self.health = None;
         self.last_exit = Some(status);
     }
 
@@ -269,6 +388,11 @@ impl Program {
         if !restart {
             return self.enter(State::Exited, now, None);
         }
+        self.restart_with_backoff(now)
+    }
+
+    /// The crash backoff: immediate after a stable run, then doubling (see [`backoff`]).
+    fn restart_with_backoff(&mut self, now: Instant) -> Vec<Effect> {
         let ran = self.spawned_at.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         if ran >= self.cfg.backoff.reset {
             self.streak = 0;
@@ -288,6 +412,7 @@ impl Program {
     }
 
     fn enter(&mut self, state: State, now: Instant, deadline: Option<Instant>) -> Vec<Effect> {
+        self.waiting = None;
         self.state = state;
         self.since = now;
         self.deadline = deadline;
@@ -341,8 +466,24 @@ impl Program {
         self.backoff_delay
     }
     /// Whether a restart waits for the stop to finish.
-    pub const fn restart_pending(&self) -> bool {
-        self.start_when_stopped
+    pub fn restart_pending(&self) -> bool {
+        self.after_stop != AfterStop::Nothing
+    }
+    /// Health of the current process (programs with a healthcheck, while it runs).
+    pub const fn health(&self) -> Option<Health> {
+        self.health
+    }
+    /// The last probe's result.
+    pub const fn last_probe(&self) -> Option<&ProbeOutcome> {
+        self.last_probe.as_ref()
+    }
+    /// What a STARTING program without a process waits for.
+    pub fn waiting(&self) -> Option<&str> {
+        self.waiting.as_deref()
+    }
+    /// Changes with every event.
+    pub const fn generation(&self) -> u64 {
+        self.generation
     }
 }
 
@@ -374,6 +515,9 @@ mod tests {
             redirect_stderr: false,
             required: false,
             backoff: BackoffConfig::default(),
+            ready_when_healthy: false,
+            healthcheck: None,
+            depends_on: vec![],
         };
         edit(&mut c);
         Arc::new(c)
@@ -576,5 +720,131 @@ mod tests {
         assert_eq!(r.p.state(), State::Fatal);
         r.on(Event::Start);
         assert_eq!(r.p.state(), State::Starting);
+    }
+
+    fn with_check(edit: impl FnOnce(&mut crate::config::Healthcheck)) -> impl FnOnce(&mut ProgramConfig) {
+        move |c: &mut ProgramConfig| {
+            let mut check = crate::config::Healthcheck {
+                probe: crate::config::Probe::Tcp { host: "127.0.0.1".into(), port: 1 },
+                interval: Duration::from_secs(10),
+                timeout: Duration::from_secs(2),
+                start_period: Duration::ZERO,
+                start_interval: Duration::from_secs(1),
+                retries: 3,
+                success_threshold: 1,
+                on_unhealthy: OnUnhealthy::Restart,
+            };
+            edit(&mut check);
+            c.healthcheck = Some(check);
+            c.startsecs = Duration::ZERO;
+        }
+    }
+
+    impl Rig {
+        fn probe(&mut self, ok: bool) -> Vec<Effect> {
+            let outcome = ProbeOutcome { ok, message: String::new(), latency: Duration::ZERO, at: self.now };
+            self.on(Event::Probe(outcome))
+        }
+    }
+
+    #[test]
+    fn health_follows_docker_retries_and_success_threshold() {
+        let mut r = Rig::new(with_check(|c| {
+            c.success_threshold = 2;
+            c.on_unhealthy = OnUnhealthy::Ignore;
+        }));
+        r.on(Event::Start);
+        assert_eq!(r.p.health(), Some(Health::Starting));
+        r.probe(true);
+        assert_eq!(r.p.health(), Some(Health::Starting), "one pass of two");
+        r.probe(true);
+        assert_eq!(r.p.health(), Some(Health::Healthy));
+        r.probe(false);
+        r.probe(false);
+        assert_eq!(r.p.health(), Some(Health::Healthy), "two failures of three");
+        assert!(r.probe(false).is_empty(), "ignore: no stop");
+        assert_eq!((r.p.health(), r.p.state()), (Some(Health::Unhealthy), State::Running));
+    }
+
+    #[test]
+    fn failures_in_start_period_do_not_count_until_it_ends() {
+        let mut r = Rig::new(with_check(|c| {
+            c.start_period = Duration::from_secs(30);
+            c.retries = 1;
+        }));
+        r.on(Event::Start);
+        r.probe(false);
+        r.probe(false);
+        assert_eq!(r.p.health(), Some(Health::Starting));
+        r.advance(Duration::from_secs(31));
+        let effects = r.probe(false);
+        assert_eq!(r.p.health(), Some(Health::Unhealthy));
+        assert_eq!(effects, vec![Effect::Signal { pid: 101, signal: Signal::SIGTERM, group: true }]);
+    }
+
+    #[test]
+    fn unhealthy_restarts_through_the_crash_backoff() {
+        let mut r = Rig::new(with_check(|c| c.retries = 1));
+        r.on(Event::Start);
+        r.advance(Duration::from_secs(5));
+        for round in 0..3 {
+            r.probe(false);
+            assert_eq!(r.p.state(), State::Stopping, "round {round}");
+            r.on(Event::Exited { status: ExitStatus::Signal(15), group_alive: false });
+            if round == 0 {
+                assert_eq!(r.p.state(), State::Running, "first restart after a stable run is immediate");
+            } else {
+                assert_eq!(r.p.state(), State::Backoff, "round {round} backs off");
+                r.fire();
+            }
+        }
+        assert_eq!((r.p.restarts(), r.p.health()), (3, Some(Health::Starting)));
+    }
+
+    #[test]
+    fn startsecs_healthy_gates_running_and_never_healthy_is_a_failed_start() {
+        let mut r = Rig::new(|c| {
+            with_check(|h| h.retries = 2)(c);
+            c.ready_when_healthy = true;
+            c.startretries = 0;
+        });
+        r.on(Event::Start);
+        assert_eq!((r.p.state(), r.p.deadline()), (State::Starting, None));
+        r.probe(true);
+        assert_eq!(r.p.state(), State::Running);
+
+        let mut r = Rig::new(|c| {
+            with_check(|h| h.retries = 2)(c);
+            c.ready_when_healthy = true;
+            c.startretries = 0;
+        });
+        r.on(Event::Start);
+        r.probe(false);
+        r.probe(false);
+        assert_eq!(r.p.state(), State::Stopping);
+        r.on(Event::Exited { status: ExitStatus::Signal(15), group_alive: false });
+        assert_eq!(r.p.state(), State::Fatal, "startretries = 0: the one failed start is fatal");
+    }
+
+    #[test]
+    fn dependencies_hold_the_start_and_a_failed_one_is_fatal() {
+        let dep = || vec![crate::config::Dependency { program: "db".into(), condition: crate::config::Condition::Healthy }];
+        let mut r = Rig::new(|c| c.depends_on = dep());
+        assert!(r.on(Event::Start).is_empty());
+        assert_eq!((r.p.state(), r.p.pid(), r.p.waiting()), (State::Starting, None, Some("dependencies")));
+        r.on(Event::DependenciesPending { waiting_for: "db (healthy)".into() });
+        assert_eq!(r.p.waiting(), Some("db (healthy)"));
+        r.on(Event::DependenciesMet);
+        assert_eq!((r.p.pid(), r.p.waiting()), (Some(101), None));
+
+        let mut r = Rig::new(|c| c.depends_on = dep());
+        r.on(Event::Start);
+        r.on(Event::DependencyFailed { reason: "dependency db is FATAL".into() });
+        assert_eq!((r.p.state(), r.p.error()), (State::Fatal, Some("dependency db is FATAL")));
+
+        let mut r = Rig::new(|c| c.depends_on = dep());
+        r.on(Event::Start);
+        r.on(Event::Shutdown);
+        assert_eq!(r.p.state(), State::Stopped, "a waiting program is simply not started at shutdown");
     }
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::State;
 use super::program::Program;
-use crate::api::protocol::ProgramStatus;
+use crate::api::protocol::{ProbeStatus, ProgramStatus};
+use crate::health::{Health, ProbeOutcome};
 use crate::process::ExitStatus;
 
 /// Every program at one moment.
@@ -47,6 +48,14 @@ pub struct ProgramView {
     pub restart_pending: bool,
     /// How long a start or stop may take at most, for waiters' time limits.
     pub settle_within: Duration,
+    /// Health of the current process, when it has a healthcheck.
+    pub health: Option<Health>,
+    /// The last probe's result.
+    pub last_probe: Option<ProbeOutcome>,
+    /// What a STARTING program without a process waits for.
+    pub waiting: Option<String>,
+    /// [`Program::generation`] when copied.
+    pub generation: u64,
 }
 
 impl ProgramView {
@@ -66,7 +75,11 @@ impl ProgramView {
             restarts: p.restarts(),
             spawns: p.spawns(),
             restart_pending: p.restart_pending(),
-            settle_within: cfg.startsecs + cfg.stopwaitsecs + super::program::KILL_GRACE + Duration::from_secs(5),
+            settle_within: settle_within(cfg),
+            health: p.health(),
+            last_probe: p.last_probe().cloned(),
+            waiting: p.waiting().map(str::to_string),
+            generation: p.generation(),
         }
     }
 
@@ -93,6 +106,13 @@ impl ProgramView {
             restarts: self.restarts,
             spawns: self.spawns,
             autostart: self.autostart,
+            health: self.health,
+            last_probe: self.last_probe.as_ref().map(|o| ProbeStatus {
+                ok: o.ok,
+                message: o.message.clone(),
+                latency_ms: o.latency.as_secs_f64() * 1000.0,
+                secs_ago: now.saturating_duration_since(o.at).as_secs(),
+            }),
         }
     }
 
@@ -104,9 +124,16 @@ impl ProgramView {
         };
         let why = || self.error.clone().unwrap_or_else(exit);
         let pid = self.pid.unwrap_or(0);
+        let probe = || match &self.last_probe {
+            Some(o) => format!("; probe: {} in {:.0} ms", o.message, o.latency.as_secs_f64() * 1000.0),
+            None => String::new(),
+        };
         match self.state {
-            State::Running => format!("pid {pid}, uptime {}", clock(in_state)),
-            State::Starting => format!("pid {pid}"),
+            State::Running => format!("pid {pid}, uptime {}{}", clock(in_state), probe()),
+            State::Starting if self.pid.is_none() => {
+                format!("waiting for {}", self.waiting.as_deref().unwrap_or("dependencies"))
+            }
+            State::Starting => format!("pid {pid}{}", probe()),
             State::Backoff => {
                 let left = self.deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
                 format!("retry in {:.1}s; last: {}", left.as_secs_f64(), why())
@@ -121,6 +148,19 @@ impl ProgramView {
             },
         }
     }
+}
+
+/// The longest a start or stop of `cfg` should take, for waiters' time limits: its start
+/// timing (startsecs, or the healthcheck's start period plus its retries' worth of probes)
+/// plus its stop timing.
+fn settle_within(cfg: &crate::config::ProgramConfig) -> Duration {
+    let start = match &cfg.healthcheck {
+        Some(h) if cfg.ready_when_healthy => {
+            h.start_period + (h.interval + h.timeout) * (h.retries + h.success_threshold)
+        }
+        _ => cfg.startsecs,
+    };
+    start + cfg.stopwaitsecs + super::program::KILL_GRACE + Duration::from_secs(5)
 }
 
 /// `H:MM:SS`, as supervisorctl shows uptimes.
