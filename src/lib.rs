@@ -5,9 +5,9 @@
 pub mod api;
 pub mod config;
 pub mod ctl;
+pub mod health;
 pub mod logging;
 pub mod output;
 pub mod process;
 pub mod single;
 pub mod supervisor;
-pub mod health;

@@ -138,7 +138,9 @@ impl ProgramStatus {
     /// The state as `supctl status` shows it: `RUNNING (healthy)` for a probed program.
     pub fn state_text(&self) -> String {
         match self.health {
-            Some(h) if matches!(self.state, State::Running | State::Starting) => format!("{} ({})", self.state, h.as_str()),
+            Some(h) if matches!(self.state, State::Running | State::Starting) => {
+                format!("{} ({})", self.state, h.as_str())
+            }
             _ => self.state.as_str().to_string(),
         }
     }

@@ -24,7 +24,10 @@ pub(super) fn entries(raw: &RawDependsOn) -> Vec<(Spanned<String>, Condition)> {
 }
 
 /// Checks every program's dependencies against `programs` and fills `depends_on` in.
-pub(super) fn resolve(programs: &mut [ProgramConfig], written: &BTreeMap<String, Written<'_>>) -> Result<(), ConfigError> {
+pub(super) fn resolve(
+    programs: &mut [ProgramConfig],
+    written: &BTreeMap<String, Written<'_>>,
+) -> Result<(), ConfigError> {
     let index: BTreeMap<String, usize> = programs.iter().enumerate().map(|(i, p)| (p.name.clone(), i)).collect();
     for (name, w) in written {
         let Some(&me) = index.get(name) else { continue };
@@ -39,7 +42,11 @@ pub(super) fn resolve(programs: &mut [ProgramConfig], written: &BTreeMap<String,
             if *condition == Condition::Healthy && programs[target].healthcheck.is_none() {
                 return Err((w.error)(
                     at,
-                    format!("{:?} has no [program.{}.healthcheck], so it can never be healthy", dep.get_ref(), dep.get_ref()),
+                    format!(
+                        "{:?} has no [program.{}.healthcheck], so it can never be healthy",
+                        dep.get_ref(),
+                        dep.get_ref()
+                    ),
                 ));
             }
             programs[me].depends_on.push(Dependency { program: dep.get_ref().clone(), condition: *condition });
@@ -56,12 +63,7 @@ pub(super) fn resolve(programs: &mut [ProgramConfig], written: &BTreeMap<String,
 
 /// A dependency path from `start` back to itself, if there is one.
 fn cycle_from(programs: &[ProgramConfig], index: &BTreeMap<String, usize>, start: &str) -> Option<Vec<String>> {
-    fn walk(
-        programs: &[ProgramConfig],
-        index: &BTreeMap<String, usize>,
-        start: &str,
-        path: &mut Vec<String>,
-    ) -> bool {
+    fn walk(programs: &[ProgramConfig], index: &BTreeMap<String, usize>, start: &str, path: &mut Vec<String>) -> bool {
         let Some(&i) = path.last().and_then(|n| index.get(n)) else { return false };
         for dep in &programs[i].depends_on {
             if dep.program == start {

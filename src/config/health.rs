@@ -92,7 +92,11 @@ fn http(
                 ExpectStatus::Many(c) => c.clone(),
             };
             if codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)) {
-                return Err(source.error_at(s.span().start, format!("{key}.expect_status"), "HTTP statuses are 100 to 599"));
+                return Err(source.error_at(
+                    s.span().start,
+                    format!("{key}.expect_status"),
+                    "HTTP statuses are 100 to 599",
+                ));
             }
             codes
         }

@@ -127,11 +127,39 @@ pub enum OnUnhealthy {
 }
 
 /// `depends_on`: a list of names (condition `started`) or a table of name = condition.
-#[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = r#"a list of program names, or a table like { db = "healthy" }"#)]
+#[derive(Debug)]
 pub enum RawDependsOn {
     List(Vec<Spanned<String>>),
     Table(BTreeMap<Spanned<String>, Condition>),
+}
+
+// By hand rather than `untagged`: an untagged enum buffers its input and loses the spans that
+// `Spanned` needs for file:line:column.
+impl<'de> Deserialize<'de> for RawDependsOn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawDependsOn;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(r#"a list of program names, or a table like { db = "healthy" }"#)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawDependsOn, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element()? {
+                    names.push(name);
+                }
+                Ok(RawDependsOn::List(names))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawDependsOn, A::Error> {
+                let mut table = BTreeMap::new();
+                while let Some((name, condition)) = map.next_entry()? {
+                    table.insert(name, condition);
+                }
+                Ok(RawDependsOn::Table(table))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A dependency condition, named as compose names them (without the `service_` prefix).

@@ -10,11 +10,11 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::expand::expand;
-use super::value::StartSecs;
-use super::{depends, health};
 use super::raw::{RawFile, RawGroup, RawProgram, RawSupervisor};
+use super::value::StartSecs;
 use super::{BackoffConfig, Config, Credentials, ProgramConfig, SupervisorConfig};
 use super::{DEFAULT_HTTP, DEFAULT_SOCKET};
+use super::{depends, health};
 
 /// A table found in some file: where its name is, and what it says.
 struct Found<'a, T> {

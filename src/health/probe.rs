@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::ProbeOutcome;
-use crate::config::{ProgramConfig, Probe};
+use crate::config::{Probe, ProgramConfig};
 use crate::process::reaper::Waiters;
 use crate::process::{signal as sig, spawn};
 
@@ -129,4 +129,3 @@ impl Drop for KillGroupOnDrop {
         let _ = sig::send(self.0, nix::sys::signal::Signal::SIGKILL, true);
     }
 }
-

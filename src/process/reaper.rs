@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
-use tokio::sync::oneshot;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
+use tokio::sync::oneshot;
 
 use super::ExitStatus;
 

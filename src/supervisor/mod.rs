@@ -19,8 +19,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::config::{Condition, Config};
-use crate::health::probe::{self, Report};
 use crate::health::Health;
+use crate::health::probe::{self, Report};
 use crate::output::{Sink, Stream};
 use crate::process::reaper::{self, Waiters};
 use crate::process::{signal as sig, spawn};
@@ -101,7 +101,8 @@ impl Supervisor {
             .map(|(i, p)| Program::new(Arc::new(p.clone()), now, seed.wrapping_add(i as u64)))
             .collect();
         let prefixes = config.programs.iter().map(|p| Arc::from(format!("{:<width$} | ", p.name).as_bytes())).collect();
-        let index: HashMap<&str, usize> = config.programs.iter().enumerate().map(|(i, p)| (p.name.as_str(), i)).collect();
+        let index: HashMap<&str, usize> =
+            config.programs.iter().enumerate().map(|(i, p)| (p.name.as_str(), i)).collect();
         let deps = config
             .programs
             .iter()

@@ -828,7 +828,8 @@ mod tests {
 
     #[test]
     fn dependencies_hold_the_start_and_a_failed_one_is_fatal() {
-        let dep = || vec![crate::config::Dependency { program: "db".into(), condition: crate::config::Condition::Healthy }];
+        let dep =
+            || vec![crate::config::Dependency { program: "db".into(), condition: crate::config::Condition::Healthy }];
         let mut r = Rig::new(|c| c.depends_on = dep());
         assert!(r.on(Event::Start).is_empty());
         assert_eq!((r.p.state(), r.p.pid(), r.p.waiting()), (State::Starting, None, Some("dependencies")));

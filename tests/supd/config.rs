@@ -134,3 +134,44 @@ fn shipped_configs_pass_check() {
         assert!(text.starts_with(&format!("config OK: {programs} programs")), "{text}");
     }
 }
+
+#[test]
+fn healthcheck_and_depends_on_errors_point_at_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("supd.toml").display().to_string();
+    let p = "[program.a]\ncommand = \"x\"\n";
+    let cases = [
+        (format!("{p}[program.a.healthcheck]\nhttp = \"http://\"\n"), "4:8: program.a.healthcheck.http: not a URL"),
+        (
+            format!("{p}[program.a.healthcheck]\nhttp = \"https://x/\"\n"),
+            "4:8: program.a.healthcheck.http: https probes are not supported",
+        ),
+        (
+            format!("{p}[program.a.healthcheck]\ntcp = \"nohost\"\n"),
+            "4:7: program.a.healthcheck.tcp: expected \"host:port\"",
+        ),
+        (
+            format!("{p}[program.a.healthcheck]\ntcp = \"x:1\"\nexec = \"true\"\n"),
+            "3:1: program.a.healthcheck: set exactly one of http, tcp or exec",
+        ),
+        (format!("{p}startsecs = \"healthy\"\n"), "3:13: program.a.startsecs: \"healthy\" needs a [healthcheck]"),
+        (format!("{p}depends_on = [\"b\"]\n"), "3:15: program.a.depends_on: no program named \"b\""),
+        (
+            format!("{p}depends_on = {{ b = \"healthy\" }}\n[program.b]\ncommand = \"y\"\n"),
+            "3:16: program.a.depends_on: \"b\" has no [program.b.healthcheck]",
+        ),
+        (
+            format!("{p}depends_on = [\"b\"]\n[program.b]\ncommand = \"y\"\ndepends_on = [\"a\"]\n"),
+            "program.a.depends_on: dependency cycle: a -> b -> a",
+        ),
+        (
+            format!("{p}depends_on = {{ b = \"ready\" }}\n[program.b]\ncommand = \"y\"\n"),
+            "3:20: program.a.depends_on: unknown variant `ready`, expected one of `started`, `healthy`, `completed_successfully`",
+        ),
+    ];
+    for (text, want) in cases {
+        let (code, _, err) = check(dir.path(), &text);
+        assert_eq!(code, 2, "{text}");
+        assert!(err.contains(want) && err.contains(&file), "for:\n{text}\nwant {want}\ngot {err}");
+    }
+}

@@ -3,7 +3,9 @@
 
 mod config;
 mod ctl;
+mod depends;
 mod harness;
+mod health;
 mod lifecycle;
 mod output;
 mod pid1;
