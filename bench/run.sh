@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: supd, supervisord 4.3.0 (PyPI) and tini (Debian) on this machine.
 # Installs what it needs (tini, a venv with supervisor), builds supd in release mode, runs
-# bench/compare.py and writes the table to bench/results.md. Takes about a minute.
+# bench/compare.py (supd beside its peers, to bench/results.md) and bench/health.py (probes and
+# /health, to bench/results-health.md). Takes about two minutes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 
-command -v tini >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tini; }
+for pkg in tini wrk; do
+    command -v "$pkg" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg"; }
+done
 if [ ! -x "$here/.venv/bin/supervisord" ]; then
     python3 -m venv "$here/.venv"
     "$here/.venv/bin/pip" install -q supervisor==4.3.0
 fi
 cargo build --release --locked --manifest-path "$root/Cargo.toml"
-"$here/.venv/bin/python" "$here/compare.py" --supd "$root/target/release" --out "$here/results.md" "$@"
+"$here/.venv/bin/python" "$here/compare.py" --supd "$root/target/release" --out "$here/results.md"
+"$here/.venv/bin/python" "$here/health.py" --supd "$root/target/release" --out "$here/results-health.md"

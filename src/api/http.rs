@@ -22,10 +22,45 @@ use crate::supervisor::Snapshot;
 
 /// A client that has not sent its headers in this time is dropped.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a rendered `/health` body is served again while the snapshot stays the same. Every
+/// state change makes a new snapshot and so a new body at once; only the fields computed from
+/// the clock (uptimes, backoff countdowns) can be this much behind.
+const RENDER_TTL: Duration = Duration::from_millis(250);
+
+/// The last `/health` answer, for the snapshot it was made from.
+#[derive(Default)]
+struct Rendered {
+    snapshot: Option<Arc<Snapshot>>,
+    at: Option<Instant>,
+    ready: bool,
+    body: Bytes,
+}
+
+impl Rendered {
+    /// The `/health` answer for `snapshot`: the cached one while fresh, else a new one.
+    fn get(&mut self, snapshot: &Arc<Snapshot>, now: Instant) -> (bool, Bytes) {
+        let same = self.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, snapshot));
+        let fresh = self.at.is_some_and(|at| now.saturating_duration_since(at) < RENDER_TTL);
+        if !(same && fresh) {
+            let report = health::report(snapshot, now);
+            let mut body = serde_json::to_vec(&report).unwrap_or_default();
+            body.push(b'\n');
+            *self = Rendered {
+                snapshot: Some(Arc::clone(snapshot)),
+                at: Some(now),
+                ready: report.healthy(),
+                body: body.into(),
+            };
+        }
+        (self.ready, self.body.clone())
+    }
+}
 
 /// Serves HTTP/1.1 on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, snapshot: watch::Receiver<Arc<Snapshot>>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(super::MAX_CONNECTIONS));
+    // Shared by every connection; the lock is never held across an await.
+    let rendered = Arc::new(std::sync::Mutex::new(Rendered::default()));
     loop {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
         let (stream, _) = match listener.accept().await {
@@ -38,10 +73,12 @@ pub async fn serve(listener: TcpListener, snapshot: watch::Receiver<Arc<Snapshot
         };
         let _ = stream.set_nodelay(true);
         let snapshot = snapshot.clone();
+        let rendered = Arc::clone(&rendered);
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let snap = snapshot.borrow().clone();
-                async move { Ok::<_, Infallible>(route(&req, &snap)) }
+                let resp = route(&req, &snap, &rendered);
+                async move { Ok::<_, Infallible>(resp) }
             });
             // hyper's header timeout only works with a timer; without one it is silently off.
             let conn = http1::Builder::new()
@@ -58,7 +95,11 @@ pub async fn serve(listener: TcpListener, snapshot: watch::Receiver<Arc<Snapshot
 
 /// `GET /health` (every program) and `GET /health/NAME` (one): 200 when ready, 503 when not,
 /// with a JSON body either way.
-fn route(req: &Request<Incoming>, snapshot: &Snapshot) -> Response<Full<Bytes>> {
+fn route(
+    req: &Request<Incoming>,
+    snapshot: &Arc<Snapshot>,
+    rendered: &std::sync::Mutex<Rendered>,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let one = path.strip_prefix("/health/").filter(|n| !n.is_empty());
     if path != "/health" && one.is_none() {
@@ -71,18 +112,20 @@ fn route(req: &Request<Incoming>, snapshot: &Snapshot) -> Response<Full<Bytes>> 
     }
     let now = Instant::now();
     let (ready, body) = match one {
-        None => {
-            let report = health::report(snapshot, now);
-            (report.healthy(), serde_json::to_vec(&report))
-        }
+        None => match rendered.lock() {
+            Ok(mut cache) => cache.get(snapshot, now),
+            Err(_) => Rendered::default().get(snapshot, now),
+        },
         Some(name) => match health::program(snapshot, name, now) {
-            Some((ready, status)) => (ready, serde_json::to_vec(&status)),
+            Some((ready, status)) => {
+                let mut body = serde_json::to_vec(&status).unwrap_or_default();
+                body.push(b'\n');
+                (ready, Bytes::from(body))
+            }
             None => return plain(StatusCode::NOT_FOUND, "no such program\n"),
         },
     };
-    let mut body = body.unwrap_or_default();
-    body.push(b'\n');
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp

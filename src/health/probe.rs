@@ -95,14 +95,18 @@ async fn http(
     let req = req.body(Empty::<Bytes>::new()).map_err(|e| format!("bad request: {e}"))?;
     // The connection is driven here, not in a task of its own, so a timeout drops all of it.
     // Only the status line and headers are read: a huge body is never buffered.
-    tokio::pin!(conn);
+    let send = sender.send_request(req);
+    tokio::pin!(conn, send);
     let resp = tokio::select! {
-        resp = sender.send_request(req) => resp.map_err(|e| format!("http: {e}"))?,
-        ended = &mut conn => return Err(match ended {
-            Ok(()) => "connection closed before a response".into(),
-            Err(e) => format!("http: {e}"),
-        }),
-    };
+        resp = &mut send => resp,
+        // A server may answer and close at once, so the connection can end in the same poll
+        // that delivers the response: the response decides, not the order of the two.
+        ended = &mut conn => match ended {
+            Ok(()) => send.await,
+            Err(e) => return Err(format!("http: {e}")),
+        },
+    }
+    .map_err(|e| format!("http: {e}"))?;
     let code = resp.status().as_u16();
     let ok = if expect.is_empty() { (200..400).contains(&code) } else { expect.contains(&code) };
     if ok { Ok(format!("HTTP {code}")) } else { Err(format!("HTTP {code}")) }

@@ -150,3 +150,20 @@ fn startsecs_healthy_gates_running_and_start_waits_for_it() {
     let p = supd.program("api");
     assert_eq!((p["state"].as_str(), p["health"].as_str()), (Some("RUNNING"), Some("healthy")));
 }
+
+/// Regression: a server that answers and closes at once made the probe race its own
+/// connection and report "connection closed before a response" for a 200.
+#[test]
+fn a_server_that_closes_right_after_answering_is_healthy() {
+    let port = free_port();
+    let supd = Supd::start(&format!(
+        "[program.web]\n{}startsecs = 0\n[program.web.healthcheck]\nhttp = \"http://127.0.0.1:{port}/\"\n\
+         interval = \"50ms\"\nstart_period = \"10s\"\nstart_interval = \"50ms\"\nretries = 1\non_unhealthy = \"ignore\"\n",
+        server("close", port, "")
+    ));
+    wait_until("web healthy", 30 * S, || (supd.program("web")["health"] == "healthy").then_some(()));
+    std::thread::sleep(Duration::from_millis(1500)); // some 30 probes
+    let web = supd.program("web");
+    assert_eq!((web["health"].as_str(), web["last_probe"]["message"].as_str()), (Some("healthy"), Some("HTTP 200")));
+    assert!(!supd.output().contains("web is unhealthy"), "{}", supd.output());
+}
