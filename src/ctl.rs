@@ -29,11 +29,27 @@ pub struct CtlError {
 
 /// Sends `request` over the socket at `path` and waits up to `timeout` for the answer.
 pub fn call(path: &Path, request: &Request, timeout: Duration) -> Result<Response, CtlError> {
+    let mut answer = None;
+    stream(path, request, Some(timeout), |r| {
+        answer = Some(r);
+        false
+    })?;
+    answer.ok_or_else(|| CtlError { message: "supd closed the connection without answering".into(), code: EXIT_FAILED })
+}
+
+/// Sends `request` and hands each response line to `each` until it returns `false` or supd
+/// closes the connection (`tail -f` gets many). `timeout` bounds each wait; `None` waits on.
+pub fn stream(
+    path: &Path,
+    request: &Request,
+    timeout: Option<Duration>,
+    mut each: impl FnMut(Response) -> bool,
+) -> Result<(), CtlError> {
     let unreachable = |why: String| CtlError {
         message: format!("cannot reach supd at {}: {why}", path.display()),
         code: EXIT_UNKNOWN,
     };
-    let mut stream = UnixStream::connect(path).map_err(|e| match e.kind() {
+    let mut sock = UnixStream::connect(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => unreachable("no such socket (is supd running? -s or SUPD_SOCKET name another)".into()),
         std::io::ErrorKind::PermissionDenied => unreachable(
             "permission denied (run as root, or set [supervisor] socket_group to a group you are in and socket_mode = \"0660\")".into(),
@@ -42,22 +58,29 @@ pub fn call(path: &Path, request: &Request, timeout: Duration) -> Result<Respons
         _ => unreachable(e.to_string()),
     })?;
     let failed = |what: &str, e: std::io::Error| CtlError { message: format!("{what}: {e}"), code: EXIT_FAILED };
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    let _ = sock.set_read_timeout(timeout);
+    let _ = sock.set_write_timeout(Some(Duration::from_secs(5)));
     let mut line = serde_json::to_vec(request).map_err(|e| failed("cannot encode the request", e.into()))?;
     line.push(b'\n');
-    stream.write_all(&line).map_err(|e| failed("cannot send the request to supd", e))?;
-    let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-            CtlError { message: format!("supd did not answer within {}s", timeout.as_secs()), code: EXIT_FAILED }
+    sock.write_all(&line).map_err(|e| failed("cannot send the request to supd", e))?;
+    let mut reader = BufReader::new(sock);
+    loop {
+        let mut answer = String::new();
+        let n = reader.read_line(&mut answer).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => CtlError {
+                message: format!("supd did not answer within {}s", timeout.unwrap_or_default().as_secs()),
+                code: EXIT_FAILED,
+            },
+            _ => failed("cannot read supd's answer", e),
+        })?;
+        if n == 0 {
+            return Ok(());
         }
-        _ => failed("cannot read supd's answer", e),
-    })?;
-    if answer.is_empty() {
-        return Err(CtlError { message: "supd closed the connection without answering".into(), code: EXIT_FAILED });
+        let response = serde_json::from_str(&answer).map_err(|e| failed("cannot decode supd's answer", e.into()))?;
+        if !each(response) {
+            return Ok(());
+        }
     }
-    serde_json::from_str(&answer).map_err(|e| failed("cannot decode supd's answer", e.into()))
 }
 
 /// The text and exit code for `response` to `request`.
@@ -100,6 +123,8 @@ pub fn render(request: &Request, response: &Response) -> (String, i32) {
             _ => (format!("{supd}\n"), EXIT_OK),
         },
         Response::ShuttingDown => ("Shut down\n".into(), EXIT_OK),
+        Response::Tail { data } => (data.clone(), EXIT_OK),
+        Response::Done { message } => (format!("{message}\n"), EXIT_OK),
     }
 }
 

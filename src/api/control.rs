@@ -17,6 +17,7 @@ use tracing::{debug, warn};
 use super::health;
 use super::protocol::{ActionResult, ErrorKind, ProgramPid, Request, Response};
 use crate::config::{SignalName, SupervisorConfig};
+use crate::output::{ProgramLogs, Sink};
 use crate::supervisor::{Command, Envelope, Snapshot, State};
 
 /// A request line longer than this is refused.
@@ -51,13 +52,18 @@ pub fn unlink(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
-/// What a connection handler needs: the way to the supervisor and the latest snapshot.
+/// What a connection handler needs: the way to the supervisor, the latest snapshot, and the
+/// programs' output.
 #[derive(Clone)]
 pub struct Handle {
     /// Commands to the supervisor.
     pub commands: mpsc::Sender<Envelope>,
     /// The latest snapshot.
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    /// The output writer (for clear and reopen).
+    pub sink: Sink,
+    /// Each program's output, in config order.
+    pub logs: Arc<[ProgramLogs]>,
 }
 
 /// Serves connections on `listener` until the task is dropped.
@@ -85,18 +91,77 @@ async fn connection(stream: UnixStream, handle: Handle) {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read.take(MAX_REQUEST));
-    let response = match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
-        Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
-            Ok(request) => handle.answer(request).await,
-            Err(e) => error(ErrorKind::BadRequest, format!("bad request: {e}")),
-        },
-        Ok(Err(e)) => error(ErrorKind::BadRequest, format!("cannot read the request: {e}")),
+    let request = match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
+        Ok(Ok(_)) => serde_json::from_str::<Request>(&line),
+        Ok(Err(e)) => {
+            let _ = send(&mut write, &error(ErrorKind::BadRequest, format!("cannot read the request: {e}"))).await;
+            return;
+        }
         Err(_) => return,
     };
-    let mut out = serde_json::to_vec(&response).unwrap_or_default();
-    out.push(b'\n');
-    if let Err(e) = write.write_all(&out).await {
+    let result = match request {
+        Ok(Request::Tail { name, stream, lines, follow }) => {
+            tail(&handle, &mut write, &name, stream, lines, follow).await
+        }
+        Ok(request) => send(&mut write, &handle.answer(request).await).await,
+        Err(e) => send(&mut write, &error(ErrorKind::BadRequest, format!("bad request: {e}"))).await,
+    };
+    if let Err(e) = result {
         debug!("control client went away: {e}");
+    }
+}
+
+async fn send(write: &mut (impl AsyncWriteExt + Unpin), response: &Response) -> std::io::Result<()> {
+    let mut out = serde_json::to_vec(response).unwrap_or_default();
+    out.push(b'\n');
+    write.write_all(&out).await
+}
+
+/// `tail`: the last lines of one stream, then, with `follow`, new output as it comes until the
+/// client goes away. The subscription is taken before the last lines are read, with no await
+/// between, so nothing falls in between (readers run on this same thread).
+async fn tail(
+    handle: &Handle,
+    write: &mut (impl AsyncWriteExt + Unpin),
+    name: &str,
+    stream: Option<String>,
+    lines: usize,
+    follow: bool,
+) -> std::io::Result<()> {
+    let snapshot = handle.snapshot.borrow().clone();
+    let log = match select(&snapshot, &[name.to_string()]) {
+        Ok(ids) if ids.len() == 1 => {
+            let Some(logs) = ids.first().and_then(|&i| handle.logs.get(i)) else { return Ok(()) };
+            match stream.as_deref() {
+                None | Some("stdout") => logs.stdout.clone(),
+                Some("stderr") => logs.stderr.clone(),
+                Some(other) => {
+                    return send(
+                        write,
+                        &error(ErrorKind::BadRequest, format!("no stream {other:?}; stdout or stderr")),
+                    )
+                    .await;
+                }
+            }
+        }
+        Ok(_) => return send(write, &error(ErrorKind::BadRequest, "tail takes one program")).await,
+        Err(unknown) => {
+            return send(write, &error(ErrorKind::UnknownName, format!("no such process: {unknown}"))).await;
+        }
+    };
+    let mut updates = follow.then(|| log.tail.subscribe());
+    let text = |bytes: &[u8]| Response::Tail { data: String::from_utf8_lossy(bytes).into_owned() };
+    send(write, &text(&log.tail.last_lines(lines))).await?;
+    let Some(updates) = updates.as_mut() else { return Ok(()) };
+    loop {
+        match updates.recv().await {
+            Ok(chunk) => send(write, &text(&chunk)).await?,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                send(write, &text(format!("[supctl tail: {n} chunks skipped, the reader was too slow]\n").as_bytes()))
+                    .await?;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+        }
     }
 }
 
@@ -113,13 +178,17 @@ impl Handle {
             Request::Status { names } | Request::Pid { names } => names.clone(),
             Request::Start { names } | Request::Stop { names } | Request::Restart { names } => names.clone(),
             Request::Signal { names, .. } => names.clone(),
-            Request::Health | Request::Shutdown => Vec::new(),
+            Request::Clear { names } => names.clone(),
+            Request::Health | Request::Shutdown | Request::Reopen | Request::Tail { .. } => Vec::new(),
         };
         let ids = match select(&snapshot, &names) {
             Ok(ids) => ids,
             Err(unknown) => return error(ErrorKind::UnknownName, format!("no such process: {unknown}")),
         };
-        let is_action = matches!(request, Request::Start { .. } | Request::Stop { .. } | Request::Restart { .. });
+        let is_action = matches!(
+            request,
+            Request::Start { .. } | Request::Stop { .. } | Request::Restart { .. } | Request::Clear { .. }
+        );
         if is_action && names.is_empty() {
             return error(ErrorKind::BadRequest, "name a program, GROUP:* or all");
         }
@@ -142,10 +211,37 @@ impl Handle {
                 };
                 self.act(Command::Signal(signal, ids.clone()), &ids, Wait::No).await
             }
+            Request::Clear { .. } => self.clear(&snapshot, &ids).await,
+            Request::Reopen => {
+                self.sink.reopen().await;
+                Response::Done { message: "reopened every log file".into() }
+            }
+            Request::Tail { .. } => error(ErrorKind::BadRequest, "tail is answered on its own connection"),
             Request::Start { .. } => self.act(Command::Start(ids.clone()), &ids, Wait::Started).await,
             Request::Restart { .. } => self.act(Command::Restart(ids.clone()), &ids, Wait::Started).await,
             Request::Stop { .. } => self.act(Command::Stop(ids.clone()), &ids, Wait::Stopped).await,
         }
+    }
+
+    /// Truncates the programs' log files and forgets their tails.
+    async fn clear(&self, snapshot: &Snapshot, ids: &[usize]) -> Response {
+        let mut files = Vec::new();
+        let mut results = Vec::new();
+        for &i in ids {
+            let (Some(view), Some(logs)) = (snapshot.programs.get(i), self.logs.get(i)) else { continue };
+            for log in [&logs.stdout, &logs.stderr] {
+                log.tail.clear();
+                files.extend(log.file.as_ref().map(|(id, _)| *id));
+            }
+            results.push(ActionResult {
+                name: view.full_name(),
+                ok: true,
+                message: "cleared".into(),
+                state: view.state,
+            });
+        }
+        self.sink.clear(files).await;
+        Response::Actions { results }
     }
 
     async fn send(&self, command: Command) -> Result<Vec<Result<u64, String>>, String> {

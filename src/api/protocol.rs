@@ -48,6 +48,27 @@ pub enum Request {
     },
     /// The same answer as `GET /health`.
     Health,
+    /// The last lines of a program's output, from its in-memory tail (64 KiB per stream).
+    Tail {
+        /// The program.
+        name: String,
+        /// `stdout` (the default) or `stderr`.
+        #[serde(default)]
+        stream: Option<String>,
+        /// How many lines (10 by default).
+        #[serde(default = "ten")]
+        lines: usize,
+        /// Keep the connection and send new output as it comes (`tail -f`).
+        #[serde(default)]
+        follow: bool,
+    },
+    /// Truncate programs' log files and forget their tails.
+    Clear {
+        /// Which programs.
+        names: Vec<String>,
+    },
+    /// Reopen every log file (as SIGUSR2 does), for logrotate's copy-less rotation.
+    Reopen,
     /// Stop everything and exit.
     Shutdown,
 }
@@ -77,6 +98,16 @@ pub enum Response {
     },
     /// For `shutdown`: accepted.
     ShuttingDown,
+    /// For `tail`: output, as text (invalid UTF-8 replaced). With `follow`, one per chunk.
+    Tail {
+        /// The bytes.
+        data: String,
+    },
+    /// For `reopen`: done.
+    Done {
+        /// What was done.
+        message: String,
+    },
     /// The request failed as a whole.
     Error {
         /// What kind of failure (supctl maps it to an exit code).
@@ -132,6 +163,9 @@ pub struct ProgramStatus {
     pub health: Option<Health>,
     /// The last probe's result.
     pub last_probe: Option<ProbeStatus>,
+    /// Faults of its log files (disk full, …); empty when they are written.
+    #[serde(default)]
+    pub log_errors: Vec<String>,
 }
 
 impl ProgramStatus {
@@ -197,4 +231,8 @@ impl HealthReport {
     pub fn healthy(&self) -> bool {
         self.not_ready.is_empty()
     }
+}
+
+fn ten() -> usize {
+    10
 }

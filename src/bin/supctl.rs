@@ -59,6 +59,27 @@ enum Cmd {
     Shutdown,
     /// Exit 0 when every autostart program is ready, 1 otherwise (for HEALTHCHECK).
     Health,
+    /// Print the last lines of a program's output (from memory, 64 KiB per stream).
+    Tail {
+        /// Keep printing new output until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many lines.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: usize,
+        /// The program.
+        name: String,
+        /// Which stream.
+        #[arg(default_value = "stdout", value_parser = ["stdout", "stderr"])]
+        stream: String,
+    },
+    /// Truncate programs' log files (and forget their in-memory tails).
+    Clear {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Reopen every log file (as SIGUSR2 does), after logrotate moved them.
+    Reopen,
 }
 
 fn main() {
@@ -78,7 +99,13 @@ fn main() {
         Cmd::Pid { names } => Request::Pid { names },
         Cmd::Shutdown => Request::Shutdown,
         Cmd::Health => Request::Health,
+        Cmd::Tail { follow, lines, name, stream } => Request::Tail { name, stream: Some(stream), lines, follow },
+        Cmd::Clear { names } => Request::Clear { names },
+        Cmd::Reopen => Request::Reopen,
     };
+    if let Request::Tail { follow: true, .. } = request {
+        std::process::exit(follow(&cli.socket, &request, cli.json));
+    }
     let code = match ctl::call(&cli.socket, &request, Duration::from_secs(cli.timeout)) {
         Ok(response) => {
             let (text, code) = ctl::render(&request, &response);
@@ -99,8 +126,26 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Writes to stdout; a closed pipe (`supctl status | head`) is not an error.
-fn print(text: &str) {
+/// `tail -f`: prints each chunk as supd sends it, until interrupted or supd goes away.
+fn follow(socket: &std::path::Path, request: &Request, json: bool) -> i32 {
+    let mut code = EXIT_OK;
+    let result = ctl::stream(socket, request, None, |response| {
+        let (text, c) = ctl::render(request, &response);
+        code = c;
+        let text = if json { format!("{}\n", serde_json::to_string(&response).unwrap_or_default()) } else { text };
+        print(&text) && c == EXIT_OK
+    });
+    match result {
+        Ok(()) => code,
+        Err(e) => {
+            eprintln!("supctl: {e}");
+            e.code
+        }
+    }
+}
+
+/// Writes to stdout; whether it could. A closed pipe (`supctl status | head`) is not an error.
+fn print(text: &str) -> bool {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_ok()
 }

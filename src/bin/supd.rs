@@ -72,8 +72,8 @@ fn runtime(fut: impl std::future::Future<Output = std::io::Result<i32>>) -> i32 
 }
 
 fn supervise(cfg: Config) -> i32 {
-    let sink = match Sink::start() {
-        Ok(sink) => sink,
+    let (sink, logs) = match Sink::start(&cfg) {
+        Ok(started) => started,
         Err(e) => {
             eprintln!("supd: cannot start the output writer: {e}");
             return 1;
@@ -84,7 +84,7 @@ fn supervise(cfg: Config) -> i32 {
     let code = runtime(async move {
         let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
         let (commands_tx, commands_rx) = mpsc::channel(64);
-        let supervisor = Supervisor::new(&cfg, sink, snapshot_tx);
+        let supervisor = Supervisor::new(&cfg, sink.clone(), logs.clone(), snapshot_tx);
         info!(
             "supd {} starting {} programs as pid {} from {}",
             env!("CARGO_PKG_VERSION"),
@@ -96,7 +96,7 @@ fn supervise(cfg: Config) -> i32 {
         // keeps the container's work going.
         match control::bind(&cfg.supervisor) {
             Ok(listener) => {
-                let handle = control::Handle { commands: commands_tx, snapshot: snapshot_rx.clone() };
+                let handle = control::Handle { commands: commands_tx, snapshot: snapshot_rx.clone(), sink, logs };
                 tokio::spawn(control::serve(listener, handle));
             }
             Err(e) => error!("{e}; supctl will not work"),

@@ -59,6 +59,31 @@ pub struct SupervisorConfig {
     pub log_format: LogFormat,
     /// supd's own log level (`log_level`, default info).
     pub log_level: LogLevel,
+    /// supd's own log file (`logfile`, with `logfile_maxbytes` and `logfile_backups`);
+    /// `None` writes it to stderr.
+    pub logfile: Option<LogFileConfig>,
+}
+
+/// Where one stream of a program's output goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamConfig {
+    /// `*_logfile`: a file, with rotation (`None`: no file).
+    pub file: Option<LogFileConfig>,
+    /// Lines go to supd's own stdout/stderr, behind the prefix: the default, and with a file
+    /// only when `*_passthrough = true`. `*_logfile = "NONE"` turns both off.
+    pub passthrough: bool,
+}
+
+/// A log file and its rotation (supervisord's `*_logfile`, `*_logfile_maxbytes`,
+/// `*_logfile_backups`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogFileConfig {
+    /// The file. Non-seekable ones (`/dev/stdout`, a FIFO) are written and never rotated.
+    pub path: PathBuf,
+    /// Rotate once it would grow past this many bytes (50 MiB); 0 never rotates.
+    pub maxbytes: u64,
+    /// Rotated files kept as PATH.1 … PATH.N (10); 0 truncates instead.
+    pub backups: u32,
 }
 
 /// One `[program.NAME]`, resolved. Keys and defaults follow supervisord's where it has them.
@@ -114,6 +139,16 @@ pub struct ProgramConfig {
     pub healthcheck: Option<Healthcheck>,
     /// `depends_on`: programs that must meet a condition before this one starts.
     pub depends_on: Vec<Dependency>,
+    /// Where its stdout goes.
+    pub stdout: StreamConfig,
+    /// Where its stderr goes (unused with `redirect_stderr`).
+    pub stderr: StreamConfig,
+    /// The passthrough line prefix template (`log_prefix`, else `[supervisor] log_prefix`):
+    /// `{name}`, `{stream}` and `{time}` (RFC 3339, UTC) are replaced; `None` is the default
+    /// `name | `, padded to the longest program name.
+    pub log_prefix: Option<String>,
+    /// Passthrough lines as JSON objects (`[supervisor] log_format = "json"`).
+    pub log_json: bool,
 }
 
 /// A dependency: start only once `program` meets `condition` (compose's `depends_on`).

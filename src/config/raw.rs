@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::value::{Autorestart, CommandLine, Octal, Seconds, SignalName, StartSecs};
+use super::value::{Autorestart, Bytes, CommandLine, Octal, Seconds, SignalName, StartSecs};
 
 /// One config file.
 #[derive(Debug, Deserialize)]
@@ -32,6 +32,10 @@ pub struct RawSupervisor {
     pub http: Option<Spanned<String>>,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<LogLevel>,
+    pub log_prefix: Option<String>,
+    pub logfile: Option<Spanned<String>>,
+    pub logfile_maxbytes: Option<Bytes>,
+    pub logfile_backups: Option<u32>,
 }
 
 /// supd's own log format (`[supervisor] log_format`).
@@ -85,6 +89,15 @@ pub struct RawProgram {
     pub backoff_reset: Option<Seconds>,
     pub healthcheck: Option<Spanned<RawHealthcheck>>,
     pub depends_on: Option<RawDependsOn>,
+    pub stdout_logfile: Option<Spanned<String>>,
+    pub stdout_logfile_maxbytes: Option<Bytes>,
+    pub stdout_logfile_backups: Option<u32>,
+    pub stdout_passthrough: Option<bool>,
+    pub stderr_logfile: Option<Spanned<String>>,
+    pub stderr_logfile_maxbytes: Option<Bytes>,
+    pub stderr_logfile_backups: Option<u32>,
+    pub stderr_passthrough: Option<bool>,
+    pub log_prefix: Option<String>,
 }
 
 /// `[program.NAME.healthcheck]`: exactly one of `http`, `tcp`, `exec`, and Docker

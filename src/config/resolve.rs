@@ -12,7 +12,7 @@ use super::error::{ConfigError, Source};
 use super::expand::expand;
 use super::raw::{RawFile, RawGroup, RawProgram, RawSupervisor};
 use super::value::StartSecs;
-use super::{BackoffConfig, Config, Credentials, ProgramConfig, SupervisorConfig};
+use super::{BackoffConfig, Config, Credentials, LogFileConfig, ProgramConfig, StreamConfig, SupervisorConfig};
 use super::{DEFAULT_HTTP, DEFAULT_SOCKET};
 use super::{depends, health};
 
@@ -49,6 +49,11 @@ pub(super) fn resolve(
         },
         None => None,
     };
+    let defaults = Defaults {
+        user: default_user,
+        log_prefix: supervisor_raw.and_then(|(_, s)| s.get_ref().log_prefix.clone()),
+        log_json: supervisor_raw.and_then(|(_, s)| s.get_ref().log_format) == Some(super::LogFormat::Json),
+    };
 
     let mut resolved = Vec::with_capacity(programs.len());
     let mut written = BTreeMap::new();
@@ -57,7 +62,7 @@ pub(super) fn resolve(
             Some((group, priority)) => (group.to_string(), *priority),
             None => (name.clone(), found.raw.priority.unwrap_or(999)),
         };
-        resolved.push(program(found, group, group_priority, default_user.clone(), &mut users, &env)?);
+        resolved.push(program(found, group, group_priority, &defaults, &mut users, &env)?);
         if let Some(deps) = &found.raw.depends_on {
             let source = found.source;
             let key = format!("program.{name}.depends_on");
@@ -163,11 +168,18 @@ fn membership<'a>(
     Ok(out)
 }
 
+/// What `[supervisor]` sets for every program.
+struct Defaults {
+    user: Option<Credentials>,
+    log_prefix: Option<String>,
+    log_json: bool,
+}
+
 fn program(
     found: &Found<'_, RawProgram>,
     group: String,
     group_priority: i64,
-    default_user: Option<Credentials>,
+    defaults: &Defaults,
     users: &mut UserCache,
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<ProgramConfig, ConfigError> {
@@ -204,7 +216,7 @@ fn program(
     }
     let user = match &raw.user {
         Some(u) => Some(users.lookup(u.get_ref()).map_err(|m| found.error(u.span().start, &key("user"), m))?),
-        None => default_user,
+        None => defaults.user.clone(),
     };
     let mut exitcodes = Vec::new();
     for code in raw.exitcodes.as_deref().unwrap_or(&[]) {
@@ -226,12 +238,28 @@ fn program(
             return Err(found.error(at, &key("startsecs"), "\"healthy\" needs a [healthcheck] for this program"));
         }
     };
-    let defaults = BackoffConfig::default();
+    let backoff_defaults = BackoffConfig::default();
     let backoff = BackoffConfig {
-        initial: raw.backoff_initial.map_or(defaults.initial, |s| s.0),
-        max: raw.backoff_max.as_ref().map_or(defaults.max, |s| s.get_ref().0),
-        reset: raw.backoff_reset.map_or(defaults.reset, |s| s.0),
+        initial: raw.backoff_initial.map_or(backoff_defaults.initial, |s| s.0),
+        max: raw.backoff_max.as_ref().map_or(backoff_defaults.max, |s| s.get_ref().0),
+        reset: raw.backoff_reset.map_or(backoff_defaults.reset, |s| s.0),
     };
+    let stdout = stream(
+        found.source,
+        &key("stdout_logfile"),
+        raw.stdout_logfile.as_ref(),
+        (raw.stdout_logfile_maxbytes, raw.stdout_logfile_backups),
+        raw.stdout_passthrough,
+        &expand_at,
+    )?;
+    let stderr = stream(
+        found.source,
+        &key("stderr_logfile"),
+        raw.stderr_logfile.as_ref(),
+        (raw.stderr_logfile_maxbytes, raw.stderr_logfile_backups),
+        raw.stderr_passthrough,
+        &expand_at,
+    )?;
     if backoff.max < backoff.initial {
         let at = raw.backoff_max.as_ref().map_or(found.name.span().start, |s| s.span().start);
         return Err(found.error(at, &key("backoff_max"), "backoff_max must not be less than backoff_initial"));
@@ -262,7 +290,47 @@ fn program(
         backoff,
         healthcheck,
         depends_on: Vec::new(),
+        stdout,
+        stderr,
+        log_prefix: raw.log_prefix.clone().or_else(|| defaults.log_prefix.clone()),
+        log_json: defaults.log_json,
     })
+}
+
+/// A program stream's target: the passthrough by default; a file (and the passthrough only
+/// when asked) when `*_logfile` names one; nothing for `"NONE"`.
+fn stream(
+    source: &Source,
+    key: &str,
+    logfile: Option<&Spanned<String>>,
+    rotation: (Option<super::value::Bytes>, Option<u32>),
+    passthrough: Option<bool>,
+    expand_at: &dyn Fn(&str, usize, &str) -> Result<String, ConfigError>,
+) -> Result<StreamConfig, ConfigError> {
+    let Some(path) = logfile else {
+        return Ok(StreamConfig { file: None, passthrough: passthrough.unwrap_or(true) });
+    };
+    if path.get_ref() == "NONE" {
+        return Ok(StreamConfig { file: None, passthrough: passthrough.unwrap_or(false) });
+    }
+    let file = log_file(source, key, path, rotation, expand_at)?;
+    Ok(StreamConfig { file: Some(file), passthrough: passthrough.unwrap_or(false) })
+}
+
+/// A log file path (absolute, `${VAR}` expanded) with its rotation keys.
+fn log_file(
+    source: &Source,
+    key: &str,
+    path: &Spanned<String>,
+    (maxbytes, backups): (Option<super::value::Bytes>, Option<u32>),
+    expand_at: &dyn Fn(&str, usize, &str) -> Result<String, ConfigError>,
+) -> Result<LogFileConfig, ConfigError> {
+    let at = path.span().start;
+    let expanded = PathBuf::from(expand_at(path.get_ref(), at, key)?);
+    if !expanded.is_absolute() {
+        return Err(source.error_at(at, key, "log file paths must be absolute (or \"NONE\")"));
+    }
+    Ok(LogFileConfig { path: expanded, maxbytes: maxbytes.map_or(50 << 20, |b| b.0), backups: backups.unwrap_or(10) })
 }
 
 fn supervisor(raw: Option<(&Source, &Spanned<RawSupervisor>)>) -> Result<SupervisorConfig, ConfigError> {
@@ -299,7 +367,16 @@ fn supervisor(raw: Option<(&Source, &Spanned<RawSupervisor>)>) -> Result<Supervi
             }
         },
     };
+    let logfile = match (&sup.logfile, source) {
+        (Some(path), Some(src)) if path.get_ref() != "NONE" => {
+            let no_env =
+                |v: &str, at: usize, k: &str| expand(v, |n| std::env::var(n).ok()).map_err(|m| src.error_at(at, k, m));
+            Some(log_file(src, "supervisor.logfile", path, (sup.logfile_maxbytes, sup.logfile_backups), &no_env)?)
+        }
+        _ => None,
+    };
     Ok(SupervisorConfig {
+        logfile,
         socket: PathBuf::from(sup.socket.as_deref().unwrap_or(DEFAULT_SOCKET)),
         socket_mode: sup.socket_mode.map_or(0o600, |m| m.0),
         socket_group,

@@ -75,6 +75,51 @@ impl<'de> Deserialize<'de> for StartSecs {
     }
 }
 
+/// A size in bytes: an integer, or a string with a unit as supervisord writes them (`"50MB"`,
+/// `"1GB"`, `"512KB"`; units of 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bytes(pub u64);
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#"a size: bytes as a number, or a string like "50MB", "1GB", "512KB""#)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Bytes, E> {
+                u64::try_from(v).map(Bytes).map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Bytes, E> {
+                let t = v.trim().to_ascii_uppercase();
+                let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+                    Some(i) => t.split_at(i),
+                    None => (t.as_str(), ""),
+                };
+                let mult: u64 = match unit.trim() {
+                    "" | "B" => 1,
+                    "KB" | "K" => 1 << 10,
+                    "MB" | "M" => 1 << 20,
+                    "GB" | "G" => 1 << 30,
+                    _ => {
+                        return Err(E::custom(format!(
+                            r#"invalid size {v:?}; write e.g. "50MB", "1GB" or a number of bytes"#
+                        )));
+                    }
+                };
+                num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)).map(Bytes).ok_or_else(|| {
+                    E::custom(format!(r#"invalid size {v:?}; write e.g. "50MB", "1GB" or a number of bytes"#))
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A signal by name: `"TERM"`, `"SIGTERM"` or `"term"` (supervisord: stopsignal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignalName(pub Signal);
@@ -222,6 +267,15 @@ mod tests {
         assert_eq!(parse::<StartSecs>("\"500ms\""), Ok(StartSecs::After(Duration::from_millis(500))));
         assert_eq!(parse::<StartSecs>("\"healthy\""), Ok(StartSecs::Healthy));
         assert!(parse::<StartSecs>("\"ready\"").unwrap_err().contains("or \"healthy\""));
+    }
+
+    #[test]
+    fn sizes_take_supervisord_units() {
+        assert_eq!(parse::<Bytes>("1024"), Ok(Bytes(1024)));
+        assert_eq!(parse::<Bytes>("\"50MB\""), Ok(Bytes(50 << 20)));
+        assert_eq!(parse::<Bytes>("\"1gb\""), Ok(Bytes(1 << 30)));
+        assert_eq!(parse::<Bytes>("\"0\""), Ok(Bytes(0)));
+        assert!(parse::<Bytes>("\"5 parsecs\"").unwrap_err().contains("invalid size"));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tracing::{debug, error, info, warn};
 use crate::config::{Condition, Config};
 use crate::health::Health;
 use crate::health::probe::{self, Report};
-use crate::output::{Sink, Stream};
+use crate::output::{ProgramLogs, Sink};
 use crate::process::reaper::{self, Waiters};
 use crate::process::{signal as sig, spawn};
 pub use program::{Effect, Event, Program};
@@ -79,7 +79,8 @@ pub struct Supervisor {
     reports: (mpsc::Sender<Report>, Option<mpsc::Receiver<Report>>),
     /// Exit statuses awaited by exec probes.
     waiters: Waiters,
-    prefixes: Vec<Arc<[u8]>>,
+    /// Where each program's output goes (config order).
+    logs: Arc<[ProgramLogs]>,
     by_pid: HashMap<i32, usize>,
     sink: Sink,
     /// Output readers still running, so shutdown can wait for programs' last lines.
@@ -89,10 +90,10 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// A supervisor for `config`'s programs, all STOPPED, writing program output to `sink`.
-    pub fn new(config: &Config, sink: Sink, snapshot: watch::Sender<Arc<Snapshot>>) -> Self {
+    /// A supervisor for `config`'s programs, all STOPPED, passing their output to `sink` as
+    /// `logs` (from [`Sink::start`]) says.
+    pub fn new(config: &Config, sink: Sink, logs: Arc<[ProgramLogs]>, snapshot: watch::Sender<Arc<Snapshot>>) -> Self {
         let now = Instant::now();
-        let width = config.programs.iter().map(|p| p.name.len()).max().unwrap_or(0);
         let seed = u64::from(std::process::id()) ^ fastrand::u64(..);
         let programs: Vec<Program> = config
             .programs
@@ -100,7 +101,6 @@ impl Supervisor {
             .enumerate()
             .map(|(i, p)| Program::new(Arc::new(p.clone()), now, seed.wrapping_add(i as u64)))
             .collect();
-        let prefixes = config.programs.iter().map(|p| Arc::from(format!("{:<width$} | ", p.name).as_bytes())).collect();
         let index: HashMap<&str, usize> =
             config.programs.iter().enumerate().map(|(i, p)| (p.name.as_str(), i)).collect();
         let deps = config
@@ -116,7 +116,7 @@ impl Supervisor {
             ranks: crate::config::ranks(&config.programs),
             reports: (tx, Some(rx)),
             waiters: Waiters::default(),
-            prefixes,
+            logs,
             by_pid: HashMap::new(),
             sink,
             readers: Vec::new(),
@@ -134,6 +134,7 @@ impl Supervisor {
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigquit = signal(SignalKind::quit())?;
         let mut sighup = signal(SignalKind::hangup())?;
+        let mut sigusr2 = signal(SignalKind::user_defined2())?;
         let Some(mut reports) = self.reports.1.take() else { return Ok(1) };
 
         let now = Instant::now();
@@ -164,6 +165,11 @@ impl Supervisor {
                 _ = sigint.recv() => self.begin_shutdown(0, "SIGINT"),
                 _ = sigquit.recv() => self.begin_shutdown(0, "SIGQUIT"),
                 _ = sighup.recv() => warn!("SIGHUP received; config reload is not supported yet, ignoring"),
+                _ = sigusr2.recv() => {
+                    info!("SIGUSR2: reopening log files");
+                    let sink = self.sink.clone();
+                    tokio::spawn(async move { sink.reopen().await });
+                }
                 Some(envelope) = commands.recv() => self.command(envelope),
                 Some(report) = reports.recv() => self.probe_report(report),
                 () = sleep => self.fire_deadlines(Instant::now()),
@@ -310,10 +316,10 @@ impl Supervisor {
             Ok(child) => {
                 self.by_pid.insert(child.pid, i);
                 self.readers.retain(|r| !r.is_finished());
-                let streams = [(Some(child.stdout), Stream::Stdout), (child.stderr, Stream::Stderr)];
-                for (fd, stream) in streams {
+                let logs = &self.logs[i];
+                for (fd, log) in [(Some(child.stdout), &logs.stdout), (child.stderr, &logs.stderr)] {
                     let Some(fd) = fd else { continue };
-                    match self.sink.forward(fd, Arc::clone(&self.prefixes[i]), stream) {
+                    match self.sink.forward(fd, log) {
                         Ok(reader) => self.readers.push(reader),
                         Err(e) => warn!("cannot read the output of {}: {e}", cfg.name),
                     }
@@ -504,7 +510,7 @@ impl Supervisor {
                 || current.programs.iter().zip(&self.programs).any(|(v, p)| v.generation != p.generation())
         };
         if changed {
-            let programs = self.programs.iter().map(ProgramView::of).collect();
+            let programs = self.programs.iter().zip(self.logs.iter()).map(|(p, l)| ProgramView::of(p, l)).collect();
             self.snapshot.send_replace(Arc::new(Snapshot { programs, shutting_down: self.shutdown.is_some() }));
         }
     }

@@ -518,6 +518,10 @@ mod tests {
             ready_when_healthy: false,
             healthcheck: None,
             depends_on: vec![],
+            stdout: crate::config::StreamConfig { file: None, passthrough: true },
+            stderr: crate::config::StreamConfig { file: None, passthrough: true },
+            log_prefix: None,
+            log_json: false,
         };
         edit(&mut c);
         Arc::new(c)

@@ -8,6 +8,7 @@ use super::State;
 use super::program::Program;
 use crate::api::protocol::{ProbeStatus, ProgramStatus};
 use crate::health::{Health, ProbeOutcome};
+use crate::output::ProgramLogs;
 use crate::process::ExitStatus;
 
 /// Every program at one moment.
@@ -56,11 +57,13 @@ pub struct ProgramView {
     pub waiting: Option<String>,
     /// [`Program::generation`] when copied.
     pub generation: u64,
+    /// Where its output goes; its log files' faults are read when status is asked for.
+    pub logs: ProgramLogs,
 }
 
 impl ProgramView {
-    /// A copy of `p`'s visible state.
-    pub fn of(p: &Program) -> Self {
+    /// A copy of `p`'s visible state; `logs` is where its output goes.
+    pub fn of(p: &Program, logs: &ProgramLogs) -> Self {
         let cfg = &p.cfg;
         Self {
             name: cfg.name.clone(),
@@ -80,6 +83,7 @@ impl ProgramView {
             last_probe: p.last_probe().cloned(),
             waiting: p.waiting().map(str::to_string),
             generation: p.generation(),
+            logs: logs.clone(),
         }
     }
 
@@ -92,14 +96,17 @@ impl ProgramView {
     pub fn status(&self, now: Instant) -> ProgramStatus {
         let in_state = now.saturating_duration_since(self.since);
         let running = self.state == State::Running;
+        let errors = self.logs.errors();
+        let log_errors: String = errors.iter().map(|e| format!("; log: {e}")).collect();
         ProgramStatus {
+            log_errors: errors,
             name: self.name.clone(),
             group: self.group.clone(),
             full_name: self.full_name(),
             state: self.state,
             pid: self.pid,
             uptime_secs: running.then_some(in_state.as_secs()),
-            description: self.describe(now, in_state),
+            description: self.describe(now, in_state) + &log_errors,
             exit_status: self.last_exit.map(|(s, _)| s),
             exit_expected: self.last_exit.map(|(_, e)| e),
             error: self.error.clone(),

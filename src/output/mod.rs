@@ -1,0 +1,330 @@
+//! Program output: each stream of each program goes to up to three places:
+//! - supd's own stdout/stderr, line by line behind a prefix (the default), so `docker logs`
+//!   shows everything;
+//! - a log file with supervisord's rotation (`stdout_logfile` …);
+//! - an in-memory tail of its last 64 KiB, for `supctl tail [-f]`.
+//!
+//! Readers are async tasks on the supervisor's thread; one writer thread owns fds 1 and 2 and
+//! every log file, so neither a slow reader of supd's stdout nor a slow disk ever blocks the
+//! event loop. Between them sits a bounded queue: when it is full a reader stops reading, the
+//! program's pipe fills, and the program blocks in write(2). Back-pressure, never dropped lines.
+
+mod frame;
+pub mod logfile;
+pub mod tail;
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use tokio::net::unix::pipe;
+use tokio::sync::{mpsc, oneshot};
+
+pub use frame::Framer;
+pub use logfile::{FileState, LogFile};
+pub use tail::Tail;
+
+use crate::config::{Config, LogFileConfig, StreamConfig};
+
+/// A line longer than this is passed through in pieces of this size, each its own prefixed
+/// line, so memory stays bounded whatever a program writes (Docker splits at 16 KiB the same
+/// way). Files get the bytes as they are.
+pub const MAX_LINE: usize = 64 * 1024;
+/// The most read from a pipe at once.
+const CHUNK: usize = 64 * 1024;
+/// How many chunks may wait for the writer thread before readers stop reading (1 MiB).
+const QUEUE: usize = 16;
+
+/// Which of supd's own streams passthrough lines go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// fd 1.
+    Stdout,
+    /// fd 2.
+    Stderr,
+}
+
+impl Stream {
+    fn fd(self) -> RawFd {
+        match self {
+            Stream::Stdout => 1,
+            Stream::Stderr => 2,
+        }
+    }
+}
+
+/// What the writer thread is asked to do.
+#[derive(Debug)]
+enum Msg {
+    /// Passthrough lines to fd 1 or 2.
+    Write(Stream, Vec<u8>),
+    /// Raw output to log file number `.0`.
+    File(usize, Bytes),
+    /// A line of supd's own log.
+    Own(Vec<u8>),
+    /// Reopen every log file.
+    Reopen(oneshot::Sender<()>),
+    /// Truncate these log files and drop their backups.
+    Clear(Vec<usize>, oneshot::Sender<()>),
+    /// Answer once everything queued before has been written.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+/// One stream of one program: where its output goes.
+#[derive(Debug, Clone)]
+pub struct StreamLog {
+    /// Its last 64 KiB.
+    pub tail: Arc<Tail>,
+    /// Its log file: the writer thread's number for it, and its fault state.
+    pub file: Option<(usize, Arc<FileState>)>,
+    /// How its lines are framed for the passthrough; `None` when it has none.
+    pub framer: Option<Framer>,
+    /// Which of supd's streams the passthrough uses.
+    pub stream: Stream,
+}
+
+/// Both streams of one program.
+#[derive(Debug, Clone)]
+pub struct ProgramLogs {
+    /// stdout (with stderr in it under `redirect_stderr`).
+    pub stdout: StreamLog,
+    /// stderr.
+    pub stderr: StreamLog,
+}
+
+impl ProgramLogs {
+    /// The faults of its log files, for status.
+    pub fn errors(&self) -> Vec<String> {
+        [&self.stdout, &self.stderr].iter().filter_map(|s| s.file.as_ref().and_then(|(_, st)| st.error())).collect()
+    }
+}
+
+/// The sending side of the writer thread. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl Sink {
+    /// Starts the writer thread for `config`'s programs and supd's own log; returns the sink
+    /// and each program's [`ProgramLogs`], in config order. Errors: the thread could not be
+    /// created.
+    pub fn start(config: &Config) -> io::Result<(Sink, Arc<[ProgramLogs]>)> {
+        let width = config.programs.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        let mut files = Vec::new();
+        let mut stream_log = |p: &crate::config::ProgramConfig, s: &StreamConfig, name: &'static str, to: Stream| {
+            let file = s.file.clone().map(|cfg| {
+                let file = LogFile::new(cfg);
+                let state = file.state();
+                files.push(file);
+                (files.len() - 1, state)
+            });
+            let framer = s.passthrough.then(|| Framer::new(&p.name, name, p.log_prefix.as_deref(), p.log_json, width));
+            StreamLog { tail: Arc::default(), file, framer, stream: to }
+        };
+        let logs: Vec<ProgramLogs> = config
+            .programs
+            .iter()
+            .map(|p| ProgramLogs {
+                stdout: stream_log(p, &p.stdout, "stdout", Stream::Stdout),
+                stderr: stream_log(p, &p.stderr, "stderr", Stream::Stderr),
+            })
+            .collect();
+        let sink = Sink::spawn(files, config.supervisor.logfile.clone())?;
+        Ok((sink, logs.into()))
+    }
+
+    fn spawn(mut files: Vec<LogFile>, own: Option<LogFileConfig>) -> io::Result<Sink> {
+        let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
+        let mut own = own.map(LogFile::new);
+        std::thread::Builder::new().name("supd-output".into()).stack_size(128 * 1024).spawn(move || {
+            while let Some(msg) = rx.blocking_recv() {
+                match msg {
+                    Msg::Write(stream, bytes) => write_all(stream.fd(), &bytes),
+                    Msg::File(id, bytes) => {
+                        if let Some(f) = files.get_mut(id) {
+                            f.write(&bytes);
+                        }
+                    }
+                    Msg::Own(bytes) => match own.as_mut() {
+                        Some(f) => f.write(&bytes),
+                        None => write_all(2, &bytes),
+                    },
+                    Msg::Reopen(done) => {
+                        files.iter_mut().chain(own.as_mut()).for_each(LogFile::reopen);
+                        let _ = done.send(());
+                    }
+                    Msg::Clear(ids, done) => {
+                        for id in ids {
+                            if let Some(f) = files.get_mut(id) {
+                                f.clear();
+                            }
+                        }
+                        let _ = done.send(());
+                    }
+                    Msg::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        })?;
+        Ok(Sink { tx })
+    }
+
+    /// Reopens every log file (SIGUSR2, `supctl reopen`); resolves once done.
+    pub async fn reopen(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Reopen(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Truncates these log files (`supctl clear`); resolves once done.
+    pub async fn clear(&self, files: Vec<usize>) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Clear(files, done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Waits, at most `timeout`, until everything queued so far is written. For exit: call it
+    /// outside the async runtime (it blocks).
+    pub fn flush(&self, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+        let mut msg = Msg::Flush(done_tx);
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(mpsc::error::TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
+                    msg = m;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(_) => return,
+            }
+        }
+        let _ = done_rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
+    }
+
+    /// Passes everything read from `fd` to `log`'s places until EOF (which comes once every
+    /// process holding the pipe's write end has closed it). The task's handle lets shutdown
+    /// wait for the last lines.
+    pub fn forward(&self, fd: OwnedFd, log: &StreamLog) -> io::Result<tokio::task::JoinHandle<()>> {
+        let pipe = pipe::Receiver::from_owned_fd(fd)?;
+        let (sink, log) = (self.clone(), log.clone());
+        Ok(tokio::spawn(async move { sink.pump(pipe, log).await }))
+    }
+
+    async fn pump(&self, pipe: pipe::Receiver, log: StreamLog) {
+        let mut pending = Vec::new();
+        loop {
+            if pipe.readable().await.is_err() {
+                break;
+            }
+            let mut buf = Vec::with_capacity(CHUNK);
+            match pipe.try_read_buf(&mut buf) {
+                Ok(0) => break,
+                Ok(n) if n < CHUNK / 16 => buf.shrink_to_fit(), // a short line holds no 64 KiB
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(_) => break,
+            }
+            let chunk = Bytes::from(buf);
+            log.tail.push(&chunk);
+            if let Some(framer) = &log.framer {
+                let lines = framer.frame(&mut pending, &chunk, SystemTime::now());
+                if !lines.is_empty() && self.tx.send(Msg::Write(log.stream, lines)).await.is_err() {
+                    return;
+                }
+            }
+            if let Some((id, _)) = log.file
+                && self.tx.send(Msg::File(id, chunk)).await.is_err()
+            {
+                return;
+            }
+        }
+        if let Some(framer) = &log.framer {
+            let last = framer.finish(&mut pending, SystemTime::now());
+            if !last.is_empty() {
+                let _ = self.tx.send(Msg::Write(log.stream, last)).await;
+            }
+        }
+    }
+
+    /// A `tracing` writer for supd's own log lines, which go through the same queue (to
+    /// `[supervisor] logfile`, or stderr) so they interleave whole with program lines. When the
+    /// queue is full (a flooding program and a stalled stderr) the line is written directly to
+    /// stderr rather than lost or awaited.
+    pub fn log_writer(&self) -> LogWriter {
+        LogWriter { sink: Some(self.clone()), buf: Vec::new() }
+    }
+}
+
+/// Writes all of `bytes` to `fd`, waiting out EAGAIN on a non-blocking descriptor. Other
+/// errors (EPIPE when nobody reads supd's stdout) drop the rest: there is nowhere to report to.
+fn write_all(fd: RawFd, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: writes from a live slice to a descriptor supd keeps open for its lifetime.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n >= 0 {
+            bytes = &bytes[n as usize..];
+            continue;
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EINTR) => {}
+            Some(libc::EAGAIN) => {
+                let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut pfd, 1, 1000) };
+            }
+            _ => return,
+        }
+    }
+}
+
+/// See [`Sink::log_writer`].
+#[derive(Debug)]
+pub struct LogWriter {
+    sink: Option<Sink>,
+    buf: Vec<u8>,
+}
+
+impl LogWriter {
+    /// A writer straight to stderr, for before the writer thread exists.
+    pub fn direct() -> LogWriter {
+        LogWriter { sink: None, buf: Vec::new() }
+    }
+}
+
+impl io::Write for LogWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        if buf.is_empty() {
+            return;
+        }
+        let rejected = match &self.sink {
+            Some(sink) => sink.tx.try_send(Msg::Own(buf)).err().and_then(|e| match e {
+                mpsc::error::TrySendError::Full(Msg::Own(b)) | mpsc::error::TrySendError::Closed(Msg::Own(b)) => {
+                    Some(b)
+                }
+                _ => None,
+            }),
+            None => Some(buf),
+        };
+        if let Some(buf) = rejected {
+            write_all(io::stderr().as_raw_fd(), &buf);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The in-memory tail of each program stream: its last 64 KiB, for `supctl tail`, whether or
+//! not a log file is configured, and a broadcast of new output for `supctl tail -f`.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+/// Bytes kept per stream.
+pub const TAIL_BYTES: usize = 64 * 1024;
+
+/// One stream's tail.
+#[derive(Debug)]
+pub struct Tail {
+    ring: Mutex<VecDeque<u8>>,
+    follow: broadcast::Sender<Bytes>,
+}
+
+impl Default for Tail {
+    fn default() -> Self {
+        Tail { ring: Mutex::new(VecDeque::new()), follow: broadcast::channel(64).0 }
+    }
+}
+
+impl Tail {
+    /// Keeps `chunk` (dropping the oldest bytes beyond 64 KiB) and passes it to followers.
+    pub fn push(&self, chunk: &Bytes) {
+        if let Ok(mut ring) = self.ring.lock() {
+            let keep = &chunk[chunk.len().saturating_sub(TAIL_BYTES)..];
+            let overflow = (ring.len() + keep.len()).saturating_sub(TAIL_BYTES);
+            let drop = overflow.min(ring.len());
+            ring.drain(..drop);
+            ring.extend(keep);
+        }
+        if self.follow.receiver_count() > 0 {
+            let _ = self.follow.send(chunk.clone());
+        }
+    }
+
+    /// The last `lines` lines kept (fewer if 64 KiB holds fewer; the first may be partial).
+    pub fn last_lines(&self, lines: usize) -> Vec<u8> {
+        let Ok(ring) = self.ring.lock() else { return Vec::new() };
+        let (a, b) = ring.as_slices();
+        let all = [a, b].concat();
+        let body = all.strip_suffix(b"\n").unwrap_or(&all);
+        let start =
+            if lines == 0 { body.len() } else { memchr::memrchr_iter(b'\n', body).nth(lines - 1).map_or(0, |i| i + 1) };
+        all[start..].to_vec()
+    }
+
+    /// New output from now on. A follower that falls more than 64 chunks behind is told how
+    /// many it missed (`RecvError::Lagged`).
+    pub fn subscribe(&self) -> broadcast::Receiver<Bytes> {
+        self.follow.subscribe()
+    }
+
+    /// Forgets what is kept (`supctl clear`).
+    pub fn clear(&self) {
+        if let Ok(mut ring) = self.ring.lock() {
+            ring.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_last_64_kib_and_returns_last_lines() {
+        let t = Tail::default();
+        t.push(&Bytes::from_static(b"a\nb\nc\n"));
+        assert_eq!(t.last_lines(2), b"b\nc\n");
+        assert_eq!(t.last_lines(10), b"a\nb\nc\n");
+        t.push(&Bytes::from(vec![b'x'; TAIL_BYTES]));
+        assert_eq!(t.last_lines(1).len(), TAIL_BYTES);
+        t.push(&Bytes::from_static(b"\nend\n"));
+        assert_eq!(t.last_lines(1), b"end\n");
+        t.clear();
+        assert!(t.last_lines(5).is_empty());
+    }
+}
