@@ -7,6 +7,7 @@ mod depends;
 mod harness;
 mod health;
 mod lifecycle;
+mod logs;
 mod output;
 mod pid1;
 mod spawn;

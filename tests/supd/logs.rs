@@ -1,0 +1,247 @@
+//! Program log files: rotation without a byte lost or doubled, backups, non-seekable targets,
+//! tail and tail -f, reopen after mv, clear, a full disk, long lines, prefixes and JSON.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{SUPCTL, Supd, wait_until};
+
+const S: Duration = Duration::from_secs(1);
+
+/// PATH.N … PATH.1, then PATH: everything written, oldest first.
+fn rotated(path: &Path, backups: u32) -> Vec<u8> {
+    let mut all = Vec::new();
+    for i in (1..=backups).rev() {
+        all.extend(std::fs::read(format!("{}.{i}", path.display())).unwrap_or_default());
+    }
+    all.extend(std::fs::read(path).unwrap_or_default());
+    all
+}
+
+#[test]
+fn rotation_loses_and_doubles_no_byte_over_200_mb() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("source");
+    let mut rng = fastrand::Rng::with_seed(42);
+    let mut data = vec![0u8; 200 << 20];
+    rng.fill(&mut data);
+    std::fs::write(&src, &data).unwrap();
+    let supd = Supd::start(&format!(
+        "[program.cat]\ncommand = [\"cat\", \"{}\"]\nstartsecs = 0\nautorestart = false\n\
+         stdout_logfile = \"@DIR@/cat.log\"\nstdout_logfile_maxbytes = \"10MB\"\nstdout_logfile_backups = 25\n",
+        src.display()
+    ));
+    supd.wait_state("cat", "EXITED", 120 * S);
+    let log = supd.path("cat.log");
+    let all = wait_until("the file writer to catch up", 60 * S, || {
+        let all = rotated(&log, 25);
+        (all.len() >= data.len()).then_some(all)
+    });
+    assert!(all == data, "the concatenated files differ from what the program wrote");
+    for i in 1..=19 {
+        let len = std::fs::metadata(format!("{}.{i}", log.display())).unwrap().len();
+        assert_eq!(len, 10 << 20, "{}.{i} holds exactly maxbytes", log.display());
+    }
+    assert!(!Path::new(&format!("{}.20", log.display())).exists(), "200 MB is 20 files: PATH and 19 backups");
+}
+
+#[test]
+fn backups_beyond_the_count_are_dropped() {
+    let supd = Supd::start(
+        "[program.w]\ncommand = [\"sh\", \"-c\", \"for i in $(seq 100); do echo line-$i-padding-padding-padding; done\"]\n\
+         startsecs = 0\nautorestart = false\nstdout_logfile = \"@DIR@/w.log\"\nstdout_logfile_maxbytes = 1000\n\
+         stdout_logfile_backups = 2\n",
+    );
+    supd.wait_state("w", "EXITED", 10 * S);
+    let log = supd.path("w.log");
+    wait_until("the last line in the file", 10 * S, || {
+        String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).contains("line-100-").then_some(())
+    });
+    assert!(Path::new(&format!("{}.2", log.display())).exists());
+    assert!(!Path::new(&format!("{}.3", log.display())).exists(), "backups = 2 keeps two");
+    let kept = rotated(&log, 2);
+    assert!(kept.len() <= 3000 && kept.ends_with(b"line-100-padding-padding-padding\n"));
+}
+
+#[test]
+fn a_non_seekable_target_is_written_and_never_rotated() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(std::fs::File::open(&fifo).unwrap()).lines() {
+                let _ = lines_tx.send(line.unwrap());
+            }
+        });
+    }
+    let supd = Supd::start(&format!(
+        "[program.p]\ncommand = [\"sh\", \"-c\", \"for i in $(seq 200); do echo fifo-line-$i; done\"]\nstartsecs = 0\n\
+         autorestart = false\nstdout_logfile = \"{}\"\nstdout_logfile_maxbytes = 100\n",
+        fifo.display()
+    ));
+    supd.wait_state("p", "EXITED", 10 * S);
+    let got: Vec<String> = (0..200).map(|_| lines_rx.recv_timeout(10 * S).expect("a line through the FIFO")).collect();
+    assert_eq!(got.last().map(String::as_str), Some("fifo-line-200"));
+    assert!(!Path::new(&format!("{}.1", fifo.display())).exists(), "never rotated");
+    assert_eq!(supd.program("p")["log_errors"], serde_json::json!([]));
+}
+
+#[test]
+fn tail_and_tail_follow_through_supctl() {
+    let supd = Supd::start(
+        "[program.talker]\ncommand = [\"sh\", \"-c\", \"for i in $(seq 50); do echo out-$i; done; echo err-1 >&2; \
+         i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.1; done\"]\nstartsecs = 0\n\
+         stdout_logfile = \"NONE\"\n",
+    );
+    wait_until("ticks", 10 * S, || supd.ctl(&["tail", "-n", "1", "talker"]).1.contains("tick-").then_some(()));
+    let (code, out, _) = supd.ctl(&["tail", "-n", "3", "talker"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert_eq!(supd.ctl(&["tail", "talker", "stderr"]).1, "err-1\n");
+    assert!(!supd.output().contains("tick-"), "stdout_logfile = \"NONE\" discards the passthrough");
+    assert_eq!(supd.ctl(&["tail", "nope"]).0, 4);
+
+    let mut follow = Command::new(SUPCTL)
+        .arg("-s")
+        .arg(&supd.socket)
+        .args(["tail", "-f", "-n", "1", "talker"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(follow.stdout.take().unwrap()).lines();
+    let first: u32 = lines.next().unwrap().unwrap().trim_start_matches("tick-").parse().unwrap();
+    let later: Vec<u32> =
+        (0..5).map(|_| lines.next().unwrap().unwrap().trim_start_matches("tick-").parse().unwrap()).collect();
+    assert_eq!(later, (first + 1..=first + 5).collect::<Vec<_>>(), "-f streams every new line in order");
+    follow.kill().ok();
+    follow.wait().ok();
+}
+
+#[test]
+fn reopen_after_mv_and_clear() {
+    let supd = Supd::start(
+        "[program.w]\ncommand = [\"sh\", \"-c\", \"i=0; while :; do i=$((i+1)); echo w-$i; sleep 0.02; done\"]\nstartsecs = 0\n\
+         stdout_logfile = \"@DIR@/w.log\"\nstdout_passthrough = true\n",
+    );
+    let log = supd.path("w.log");
+    let moved = supd.path("w.log.old");
+    wait_until("lines in the file", 10 * S, || {
+        (std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) > 0).then_some(())
+    });
+    assert!(supd.wait_output("w | w-", 5 * S).contains("w | w-1\n"), "stdout_passthrough keeps the prefixed lines");
+    std::fs::rename(&log, &moved).unwrap();
+    assert_eq!(supd.ctl(&["reopen"]), (0, "reopened every log file\n".into(), String::new()));
+    wait_until("a new file after reopen", 10 * S, || {
+        (std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) > 0).then_some(())
+    });
+    let old = std::fs::read_to_string(&moved).unwrap();
+    let new = std::fs::read_to_string(&log).unwrap();
+    let last_old: u32 = old.lines().last().unwrap().trim_start_matches("w-").parse().unwrap();
+    let first_new: u32 = new.lines().next().unwrap().trim_start_matches("w-").parse().unwrap();
+    assert_eq!(first_new, last_old + 1, "no line lost or doubled across the reopen");
+
+    // SIGUSR2 does the same.
+    std::fs::rename(&log, &moved).unwrap();
+    nix::sys::signal::kill(supd.host_pid(), nix::sys::signal::Signal::SIGUSR2).unwrap();
+    wait_until("a new file after SIGUSR2", 10 * S, || {
+        (std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) > 0).then_some(())
+    });
+
+    std::thread::sleep(Duration::from_millis(200));
+    let before = std::fs::metadata(&log).unwrap().len();
+    assert_eq!(supd.ctl(&["clear", "w"]), (0, "w: cleared\n".into(), String::new()));
+    let after = std::fs::metadata(&log).unwrap().len();
+    assert!(after < before, "clear truncated the file ({before} -> {after} bytes)");
+    assert!(supd.ctl(&["tail", "-n", "100", "w"]).1.lines().count() < 20, "and forgot the tail");
+}
+
+#[test]
+fn a_full_disk_is_reported_and_writing_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"]).arg(&disk).status().unwrap();
+    assert!(mounted.success(), "mounting a tmpfs needs root");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(disk.clone());
+    let filler = disk.join("filler");
+    std::fs::File::create(&filler).unwrap().write_all(&vec![0u8; 250 << 10]).ok();
+    let supd = Supd::start(&format!(
+        "[program.w]\ncommand = [\"sh\", \"-c\", \"i=0; while :; do i=$((i+1)); echo disk-line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; sleep 0.01; done\"]\n\
+         startsecs = 0\nstdout_logfile = \"{}/w.log\"\n",
+        disk.display()
+    ));
+    let err = wait_until("the fault in status", 20 * S, || {
+        let p = supd.program("w");
+        p["log_errors"][0].as_str().map(str::to_string)
+    });
+    assert!(err.contains("No space left on device"), "{err}");
+    let (_, status, _) = supd.ctl(&["status", "w"]);
+    assert!(status.contains("RUNNING") && status.contains("log: "), "the program keeps running: {status}");
+    supd.wait_output("these lines are not saved", 5 * S);
+    std::fs::remove_file(&filler).unwrap();
+    wait_until("writing to resume", 20 * S, || {
+        supd.program("w")["log_errors"].as_array().filter(|a| a.is_empty()).map(|_| ())
+    });
+    supd.wait_output("writing again", 5 * S);
+    let pid = supd.program("w")["pid"].clone();
+    assert_eq!(supd.program("w")["restarts"], 0, "pid {pid} ran throughout");
+}
+
+#[test]
+fn a_10_mb_line_without_newline_reaches_the_file_whole() {
+    let supd = Supd::start(
+        "[program.big]\ncommand = [\"python3\", \"-c\", \"import sys; sys.stdout.write('y' * 10_000_000); sys.stdout.flush()\"]\n\
+         startsecs = 0\nautorestart = false\nstdout_logfile = \"@DIR@/big.log\"\n",
+    );
+    supd.wait_state("big", "EXITED", 30 * S);
+    let log = supd.path("big.log");
+    wait_until("10 MB in the file", 30 * S, || {
+        (std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) == 10_000_000).then_some(())
+    });
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", supd.host_pid())).unwrap();
+    let kib: u64 =
+        rss.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(kib < 32 * 1024, "supd's memory stays bounded: {kib} KiB");
+}
+
+#[test]
+fn prefix_templates_json_lines_and_supds_own_logfile() {
+    let supd = Supd::start_with(
+        "log_format = \"json\"\nlogfile = \"@DIR@/supd.log\"\nlogfile_maxbytes = \"1MB\"",
+        "[program.j]\ncommand = \"sh -c 'echo hello json'\"\nstartsecs = 0\nautorestart = false\n",
+    );
+    let out = wait_until("the JSON line", 10 * S, || {
+        let out = std::fs::read_to_string(supd.path("stdout.log")).ok()?;
+        out.contains("hello json").then_some(out)
+    });
+    let v: serde_json::Value = serde_json::from_str(out.lines().find(|l| l.contains("hello")).unwrap()).unwrap();
+    assert_eq!(
+        (v["program"].as_str(), v["stream"].as_str(), v["line"].as_str()),
+        (Some("j"), Some("stdout"), Some("hello json"))
+    );
+    assert!(v["time"].as_str().unwrap().ends_with('Z'));
+    let own = wait_until("supd's own log in its file", 10 * S, || {
+        let own = std::fs::read_to_string(supd.path("supd.log")).ok()?;
+        own.contains("spawned: j").then_some(own)
+    });
+    assert!(own.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "{own}");
+    assert!(!std::fs::read_to_string(supd.path("stderr.log")).unwrap_or_default().contains("spawned: j"));
+
+    let supd = Supd::start_with(
+        "log_prefix = \"[{stream}] {name}: \"",
+        "[program.t]\ncommand = \"sh -c 'echo to-out; echo to-err >&2'\"\nstartsecs = 0\nautorestart = false\n",
+    );
+    supd.wait_output("[stderr] t: to-err\n", 10 * S);
+    supd.wait_output("[stdout] t: to-out\n", 10 * S);
+}
