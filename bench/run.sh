@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: supd, supervisord 4.3.0 (PyPI) and tini (Debian) on this machine.
 # Installs what it needs (tini, a venv with supervisor), builds supd in release mode, runs
-# bench/compare.py (supd beside its peers, to bench/results.md) and bench/health.py (probes and
-# /health, to bench/results-health.md). Takes about two minutes.
+# bench/compare.py (supd beside its peers, to bench/results.md), bench/health.py (probes and
+# /health, to bench/results-health.md) and bench/logs.py (1 GiB of output into a file and
+# through the passthrough, to bench/results-logs.md; needs 2 GiB free in /var/tmp). Takes
+# about three minutes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -17,3 +19,4 @@ fi
 cargo build --release --locked --manifest-path "$root/Cargo.toml"
 "$here/.venv/bin/python" "$here/compare.py" --supd "$root/target/release" --out "$here/results.md"
 "$here/.venv/bin/python" "$here/health.py" --supd "$root/target/release" --out "$here/results-health.md"
+"$here/.venv/bin/python" "$here/logs.py" --supd "$root/target/release" --out "$here/results-logs.md"

@@ -43,6 +43,9 @@ impl Framer {
     /// buffer and keeps the unfinished tail in `pending`, cut into `MAX_LINE` pieces when it
     /// grows that long. `at` stamps `{time}` and JSON lines.
     pub fn frame(&self, pending: &mut Vec<u8>, data: &[u8], at: SystemTime) -> Vec<u8> {
+        if let Kind::Fixed(prefix) = &self.kind {
+            return fixed(prefix, pending, data);
+        }
         let mut out = Vec::with_capacity(data.len() + data.len() / 8);
         let time = || humantime::format_rfc3339_micros(at).to_string();
         let prefix: Option<Vec<u8>> = match &self.kind {
@@ -84,6 +87,29 @@ struct JsonLine<'a> {
     program: &'a str,
     stream: &'a str,
     line: &'a str,
+}
+
+/// The common case, `name | line`, without per-line dispatch: one buffer of the exact size.
+fn fixed(prefix: &[u8], pending: &mut Vec<u8>, data: &[u8]) -> Vec<u8> {
+    let lines = memchr::memchr_iter(b'\n', data).count();
+    let mut out = Vec::with_capacity(data.len() + pending.len() + (lines + 1) * prefix.len() + MAX_LINE / 1024);
+    let mut rest = data;
+    if let Some(i) = memchr::memchr(b'\n', rest)
+        && !pending.is_empty()
+    {
+        line(&mut out, prefix, pending, &rest[..i]);
+        pending.clear();
+        rest = &rest[i + 1..];
+    }
+    // Every complete line left is copied in one piece: the prefix, then line and newline.
+    let mut start = 0;
+    for i in memchr::memchr_iter(b'\n', rest) {
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(&rest[start..=i]);
+        start = i + 1;
+    }
+    split(pending, &rest[start..], &mut |a, b| line(&mut out, prefix, a, b));
+    out
 }
 
 fn line(out: &mut Vec<u8>, prefix: &[u8], a: &[u8], b: &[u8]) {

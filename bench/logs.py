@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Log throughput for supd (run through bench/run.sh): 1 GiB of 100-byte lines through one
+program's stdout into a log file, beside the same pipeline writing the file itself and beside
+supervisord 4.3.0, and 1 GiB through supd's prefixed passthrough (to /dev/null). Records supd's
+CPU time per MiB and its peak memory (VmHWM)."""
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import xmlrpc.client
+
+from supervisor.xmlrpc import SupervisorTransport
+
+GIB = 1 << 30
+LINE = "0" * 99  # `yes` adds the newline: 100-byte lines
+PRODUCER = f"yes {LINE} | head -c {GIB}"
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def supd_state(sock, name):
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(sock)
+            s.sendall(b'{"cmd":"status"}\n')
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+        return {p["name"]: p["state"] for p in json.loads(data)["programs"]}.get(name)
+    except OSError:
+        return None
+
+
+def wait(what, check, timeout=300):
+    deadline = time.time() + timeout
+    while not check():
+        if time.time() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.005)
+
+
+def direct(tmp):
+    out = os.path.join(tmp, "direct.log")
+    t = time.perf_counter()
+    subprocess.run(["sh", "-c", f"{PRODUCER} > {out}"], check=True)
+    took = time.perf_counter() - t
+    os.remove(out)
+    return took
+
+
+def supd(bindir, tmp, to_file):
+    sock = os.path.join(tmp, "supd.sock")
+    log = os.path.join(tmp, "supd-prog.log")
+    target = f'stdout_logfile = "{log}"\nstdout_logfile_maxbytes = 0\n' if to_file else ""
+    conf = os.path.join(tmp, "supd.toml")
+    with open(conf, "w") as f:
+        f.write(
+            f'[supervisor]\nsocket = "{sock}"\nhttp = ""\nlog_level = "warn"\n'
+            f'[program.gen]\ncommand = ["sh", "-c", "{PRODUCER}"]\nautostart = false\nstartsecs = 0\n'
+            f"autorestart = false\n{target}"
+        )
+    proc = subprocess.Popen([os.path.join(bindir, "supd"), "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait("supd", lambda: supd_state(sock, "gen") == "STOPPED")
+        cpu0 = cpu_seconds(proc.pid)
+        t = time.perf_counter()
+        subprocess.run([os.path.join(bindir, "supctl"), "-s", sock, "start", "gen"], stdout=subprocess.DEVNULL, check=True)
+        wait("the program to finish", lambda: supd_state(sock, "gen") == "EXITED")
+        if to_file:
+            wait("the file", lambda: os.path.getsize(log) >= GIB)
+        took = time.perf_counter() - t
+        cpu = cpu_seconds(proc.pid) - cpu0
+        return took, cpu, peak_mib(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if to_file and os.path.exists(log):
+            os.remove(log)
+
+
+def supervisord(tmp):
+    sock = os.path.join(tmp, "sv.sock")
+    log = os.path.join(tmp, "sv-prog.log")
+    conf = os.path.join(tmp, "supervisord.conf")
+    with open(conf, "w") as f:
+        f.write(
+            f"[unix_http_server]\nfile={sock}\n[supervisord]\nnodaemon=true\nlogfile={tmp}/sv.log\npidfile={tmp}/sv.pid\n"
+            "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n"
+            f"[program:gen]\ncommand=sh -c '{PRODUCER}'\nautostart=false\nstartsecs=0\nautorestart=false\n"
+            f"stdout_logfile={log}\nstdout_logfile_maxbytes=0\n"
+        )
+    venv = os.path.dirname(sys.executable)
+    proc = subprocess.Popen([os.path.join(venv, "supervisord"), "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rpc = lambda: xmlrpc.client.ServerProxy("http://x", transport=SupervisorTransport(None, None, f"unix://{sock}"))
+    try:
+        def up():
+            try:
+                return rpc().supervisor.getState()["statename"] == "RUNNING"
+            except Exception:
+                return False
+        wait("supervisord", up)
+        cpu0 = cpu_seconds(proc.pid)
+        t = time.perf_counter()
+        rpc().supervisor.startProcess("gen", False)
+        wait("the program to finish", lambda: rpc().supervisor.getProcessInfo("gen")["statename"] == "EXITED")
+        wait("the file", lambda: os.path.getsize(log) >= GIB)
+        took = time.perf_counter() - t
+        return took, cpu_seconds(proc.pid) - cpu0, peak_mib(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if os.path.exists(log):
+            os.remove(log)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--supd", required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="supd-bench-logs-", dir=os.environ.get("BENCH_TMP", "/var/tmp"))
+    base = direct(tmp)
+    f_took, f_cpu, f_peak = supd(args.supd, tmp, to_file=True)
+    s_took, s_cpu, s_peak = supervisord(tmp)
+    p_took, p_cpu, p_peak = supd(args.supd, tmp, to_file=False)
+    rows = [
+        ("1 GiB to a file: the producer writing it itself", "baseline", f"{base:.2f} s", ""),
+        ("1 GiB through the program's stdout to its log file", "within 10% of baseline",
+         f"{f_took:.2f} s ({(f_took / base - 1) * 100:+.0f}%)", f"{s_took:.2f} s ({(s_took / base - 1) * 100:+.0f}%)"),
+        ("supervisor CPU per MiB, same", "< 0.3 ms", f"{f_cpu / 1024 * 1000:.3f} ms", f"{s_cpu / 1024 * 1000:.3f} ms"),
+        ("supervisor peak memory (VmHWM), same", "< 8 MiB", f"{f_peak:.1f} MiB", f"{s_peak:.1f} MiB"),
+        ("1 GiB through the prefixed passthrough (to /dev/null)", ">= 1 GiB/s",
+         f"{1 / p_took:.2f} GiB/s ({p_took:.2f} s)", "n/a"),
+        ("supd CPU per MiB and peak memory, same", "< 8 MiB", f"{p_cpu / 1024 * 1000:.3f} ms, {p_peak:.1f} MiB", ""),
+    ]
+    lines = ["| measure | target | supd | supervisord 4.3.0 |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    text = "\n".join(lines) + "\n"
+    with open(args.out, "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
