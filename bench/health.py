@@ -8,15 +8,16 @@
 - /health throughput and p99 latency under wrk on loopback; `supctl health` latency.
 """
 import argparse
-import json
-import sys
 import os
 import re
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+
+from common import cpu_seconds, memory_mib, supd_status as status
 
 # The probed endpoints: an asyncio server in a process of its own (so this script's polling
 # cannot starve it), answering GET /pN with 500 while the file FAILDIR/pN exists, else 200.
@@ -46,32 +47,6 @@ def free_port():
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
-
-def status(sock):
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(sock)
-        s.sendall(b'{"cmd":"status"}\n')
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(1 << 16)
-            if not chunk:
-                break
-            data += chunk
-    return {p["name"]: p for p in json.loads(data)["programs"]}
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main():
@@ -114,7 +89,7 @@ def main():
         time.sleep(args.seconds)
         share = (cpu_seconds(proc.pid) - cpu0) / (time.time() - t0) * 100
         rows.append((f"supd CPU, 20 programs probed over HTTP every 1 s ({args.seconds:.0f} s)", "< 1% of a core", f"{share:.2f}%"))
-        rows.append(("supd memory, same", "< 6 MiB", f"{rss_mib(proc.pid):.1f} MiB"))
+        rows.append(("supd memory, same", "< 6 MiB", f"{memory_mib(proc.pid):.1f} MiB"))
 
         decisions = []
         for i in range(5):

@@ -4,9 +4,7 @@ program's stdout into a log file, beside the same pipeline writing the file itse
 supervisord 4.3.0, and 1 GiB through supd's prefixed passthrough (to /dev/null). Records supd's
 CPU time per MiB and its peak memory (VmHWM)."""
 import argparse
-import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,37 +13,16 @@ import xmlrpc.client
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from common import cpu_seconds, memory_mib, supd_status
+
 GIB = 1 << 30
 LINE = "0" * 99  # `yes` adds the newline: 100-byte lines
 PRODUCER = f"yes {LINE} | head -c {GIB}"
 
 
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def supd_state(sock, name):
     try:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.connect(sock)
-            s.sendall(b'{"cmd":"status"}\n')
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(1 << 16)
-                if not chunk:
-                    break
-                data += chunk
-        return {p["name"]: p["state"] for p in json.loads(data)["programs"]}.get(name)
+        return supd_status(sock).get(name, {}).get("state")
     except OSError:
         return None
 
@@ -89,7 +66,7 @@ def supd(bindir, tmp, to_file):
             wait("the file", lambda: os.path.getsize(log) >= GIB)
         took = time.perf_counter() - t
         cpu = cpu_seconds(proc.pid) - cpu0
-        return took, cpu, peak_mib(proc.pid)
+        return took, cpu, memory_mib(proc.pid, "VmHWM")
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -124,7 +101,7 @@ def supervisord(tmp):
         wait("the program to finish", lambda: rpc().supervisor.getProcessInfo("gen")["statename"] == "EXITED")
         wait("the file", lambda: os.path.getsize(log) >= GIB)
         took = time.perf_counter() - t
-        return took, cpu_seconds(proc.pid) - cpu0, peak_mib(proc.pid)
+        return took, cpu_seconds(proc.pid) - cpu0, memory_mib(proc.pid, "VmHWM")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

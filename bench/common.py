@@ -1,0 +1,35 @@
+"""Helpers shared by the benchmark scripts: a process's CPU time and memory, and supd's status
+over its control socket."""
+import json
+import os
+import socket
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of `pid` so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mib(pid, field="VmRSS"):
+    """A /proc/PID/status memory field in MiB: VmRSS (now) or VmHWM (peak)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def supd_status(sock):
+    """supd's programs by name, as its control socket reports them."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(sock)
+        s.sendall(b'{"cmd":"status"}\n')
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    return {p["name"]: p for p in json.loads(data)["programs"]}
