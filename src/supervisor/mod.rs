@@ -5,7 +5,9 @@
 //! so an idle supd makes no wake-ups. After each wake it publishes a [`Snapshot`] for readers.
 
 pub mod backoff;
+mod depends;
 pub mod program;
+mod shutdown;
 pub mod snapshot;
 pub mod state;
 
@@ -25,6 +27,7 @@ use crate::output::{ProgramLogs, Sink};
 use crate::process::reaper::{self, Waiters};
 use crate::process::{signal as sig, spawn};
 pub use program::{Effect, Event, Program};
+use shutdown::Shutdown;
 pub use snapshot::{ProgramView, Snapshot};
 pub use state::State;
 
@@ -55,16 +58,6 @@ pub struct Envelope {
     pub command: Command,
     /// Answers in the order of the command's indices.
     pub reply: oneshot::Sender<Vec<Result<u64, String>>>,
-}
-
-/// Ordered shutdown: priority levels are stopped highest first, each fully before the next.
-#[derive(Debug)]
-struct Shutdown {
-    /// Levels still to stop, ascending, so the next is at the end.
-    levels: Vec<Level>,
-    /// The level being stopped now.
-    current: Option<Level>,
-    exit_code: i32,
 }
 
 /// The supervisor's state. Built by [`Supervisor::new`], driven by [`Supervisor::run`].
@@ -257,59 +250,6 @@ impl Supervisor {
         }
     }
 
-    /// Starts programs whose dependencies are met, gives up on those whose dependencies can no
-    /// longer be met, and says what the others wait for. Repeats until nothing changes, since a
-    /// start (with `startsecs = 0`) can meet another program's condition at once.
-    fn check_dependencies(&mut self, now: Instant) {
-        loop {
-            let mut changed = false;
-            for i in 0..self.programs.len() {
-                let Some(waiting) = self.programs[i].waiting().map(str::to_string) else { continue };
-                let event = match self.dependency_status(i) {
-                    DepStatus::Met => Event::DependenciesMet,
-                    DepStatus::Failed(reason) => Event::DependencyFailed { reason },
-                    DepStatus::Waiting(what) if what == waiting => continue,
-                    DepStatus::Waiting(waiting_for) => Event::DependenciesPending { waiting_for },
-                };
-                changed |= !matches!(event, Event::DependenciesPending { .. });
-                self.apply(i, event, now);
-            }
-            if !changed {
-                return;
-            }
-        }
-    }
-
-    fn dependency_status(&self, i: usize) -> DepStatus {
-        let mut waiting = Vec::new();
-        for &(j, condition) in &self.deps[i] {
-            let dep = &self.programs[j];
-            let name = &dep.cfg.name;
-            let met = match condition {
-                Condition::Started => dep.state() == State::Running,
-                Condition::Healthy => dep.state() == State::Running && dep.health() == Some(Health::Healthy),
-                Condition::CompletedSuccessfully => {
-                    dep.state() == State::Exited && dep.last_exit().is_some_and(|s| dep.expected(s))
-                }
-            };
-            if met {
-                continue;
-            }
-            let failed = match condition {
-                _ if dep.state() == State::Fatal => Some(format!("dependency {name} is FATAL")),
-                Condition::CompletedSuccessfully if dep.state() == State::Exited => {
-                    Some(format!("dependency {name} did not complete successfully ({})", exit_text(dep)))
-                }
-                _ => None,
-            };
-            if let Some(reason) = failed {
-                return DepStatus::Failed(reason);
-            }
-            waiting.push(format!("{name} ({})", condition.as_str()));
-        }
-        if waiting.is_empty() { DepStatus::Met } else { DepStatus::Waiting(waiting.join(", ")) }
-    }
-
     fn spawn(&mut self, i: usize, now: Instant) -> Vec<Effect> {
         let cfg = Arc::clone(&self.programs[i].cfg);
         let event = match spawn::spawn(&cfg) {
@@ -436,54 +376,6 @@ impl Supervisor {
         answers
     }
 
-    fn begin_shutdown(&mut self, exit_code: i32, why: &str) {
-        if let Some(s) = &mut self.shutdown {
-            s.exit_code = s.exit_code.max(exit_code);
-            info!("{why} received while shutting down; still stopping programs");
-            return;
-        }
-        info!("shutting down ({why})");
-        let now = Instant::now();
-        for i in 0..self.programs.len() {
-            self.apply(i, Event::Shutdown, now);
-        }
-        let mut levels: Vec<Level> = (0..self.programs.len()).map(|i| self.level(i)).collect();
-        levels.sort_unstable();
-        levels.dedup();
-        self.shutdown = Some(Shutdown { levels, current: None, exit_code });
-    }
-
-    /// Moves the ordered stop on: once no program of the current level is active, stops the
-    /// next level down.
-    fn advance_shutdown(&mut self, now: Instant) {
-        loop {
-            let Some(s) = &self.shutdown else { return };
-            if let Some(current) = s.current
-                && (0..self.programs.len()).any(|i| self.level(i) == current && self.programs[i].state().is_active())
-            {
-                return;
-            }
-            let Some(s) = &mut self.shutdown else { return };
-            let Some(next) = s.levels.pop() else {
-                s.current = None;
-                return;
-            };
-            s.current = Some(next);
-            for i in 0..self.programs.len() {
-                if self.level(i) == next {
-                    self.apply(i, Event::Stop, now);
-                }
-            }
-        }
-    }
-
-    /// The exit code, once shutdown has stopped every program.
-    fn finished(&self) -> Option<i32> {
-        let s = self.shutdown.as_ref()?;
-        let done = s.levels.is_empty() && self.programs.iter().all(|p| !p.state().is_active());
-        done.then_some(s.exit_code)
-    }
-
     /// Waits, at most [`DRAIN_TIMEOUT`], for the readers to pass on what programs wrote last.
     /// A process that escaped its group may hold a pipe open forever; the bound covers that.
     async fn drain_output(&mut self) {
@@ -493,13 +385,6 @@ impl Supervisor {
                 break;
             }
         }
-    }
-
-    /// A program's shutdown level: programs others depend on stop after them, then by
-    /// (group priority, priority), highest first.
-    fn level(&self, i: usize) -> Level {
-        let cfg = &self.programs[i].cfg;
-        (self.ranks[i], cfg.group_priority, cfg.priority)
     }
 
     fn publish(&self) {
@@ -514,20 +399,6 @@ impl Supervisor {
             self.snapshot.send_replace(Arc::new(Snapshot { programs, shutting_down: self.shutdown.is_some() }));
         }
     }
-}
-
-/// A shutdown level: (dependency rank, group priority, priority).
-type Level = (u32, i64, i64);
-
-/// Where a waiting program's dependencies stand.
-enum DepStatus {
-    Met,
-    Waiting(String),
-    Failed(String),
-}
-
-fn exit_text(p: &Program) -> String {
-    p.last_exit().map_or_else(|| "no exit".into(), |s| s.to_string())
 }
 
 fn start_check(state: State) -> Result<(), String> {
