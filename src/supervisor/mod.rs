@@ -128,6 +128,7 @@ impl Supervisor {
         let mut sigquit = signal(SignalKind::quit())?;
         let mut sighup = signal(SignalKind::hangup())?;
         let mut sigusr2 = signal(SignalKind::user_defined2())?;
+        // `run` consumes the supervisor, so the receiver made in `new` is always here.
         let Some(mut reports) = self.reports.1.take() else { return Ok(1) };
 
         let now = Instant::now();
