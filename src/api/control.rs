@@ -101,7 +101,12 @@ async fn connection(stream: UnixStream, handle: Handle) {
     };
     let result = match request {
         Ok(Request::Tail { name, stream, lines, follow }) => {
-            tail(&handle, &mut write, &name, stream, lines, follow).await
+            let closed = async move {
+                // The client sends nothing after its request; a read ends only when it goes.
+                let mut byte = [0u8; 1];
+                let _ = reader.read(&mut byte).await;
+            };
+            tail(&handle, &mut write, &name, stream, lines, follow, closed).await
         }
         Ok(request) => send(&mut write, &handle.answer(request).await).await,
         Err(e) => send(&mut write, &error(ErrorKind::BadRequest, format!("bad request: {e}"))).await,
@@ -120,6 +125,8 @@ async fn send(write: &mut (impl AsyncWriteExt + Unpin), response: &Response) -> 
 /// `tail`: the last lines of one stream, then, with `follow`, new output as it comes until the
 /// client goes away. The subscription is taken before the last lines are read, with no await
 /// between, so nothing falls in between (readers run on this same thread).
+/// With `follow` it also ends when `closed` resolves (the client went away), so an abandoned
+/// follower of a silent program does not hold a connection slot.
 async fn tail(
     handle: &Handle,
     write: &mut (impl AsyncWriteExt + Unpin),
@@ -127,6 +134,7 @@ async fn tail(
     stream: Option<String>,
     lines: usize,
     follow: bool,
+    closed: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let snapshot = handle.snapshot.borrow().clone();
     let log = match select(&snapshot, &[name.to_string()]) {
@@ -153,8 +161,13 @@ async fn tail(
     let text = |bytes: &[u8]| Response::Tail { data: String::from_utf8_lossy(bytes).into_owned() };
     send(write, &text(&log.tail.last_lines(lines))).await?;
     let Some(updates) = updates.as_mut() else { return Ok(()) };
+    tokio::pin!(closed);
     loop {
-        match updates.recv().await {
+        let update = tokio::select! {
+            update = updates.recv() => update,
+            () = &mut closed => return Ok(()),
+        };
+        match update {
             Ok(chunk) => send(write, &text(&chunk)).await?,
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                 send(write, &text(format!("[supctl tail: {n} chunks skipped, the reader was too slow]\n").as_bytes()))

@@ -245,3 +245,27 @@ fn prefix_templates_json_lines_and_supds_own_logfile() {
     supd.wait_output("[stderr] t: to-err\n", 10 * S);
     supd.wait_output("[stdout] t: to-out\n", 10 * S);
 }
+
+/// Regression: an abandoned `tail -f` of a silent program held its connection slot until the
+/// program next wrote something.
+#[test]
+fn an_abandoned_follower_frees_its_connection() {
+    let supd = Supd::start("[program.quiet]\ncommand = \"sleep 1000\"\nstartsecs = 0\n");
+    supd.wait_state("quiet", "RUNNING", 5 * S);
+    for _ in 0..140 {
+        let mut follow = Command::new(SUPCTL)
+            .arg("-s")
+            .arg(&supd.socket)
+            .args(["tail", "-f", "quiet"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        follow.kill().ok();
+        follow.wait().ok();
+    }
+    // More followers came and went than there are connection slots (128); supctl still answers.
+    let started = std::time::Instant::now();
+    assert_eq!(supd.ctl(&["--timeout", "2", "status", "quiet"]).0, 0, "supctl got no answer: no free connection slot");
+    assert!(started.elapsed() < 2 * S, "status waited for a free slot");
+}
