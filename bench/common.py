@@ -33,3 +33,14 @@ def supd_status(sock):
                 break
             data += chunk
     return {p["name"]: p for p in json.loads(data)["programs"]}
+
+
+def write_table(path, header, rows):
+    """Writes `rows` (tuples) under `header` (column names) as a markdown table to `path`,
+    and prints it."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    text = "\n".join(lines) + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+    print(text)

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from common import cpu_seconds, memory_mib, supd_status as status
+from common import cpu_seconds, memory_mib, supd_status as status, write_table
 
 # The probed endpoints: an asyncio server in a process of its own (so this script's polling
 # cannot starve it), answering GET /pN with 500 while the file FAILDIR/pN exists, else 200.
@@ -135,11 +135,7 @@ def main():
         proc.wait(timeout=10)
         server.kill()
 
-    lines = ["| measure | target | supd |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    text = "\n".join(lines) + "\n"
-    with open(args.out, "w") as f:
-        f.write(text)
-    print(text)
+    write_table(args.out, ("measure", "target", "supd"), rows)
 
 
 if __name__ == "__main__":

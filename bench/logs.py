@@ -13,7 +13,7 @@ import xmlrpc.client
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from common import cpu_seconds, memory_mib, supd_status
+from common import cpu_seconds, memory_mib, supd_status, write_table
 
 GIB = 1 << 30
 LINE = "0" * 99  # `yes` adds the newline: 100-byte lines
@@ -129,12 +129,7 @@ def main():
          f"{1 / p_took:.2f} GiB/s ({p_took:.2f} s)", "n/a"),
         ("supd CPU per MiB and peak memory, same", "< 8 MiB", f"{p_cpu / 1024 * 1000:.3f} ms, {p_peak:.1f} MiB", ""),
     ]
-    lines = ["| measure | target | supd | supervisord 4.3.0 |", "|---|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    text = "\n".join(lines) + "\n"
-    with open(args.out, "w") as f:
-        f.write(text)
-    print(text)
+    write_table(args.out, ("measure", "target", "supd", "supervisord 4.3.0"), rows)
 
 
 if __name__ == "__main__":

@@ -244,22 +244,24 @@ fn program(
         max: raw.backoff_max.as_ref().map_or(backoff_defaults.max, |s| s.get_ref().0),
         reset: raw.backoff_reset.map_or(backoff_defaults.reset, |s| s.0),
     };
-    let stdout = stream(
-        found.source,
-        &key("stdout_logfile"),
-        raw.stdout_logfile.as_ref(),
-        (raw.stdout_logfile_maxbytes, raw.stdout_logfile_backups),
-        raw.stdout_passthrough,
-        &expand_at,
-    )?;
-    let stderr = stream(
-        found.source,
-        &key("stderr_logfile"),
-        raw.stderr_logfile.as_ref(),
-        (raw.stderr_logfile_maxbytes, raw.stderr_logfile_backups),
-        raw.stderr_passthrough,
-        &expand_at,
-    )?;
+    let [stdout, stderr] = [
+        (
+            "stdout_logfile",
+            &raw.stdout_logfile,
+            (raw.stdout_logfile_maxbytes, raw.stdout_logfile_backups),
+            raw.stdout_passthrough,
+        ),
+        (
+            "stderr_logfile",
+            &raw.stderr_logfile,
+            (raw.stderr_logfile_maxbytes, raw.stderr_logfile_backups),
+            raw.stderr_passthrough,
+        ),
+    ]
+    .map(|(k, file, rotation, passthrough)| {
+        stream(found.source, &key(k), file.as_ref(), rotation, passthrough, &expand_at)
+    });
+    let (stdout, stderr) = (stdout?, stderr?);
     if backoff.max < backoff.initial {
         let at = raw.backoff_max.as_ref().map_or(found.name.span().start, |s| s.span().start);
         return Err(found.error(at, &key("backoff_max"), "backoff_max must not be less than backoff_initial"));
