@@ -61,6 +61,11 @@ pub struct Envelope {
 }
 
 /// The supervisor's state. Built by [`Supervisor::new`], driven by [`Supervisor::run`].
+///
+/// Programs are named by their index everywhere. `programs`, `deps`, `ranks`, `probes` and
+/// `logs` are built together in `new` with one entry per program and never change length, and
+/// every index comes from `0..len`, from `by_pid` (filled only at spawn) or from a command that
+/// was checked with `get` first: so indexing these vectors cannot panic.
 pub struct Supervisor {
     programs: Vec<Program>,
     /// Per program, its dependencies as (program index, condition).

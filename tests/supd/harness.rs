@@ -119,6 +119,13 @@ impl Supd {
         nix::unistd::Pid::from_raw(kids.split_whitespace().next().and_then(|p| p.parse().ok()).expect("supd's pid"))
     }
 
+    /// supd's resident memory now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.host_pid())).expect("supd's status");
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
+        line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("a number of KiB")
+    }
+
     /// Every process in supd's PID namespace, supd included.
     pub fn ns_processes(&self) -> Vec<Proc> {
         ns_processes(self.child.id())

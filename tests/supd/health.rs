@@ -97,9 +97,7 @@ fn bad_endpoints_give_clear_results_and_supd_stays_responsive() {
         .collect();
     times.sort();
     assert!(times[2] < Duration::from_millis(50), "supctl status took {times:?}");
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", supd.host_pid())).unwrap();
-    let kib: u64 =
-        rss.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let kib = supd.rss_kib();
     assert!(kib < 32 * 1024, "supd's memory stays small with a 10 MB body probed: {kib} KiB");
 }
 

@@ -209,9 +209,7 @@ fn a_10_mb_line_without_newline_reaches_the_file_whole() {
     wait_until("10 MB in the file", 30 * S, || {
         (std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) == 10_000_000).then_some(())
     });
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", supd.host_pid())).unwrap();
-    let kib: u64 =
-        rss.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let kib = supd.rss_kib();
     assert!(kib < 32 * 1024, "supd's memory stays bounded: {kib} KiB");
 }
 
