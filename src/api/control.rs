@@ -244,7 +244,7 @@ impl Handle {
             let (Some(view), Some(logs)) = (snapshot.programs.get(i), self.logs.get(i)) else { continue };
             for log in [&logs.stdout, &logs.stderr] {
                 log.tail.clear();
-                files.extend(log.file.as_ref().map(|(id, _)| *id));
+                files.extend(log.file.as_ref().map(|f| f.id));
             }
             results.push(ActionResult {
                 name: view.full_name(),

@@ -6,7 +6,9 @@
 //! logged at most once a minute, and writing resumes by itself once the fault clears.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -93,6 +95,67 @@ impl LogFile {
         }
     }
 
+    /// Moves up to `max` bytes waiting in pipe `from` into the file with splice(2), so they
+    /// never pass through supd's memory; stops at the rotation boundary like [`LogFile::write`].
+    /// The pipe must be readable (poll it first), so that an empty pipe means its end: the call
+    /// does not wait for the pipe, only for the disk. Returns where the bytes landed, for the in-memory tail to read them back.
+    pub fn splice_from(&mut self, from: BorrowedFd<'_>, max: usize) -> Spliced {
+        if !self.open() || !self.seekable {
+            return Spliced::Refused;
+        }
+        let limit = if self.cfg.maxbytes > 0 { self.cfg.maxbytes } else { u64::MAX };
+        if limit <= self.size {
+            // Rotate only for bytes to come: at the pipe's end a full file stays the last.
+            if pipe_len(from) == 0 {
+                return Spliced::Eof;
+            }
+            self.rotate();
+            if !self.open() {
+                return Spliced::Refused;
+            }
+        }
+        let room = limit.saturating_sub(self.size);
+        let len = max.min(usize::try_from(room).unwrap_or(usize::MAX));
+        let Some(file) = self.file.as_ref() else { return Spliced::Refused };
+        // SAFETY: both descriptors are open for the call; null offsets use the file positions.
+        let n = unsafe {
+            libc::splice(
+                from.as_raw_fd(),
+                std::ptr::null_mut(),
+                file.as_raw_fd(),
+                std::ptr::null_mut(),
+                len,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+            )
+        };
+        match usize::try_from(n) {
+            Ok(0) => Spliced::Eof,
+            Ok(n) => {
+                let at = self.size;
+                self.size += n as u64;
+                self.recovered();
+                Spliced::Moved { n, at }
+            }
+            Err(_) => {
+                let e = std::io::Error::last_os_error();
+                match e.kind() {
+                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock => Spliced::Moved { n: 0, at: 0 },
+                    _ => {
+                        self.failed("cannot write", &e);
+                        self.file = None;
+                        Spliced::Refused
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads back bytes of the current file from offset `at` into `buf` (for the tail of a
+    /// spliced stream); returns how many were read.
+    pub fn read_back(&self, at: u64, buf: &mut [u8]) -> usize {
+        self.file.as_ref().and_then(|f| f.read_at(buf, at).ok()).unwrap_or(0)
+    }
+
     /// Closes the file; the next write opens PATH again (`supctl reopen`, SIGUSR2: after an
     /// external `mv`, as logrotate does it).
     pub fn reopen(&mut self) {
@@ -113,7 +176,12 @@ impl LogFile {
     }
 
     fn open(&mut self) -> bool {
-        if self.file.is_some() {
+        if let Some(file) = self.file.as_mut() {
+            // Without O_APPEND, a file truncated by someone else (logrotate's copytruncate)
+            // would be written at the old offset, behind a hole: follow it to its new end.
+            if self.seekable && file.metadata().is_ok_and(|m| m.len() < self.size) {
+                self.size = file.seek(SeekFrom::End(0)).unwrap_or(0);
+            }
             return true;
         }
         let now = Instant::now();
@@ -121,7 +189,19 @@ impl LogFile {
             return false;
         }
         self.last_open_attempt = Some(now);
-        match OpenOptions::new().append(true).create(true).open(&self.cfg.path) {
+        // A regular file is opened read-write at its end rather than O_APPEND, as splice(2)
+        // refuses O_APPEND targets, and readable so a spliced stream's tail can be read back
+        // from it. Anything else (a FIFO must not be read by supd) is opened to append.
+        let regular = std::fs::metadata(&self.cfg.path).map_or(true, |m| m.is_file());
+        let mut options = OpenOptions::new();
+        options.create(true);
+        if regular {
+            options.read(true).write(true)
+        } else {
+            options.append(true)
+        };
+        let opened = options.open(&self.cfg.path);
+        match opened.and_then(|mut f| if regular { f.seek(SeekFrom::End(0)).map(|_| f) } else { Ok(f) }) {
             Ok(file) => {
                 let meta = file.metadata().ok();
                 self.seekable = meta.as_ref().is_some_and(|m| m.is_file());
@@ -172,6 +252,31 @@ impl LogFile {
             tracing::info!("log file {}: writing again", self.cfg.path.display());
         }
     }
+}
+
+/// What [`LogFile::splice_from`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spliced {
+    /// `n` bytes (0 when the pipe had none after all) now lie in the current file at offset `at`.
+    Moved {
+        /// Bytes moved.
+        n: usize,
+        /// Their offset in the current file.
+        at: u64,
+    },
+    /// The pipe's write end is closed and it is empty.
+    Eof,
+    /// The file cannot take a splice now (not open, not a regular file, or a write fault): the
+    /// caller reads the bytes itself.
+    Refused,
+}
+
+/// Bytes waiting in a pipe (0 on an error).
+fn pipe_len(pipe: BorrowedFd<'_>) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    let r = unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut n) };
+    if r == 0 { usize::try_from(n).unwrap_or(0) } else { 0 }
 }
 
 /// PATH.i

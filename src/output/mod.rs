@@ -5,17 +5,18 @@
 //! - an in-memory tail of its last 64 KiB, for `supctl tail [-f]`.
 //!
 //! Readers are async tasks on the supervisor's thread; one writer thread owns fds 1 and 2 and
-//! every log file, so neither a slow reader of supd's stdout nor a slow disk ever blocks the
-//! event loop. Between them sits a bounded queue: when it is full a reader stops reading, the
+//! writes the log files, so neither a slow reader of supd's stdout nor a slow disk ever blocks
+//! the event loop. A stream that goes only to a file skips both (the `splice` module). Between them sits a bounded queue: when it is full a reader stops reading, the
 //! program's pipe fills, and the program blocks in write(2). Back-pressure, never dropped lines.
 
 mod frame;
 pub mod logfile;
+mod splice;
 pub mod tail;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -77,12 +78,23 @@ enum Msg {
 pub struct StreamLog {
     /// Its last 64 KiB.
     pub tail: Arc<Tail>,
-    /// Its log file: the writer thread's number for it, and its fault state.
-    pub file: Option<(usize, Arc<FileState>)>,
+    /// Its log file.
+    pub file: Option<FileLog>,
     /// How its lines are framed for the passthrough; `None` when it has none.
     pub framer: Option<Framer>,
     /// Which of supd's streams the passthrough uses.
     pub stream: Stream,
+}
+
+/// A stream's log file, shared by the writer thread, the stream's splice thread and status.
+#[derive(Debug, Clone)]
+pub struct FileLog {
+    /// The writer thread's number for it (for `supctl clear`).
+    pub id: usize,
+    /// The file itself; locked only around a write, a splice or a reopen.
+    file: Arc<Mutex<LogFile>>,
+    /// Its fault, read by status without waiting for a write.
+    pub state: Arc<FileState>,
 }
 
 /// Both streams of one program.
@@ -97,7 +109,7 @@ pub struct ProgramLogs {
 impl ProgramLogs {
     /// The faults of its log files, for status.
     pub fn errors(&self) -> Vec<String> {
-        [&self.stdout, &self.stderr].iter().filter_map(|s| s.file.as_ref().and_then(|(_, st)| st.error())).collect()
+        [&self.stdout, &self.stderr].iter().filter_map(|s| s.file.as_ref().and_then(|f| f.state.error())).collect()
     }
 }
 
@@ -118,8 +130,9 @@ impl Sink {
             let file = s.file.clone().map(|cfg| {
                 let file = LogFile::new(cfg);
                 let state = file.state();
-                files.push(file);
-                (files.len() - 1, state)
+                let file = Arc::new(Mutex::new(file));
+                files.push(Arc::clone(&file));
+                FileLog { id: files.len() - 1, file, state }
             });
             let framer = s.passthrough.then(|| Framer::new(&p.name, name, p.log_prefix.as_deref(), p.log_json, width));
             StreamLog { tail: Arc::default(), file, framer, stream: to }
@@ -136,32 +149,27 @@ impl Sink {
         Ok((sink, logs.into()))
     }
 
-    fn spawn(mut files: Vec<LogFile>, own: Option<LogFileConfig>) -> io::Result<Sink> {
+    fn spawn(files: Vec<Arc<Mutex<LogFile>>>, own: Option<LogFileConfig>) -> io::Result<Sink> {
         let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
         let mut own = own.map(LogFile::new);
         std::thread::Builder::new().name("supd-output".into()).stack_size(128 * 1024).spawn(move || {
             while let Some(msg) = rx.blocking_recv() {
                 match msg {
                     Msg::Write(stream, bytes) => write_all(stream.fd(), &bytes),
-                    Msg::File(id, bytes) => {
-                        if let Some(f) = files.get_mut(id) {
-                            f.write(&bytes);
-                        }
-                    }
+                    Msg::File(id, bytes) => with_file(&files, id, |f| f.write(&bytes)),
                     Msg::Own(bytes) => match own.as_mut() {
                         Some(f) => f.write(&bytes),
                         None => write_all(2, &bytes),
                     },
                     Msg::Reopen(done) => {
-                        files.iter_mut().chain(own.as_mut()).for_each(LogFile::reopen);
+                        (0..files.len()).for_each(|id| with_file(&files, id, LogFile::reopen));
+                        if let Some(f) = own.as_mut() {
+                            f.reopen();
+                        }
                         let _ = done.send(());
                     }
                     Msg::Clear(ids, done) => {
-                        for id in ids {
-                            if let Some(f) = files.get_mut(id) {
-                                f.clear();
-                            }
-                        }
+                        ids.into_iter().for_each(|id| with_file(&files, id, LogFile::clear));
                         let _ = done.send(());
                     }
                     Msg::Flush(done) => {
@@ -210,8 +218,15 @@ impl Sink {
 
     /// Passes everything read from `fd` to `log`'s places until EOF (which comes once every
     /// process holding the pipe's write end has closed it). The task's handle lets shutdown
-    /// wait for the last lines.
+    /// wait for the last lines. A stream that goes only to a file takes the splice path.
     pub fn forward(&self, fd: OwnedFd, log: &StreamLog) -> io::Result<tokio::task::JoinHandle<()>> {
+        if let (Some(file), None) = (&log.file, &log.framer) {
+            let (done, ended) = oneshot::channel::<()>();
+            splice::start(fd, Arc::clone(&file.file), Arc::clone(&log.tail), done)?;
+            return Ok(tokio::spawn(async move {
+                let _ = ended.await;
+            }));
+        }
         let pipe = pipe::Receiver::from_owned_fd(fd)?;
         let (sink, log) = (self.clone(), log.clone());
         Ok(tokio::spawn(async move { sink.pump(pipe, log).await }))
@@ -239,8 +254,8 @@ impl Sink {
                     return;
                 }
             }
-            if let Some((id, _)) = log.file
-                && self.tx.send(Msg::File(id, chunk)).await.is_err()
+            if let Some(file) = &log.file
+                && self.tx.send(Msg::File(file.id, chunk)).await.is_err()
             {
                 return;
             }
@@ -259,6 +274,14 @@ impl Sink {
     /// stderr rather than lost or awaited.
     pub fn log_writer(&self) -> LogWriter {
         LogWriter { sink: Some(self.clone()), buf: Vec::new() }
+    }
+}
+
+/// Runs `f` on log file `id` (a poisoned lock, which cannot happen as nothing panics under it,
+/// skips the file).
+fn with_file(files: &[Arc<Mutex<LogFile>>], id: usize, f: impl FnOnce(&mut LogFile)) {
+    if let Some(mut file) = files.get(id).and_then(|file| file.lock().ok()) {
+        f(&mut file);
     }
 }
 

@@ -59,13 +59,18 @@ impl Default for Tail {
 
 impl Tail {
     /// Keeps `chunk` (dropping the oldest bytes beyond 64 KiB) and passes it to followers.
-    pub fn push(&self, chunk: &Bytes) {
+    pub fn push(&self, chunk: &[u8]) {
         if let Ok(mut ring) = self.ring.lock() {
             ring.push(chunk);
         }
-        if self.follow.receiver_count() > 0 {
-            let _ = self.follow.send(chunk.clone());
+        if self.followed() {
+            let _ = self.follow.send(Bytes::copy_from_slice(chunk));
         }
+    }
+
+    /// Whether someone follows the stream (`supctl tail -f`).
+    pub fn followed(&self) -> bool {
+        self.follow.receiver_count() > 0
     }
 
     /// The last `lines` lines kept (fewer if 64 KiB holds fewer; the first may be partial).
@@ -99,12 +104,12 @@ mod tests {
     #[test]
     fn keeps_the_last_64_kib_and_returns_last_lines() {
         let t = Tail::default();
-        t.push(&Bytes::from_static(b"a\nb\nc\n"));
+        t.push(b"a\nb\nc\n");
         assert_eq!(t.last_lines(2), b"b\nc\n");
         assert_eq!(t.last_lines(10), b"a\nb\nc\n");
-        t.push(&Bytes::from(vec![b'x'; TAIL_BYTES]));
+        t.push(&[b'x'; TAIL_BYTES]);
         assert_eq!(t.last_lines(1).len(), TAIL_BYTES);
-        t.push(&Bytes::from_static(b"\nend\n"));
+        t.push(b"\nend\n");
         assert_eq!(t.last_lines(1), b"end\n");
         t.clear();
         assert!(t.last_lines(5).is_empty());

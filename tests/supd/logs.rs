@@ -106,20 +106,65 @@ fn tail_and_tail_follow_through_supctl() {
     assert!(!supd.output().contains("tick-"), "stdout_logfile = \"NONE\" discards the passthrough");
     assert_eq!(supd.ctl(&["tail", "nope"]).0, 4);
 
+    assert_follow_streams_every_line(&supd, "talker", "tick-");
+}
+
+/// `supctl tail -f NAME` prints lines PREFIX-N, PREFIX-N+1 … with none missing.
+fn assert_follow_streams_every_line(supd: &Supd, name: &str, prefix: &str) {
     let mut follow = Command::new(SUPCTL)
         .arg("-s")
         .arg(&supd.socket)
-        .args(["tail", "-f", "-n", "1", "talker"])
+        .args(["tail", "-f", "-n", "1", name])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(follow.stdout.take().unwrap()).lines();
-    let first: u32 = lines.next().unwrap().unwrap().trim_start_matches("tick-").parse().unwrap();
-    let later: Vec<u32> =
-        (0..5).map(|_| lines.next().unwrap().unwrap().trim_start_matches("tick-").parse().unwrap()).collect();
+    let mut next = || -> u32 { lines.next().unwrap().unwrap().trim_start_matches(prefix).parse().unwrap() };
+    let first = next();
+    let later: Vec<u32> = (0..5).map(|_| next()).collect();
     assert_eq!(later, (first + 1..=first + 5).collect::<Vec<_>>(), "-f streams every new line in order");
     follow.kill().ok();
     follow.wait().ok();
+}
+
+/// Moves `log` aside, asks for a reopen, and checks the new file goes on with the next line.
+fn assert_reopen_continues(supd: &Supd, log: &Path, prefix: &str) {
+    let moved = log.with_extension("old");
+    std::fs::rename(log, &moved).unwrap();
+    assert_eq!(supd.ctl(&["reopen"]), (0, "reopened every log file\n".into(), String::new()));
+    wait_until("a new file after reopen", 10 * S, || {
+        (std::fs::metadata(log).map(|m| m.len()).unwrap_or(0) > 0).then_some(())
+    });
+    let number = |line: Option<&str>| -> u32 { line.unwrap().trim_start_matches(prefix).parse().unwrap() };
+    let last_old = number(std::fs::read_to_string(&moved).unwrap().lines().last());
+    let first_new = number(std::fs::read_to_string(log).unwrap().lines().next());
+    assert_eq!(first_new, last_old + 1, "no line lost or doubled across the reopen");
+}
+
+#[test]
+fn a_file_only_stream_keeps_its_tail_and_follows_reopen_and_truncation() {
+    // No passthrough: the stream takes the splice path, and the tail is read back from the file.
+    let supd = Supd::start(
+        "[program.f]\ncommand = [\"sh\", \"-c\", \"i=0; while :; do i=$((i+1)); echo f-$i; sleep 0.02; done\"]\n\
+         startsecs = 0\nstdout_logfile = \"@DIR@/f.log\"\n",
+    );
+    wait_until("lines in the tail", 10 * S, || supd.ctl(&["tail", "-n", "3", "f"]).1.contains("f-3\n").then_some(()));
+    let tail = supd.ctl(&["tail", "-n", "3", "f"]).1;
+    let numbers: Vec<u32> = tail.lines().map(|l| l.trim_start_matches("f-").parse().unwrap()).collect();
+    assert_eq!(numbers.len(), 3, "{tail}");
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "the tail holds consecutive lines: {tail}");
+    assert!(!supd.output().contains("f-1"), "a file-only stream has no passthrough");
+    assert_follow_streams_every_line(&supd, "f", "f-");
+    let log = supd.path("f.log");
+    assert_reopen_continues(&supd, &log, "f-");
+
+    // logrotate's copytruncate: the next lines start the file again, behind no hole.
+    std::fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+    let text = wait_until("lines after the truncation", 10 * S, || {
+        let text = std::fs::read(&log).unwrap();
+        text.ends_with(b"\n").then_some(text)
+    });
+    assert!(text.starts_with(b"f-"), "the file restarts at offset 0: {:?}", &text[..text.len().min(16)]);
 }
 
 #[test]
@@ -129,21 +174,12 @@ fn reopen_after_mv_and_clear() {
          stdout_logfile = \"@DIR@/w.log\"\nstdout_passthrough = true\n",
     );
     let log = supd.path("w.log");
-    let moved = supd.path("w.log.old");
+    let moved = supd.path("w.old");
     wait_until("lines in the file", 10 * S, || {
         (std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) > 0).then_some(())
     });
     assert!(supd.wait_output("w | w-", 5 * S).contains("w | w-1\n"), "stdout_passthrough keeps the prefixed lines");
-    std::fs::rename(&log, &moved).unwrap();
-    assert_eq!(supd.ctl(&["reopen"]), (0, "reopened every log file\n".into(), String::new()));
-    wait_until("a new file after reopen", 10 * S, || {
-        (std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) > 0).then_some(())
-    });
-    let old = std::fs::read_to_string(&moved).unwrap();
-    let new = std::fs::read_to_string(&log).unwrap();
-    let last_old: u32 = old.lines().last().unwrap().trim_start_matches("w-").parse().unwrap();
-    let first_new: u32 = new.lines().next().unwrap().trim_start_matches("w-").parse().unwrap();
-    assert_eq!(first_new, last_old + 1, "no line lost or doubled across the reopen");
+    assert_reopen_continues(&supd, &log, "w-");
 
     // SIGUSR2 does the same.
     std::fs::rename(&log, &moved).unwrap();
