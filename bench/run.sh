@@ -3,8 +3,8 @@
 # Installs what it needs (tini, a venv with supervisor), builds supd in release mode, runs
 # bench/compare.py (supd beside its peers, to bench/results.md), bench/health.py (probes and
 # /health, to bench/results-health.md) and bench/logs.py (1 GiB of output into a file and
-# through the passthrough, to bench/results-logs.md; needs 2 GiB free in /var/tmp). Takes
-# about three minutes.
+# through the passthrough, to bench/results-logs.md; needs 2 GiB free in /var/tmp) and
+# bench/gpu.py (detection and polling cost, to bench/results-gpu.md). Takes about five minutes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -20,3 +20,4 @@ cargo build --release --locked --manifest-path "$root/Cargo.toml"
 "$here/.venv/bin/python" "$here/compare.py" --supd "$root/target/release" --out "$here/results.md"
 "$here/.venv/bin/python" "$here/health.py" --supd "$root/target/release" --out "$here/results-health.md"
 "$here/.venv/bin/python" "$here/logs.py" --supd "$root/target/release" --out "$here/results-logs.md"
+"$here/.venv/bin/python" "$here/gpu.py" --supd "$root/target/release" --out "$here/results-gpu.md"

@@ -125,7 +125,45 @@ pub fn render(request: &Request, response: &Response) -> (String, i32) {
         Response::ShuttingDown => ("Shut down\n".into(), EXIT_OK),
         Response::Tail { data } => (data.clone(), EXIT_OK),
         Response::Done { message } => (format!("{message}\n"), EXIT_OK),
+        Response::Gpu(view) => (gpu_table(view), EXIT_OK),
     }
+}
+
+/// `supctl gpu`: one line per device, or why there is none.
+pub fn gpu_table(view: &crate::gpu::GpuView) -> String {
+    if !view.available {
+        return format!("{}\n", view.reason.as_deref().unwrap_or("no NVIDIA GPU"));
+    }
+    let mib = |b: u64| b >> 20;
+    let mut out = format!(
+        "driver {}\n{:<4}{:<28}{:>17}  {:>5}  {:>5}  {:<7}{}\n",
+        view.driver.as_deref().unwrap_or("?"),
+        "GPU",
+        "NAME",
+        "MEMORY (MiB)",
+        "UTIL",
+        "TEMP",
+        "STATUS",
+        "PROGRAMS"
+    );
+    for d in &view.devices {
+        let (used, util, temp) = match d.reading {
+            Some(r) => (
+                mib(r.memory_used_bytes).to_string(),
+                format!("{}%", r.utilization_percent),
+                format!("{}C", r.temperature_celsius),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        let memory = format!("{used} / {}", mib(d.device.memory_total_bytes));
+        let programs = if d.programs.is_empty() { "-".to_string() } else { d.programs.join(", ") };
+        let error = d.error.as_ref().map(|e| format!("  ({e})")).unwrap_or_default();
+        out.push_str(&format!(
+            "{:<4}{:<28}{memory:>17}  {util:>5}  {temp:>5}  {:<7}{programs}{error}\n",
+            d.device.index, d.device.name, d.status
+        ));
+    }
+    out
 }
 
 /// supervisorctl's status table: name, state, description.

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod config;
 pub mod ctl;
+pub mod gpu;
 pub mod health;
 pub mod logging;
 pub mod output;

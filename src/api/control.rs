@@ -64,6 +64,8 @@ pub struct Handle {
     pub sink: Sink,
     /// Each program's output, in config order.
     pub logs: Arc<[ProgramLogs]>,
+    /// The GPUs' latest state.
+    pub gpu: crate::gpu::Shared,
 }
 
 /// Serves connections on `listener` until the task is dropped.
@@ -192,7 +194,7 @@ impl Handle {
             Request::Start { names } | Request::Stop { names } | Request::Restart { names } => names.clone(),
             Request::Signal { names, .. } => names.clone(),
             Request::Clear { names } => names.clone(),
-            Request::Health | Request::Shutdown | Request::Reopen | Request::Tail { .. } => Vec::new(),
+            Request::Health | Request::Shutdown | Request::Reopen | Request::Tail { .. } | Request::Gpu => Vec::new(),
         };
         let ids = match select(&snapshot, &names) {
             Ok(ids) => ids,
@@ -213,7 +215,8 @@ impl Handle {
                 supd: std::process::id(),
                 programs: if names.is_empty() { Vec::new() } else { pids(&snapshot, &ids) },
             },
-            Request::Health => Response::Health(health::report(&snapshot, now)),
+            Request::Health => Response::Health(health::report(&snapshot, &self.gpu, now)),
+            Request::Gpu => Response::Gpu(self.gpu.lock().map(|g| g.clone()).unwrap_or_default()),
             Request::Shutdown => match self.send(Command::Shutdown).await {
                 Ok(_) => Response::ShuttingDown,
                 Err(e) => error(ErrorKind::ShuttingDown, e),

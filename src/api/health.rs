@@ -15,9 +15,10 @@ pub fn ready(status: &ProgramStatus) -> bool {
     !status.autostart || running || (status.state == State::Exited && status.exit_expected == Some(true))
 }
 
-/// The health report for `snapshot` at `now`: healthy when every autostart program is ready
-/// and supd is not shutting down.
-pub fn report(snapshot: &Snapshot, now: Instant) -> HealthReport {
+/// The health report for `snapshot` and the GPU state `gpu` at `now`: healthy when every
+/// autostart program is ready and supd is not shutting down. (A program that holds a faulty
+/// GPU is unhealthy and so not ready; the GPU itself does not decide.)
+pub fn report(snapshot: &Snapshot, gpu: &crate::gpu::Shared, now: Instant) -> HealthReport {
     let programs: Vec<ProgramStatus> = snapshot.programs.iter().map(|p| p.status(now)).collect();
     let mut not_ready: Vec<String> =
         programs.iter().filter(|p| !ready(p)).map(|p| format!("{} ({})", p.full_name, p.state_text())).collect();
@@ -25,7 +26,8 @@ pub fn report(snapshot: &Snapshot, now: Instant) -> HealthReport {
         not_ready.insert(0, "supd (shutting down)".into());
     }
     let status = if not_ready.is_empty() { "healthy" } else { "unhealthy" };
-    HealthReport { status: status.into(), not_ready, programs }
+    let gpu = gpu.lock().ok().map(|g| g.clone());
+    HealthReport { status: status.into(), not_ready, programs, gpu }
 }
 
 /// The answer for one program (`GET /health/NAME`): its status and whether it is ready, or

@@ -38,11 +38,11 @@ struct Rendered {
 
 impl Rendered {
     /// The `/health` answer for `snapshot`: the cached one while fresh, else a new one.
-    fn get(&mut self, snapshot: &Arc<Snapshot>, now: Instant) -> (bool, Bytes) {
+    fn get(&mut self, snapshot: &Arc<Snapshot>, gpu: &crate::gpu::Shared, now: Instant) -> (bool, Bytes) {
         let same = self.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, snapshot));
         let fresh = self.at.is_some_and(|at| now.saturating_duration_since(at) < RENDER_TTL);
         if !(same && fresh) {
-            let report = health::report(snapshot, now);
+            let report = health::report(snapshot, gpu, now);
             let mut body = serde_json::to_vec(&report).unwrap_or_default();
             body.push(b'\n');
             *self = Rendered {
@@ -56,11 +56,19 @@ impl Rendered {
     }
 }
 
-/// Serves HTTP/1.1 on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, snapshot: watch::Receiver<Arc<Snapshot>>) {
+/// What every connection reads.
+struct Shared {
+    snapshot: watch::Receiver<Arc<Snapshot>>,
+    gpu: crate::gpu::Shared,
+    /// The lock is never held across an await.
+    rendered: std::sync::Mutex<Rendered>,
+}
+
+/// Serves HTTP/1.1 on `listener` until the task is dropped: the programs' state from
+/// `snapshot`, the GPUs' from `gpu`.
+pub async fn serve(listener: TcpListener, snapshot: watch::Receiver<Arc<Snapshot>>, gpu: crate::gpu::Shared) {
     let slots = Arc::new(tokio::sync::Semaphore::new(super::MAX_CONNECTIONS));
-    // Shared by every connection; the lock is never held across an await.
-    let rendered = Arc::new(std::sync::Mutex::new(Rendered::default()));
+    let shared = Arc::new(Shared { snapshot, gpu, rendered: std::sync::Mutex::new(Rendered::default()) });
     loop {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
         let (stream, _) = match listener.accept().await {
@@ -72,12 +80,10 @@ pub async fn serve(listener: TcpListener, snapshot: watch::Receiver<Arc<Snapshot
             }
         };
         let _ = stream.set_nodelay(true);
-        let snapshot = snapshot.clone();
-        let rendered = Arc::clone(&rendered);
+        let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let snap = snapshot.borrow().clone();
-                let resp = route(&req, &snap, &rendered);
+                let resp = route(&req, &shared);
                 async move { Ok::<_, Infallible>(resp) }
             });
             // hyper's header timeout only works with a timer; without one it is silently off.
@@ -95,11 +101,7 @@ pub async fn serve(listener: TcpListener, snapshot: watch::Receiver<Arc<Snapshot
 
 /// `GET /health` (every program) and `GET /health/NAME` (one): 200 when ready, 503 when not,
 /// with a JSON body either way.
-fn route(
-    req: &Request<Incoming>,
-    snapshot: &Arc<Snapshot>,
-    rendered: &std::sync::Mutex<Rendered>,
-) -> Response<Full<Bytes>> {
+fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let one = path.strip_prefix("/health/").filter(|n| !n.is_empty());
     if path != "/health" && one.is_none() {
@@ -111,12 +113,13 @@ fn route(
         return resp;
     }
     let now = Instant::now();
+    let snapshot = shared.snapshot.borrow().clone();
     let (ready, body) = match one {
-        None => match rendered.lock() {
-            Ok(mut cache) => cache.get(snapshot, now),
-            Err(_) => Rendered::default().get(snapshot, now),
+        None => match shared.rendered.lock() {
+            Ok(mut cache) => cache.get(&snapshot, &shared.gpu, now),
+            Err(_) => Rendered::default().get(&snapshot, &shared.gpu, now),
         },
-        Some(name) => match health::program(snapshot, name, now) {
+        Some(name) => match health::program(&snapshot, name, now) {
             Some((ready, status)) => {
                 let mut body = serde_json::to_vec(&status).unwrap_or_default();
                 body.push(b'\n');

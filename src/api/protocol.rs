@@ -69,6 +69,8 @@ pub enum Request {
     },
     /// Reopen every log file (as SIGUSR2 does), for logrotate's copy-less rotation.
     Reopen,
+    /// The GPUs, their latest readings and which programs hold each.
+    Gpu,
     /// Stop everything and exit.
     Shutdown,
 }
@@ -103,6 +105,8 @@ pub enum Response {
         /// The bytes.
         data: String,
     },
+    /// For `gpu`.
+    Gpu(crate::gpu::GpuView),
     /// For `reopen`: done.
     Done {
         /// What was done.
@@ -224,6 +228,9 @@ pub struct HealthReport {
     pub not_ready: Vec<String>,
     /// Every program.
     pub programs: Vec<ProgramStatus>,
+    /// The GPUs: `{"available": false, "reason": …}` without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<crate::gpu::GpuView>,
 }
 
 impl HealthReport {

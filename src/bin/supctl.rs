@@ -80,6 +80,8 @@ enum Cmd {
     },
     /// Reopen every log file (as SIGUSR2 does), after logrotate moved them.
     Reopen,
+    /// Show the NVIDIA GPUs: memory, utilization, temperature, and which programs hold each.
+    Gpu,
 }
 
 fn main() {
@@ -102,6 +104,7 @@ fn main() {
         Cmd::Tail { follow, lines, name, stream } => Request::Tail { name, stream: Some(stream), lines, follow },
         Cmd::Clear { names } => Request::Clear { names },
         Cmd::Reopen => Request::Reopen,
+        Cmd::Gpu => Request::Gpu,
     };
     if let Request::Tail { follow: true, .. } = request {
         std::process::exit(follow(&cli.socket, &request, cli.json));

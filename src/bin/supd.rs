@@ -71,7 +71,7 @@ fn runtime(fut: impl std::future::Future<Output = std::io::Result<i32>>) -> i32 
     })
 }
 
-fn supervise(cfg: Config) -> i32 {
+fn supervise(mut cfg: Config) -> i32 {
     let (sink, logs) = match Sink::start(&cfg) {
         Ok(started) => started,
         Err(e) => {
@@ -80,11 +80,22 @@ fn supervise(cfg: Config) -> i32 {
         }
     };
     supd::logging::init(cfg.supervisor.log_format, cfg.supervisor.log_level, Some(sink.clone()));
+    let mut gpu = match supd::gpu::Setup::new(&mut cfg) {
+        Ok(gpu) => gpu,
+        Err(e) => {
+            error!("gpu: {e}; nothing started");
+            sink.flush(std::time::Duration::from_secs(1));
+            return EXIT_CONFIG;
+        }
+    };
     let last_lines = sink.clone();
     let code = runtime(async move {
         let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
         let (commands_tx, commands_rx) = mpsc::channel(64);
-        let supervisor = Supervisor::new(&cfg, sink.clone(), logs.clone(), snapshot_tx);
+        let required = cfg.programs.iter().map(|p| p.gpu == supd::config::GpuMode::Required).collect();
+        let faults = gpu.start_polling(required);
+        let unavailable = std::mem::take(&mut gpu.unavailable);
+        let supervisor = Supervisor::new(&cfg, sink.clone(), logs.clone(), snapshot_tx).with_gpu(unavailable, faults);
         info!(
             "supd {} starting {} programs as pid {} from {}",
             env!("CARGO_PKG_VERSION"),
@@ -96,7 +107,13 @@ fn supervise(cfg: Config) -> i32 {
         // keeps the container's work going.
         match control::bind(&cfg.supervisor) {
             Ok(listener) => {
-                let handle = control::Handle { commands: commands_tx, snapshot: snapshot_rx.clone(), sink, logs };
+                let handle = control::Handle {
+                    commands: commands_tx,
+                    snapshot: snapshot_rx.clone(),
+                    sink,
+                    logs,
+                    gpu: Arc::clone(&gpu.view),
+                };
                 tokio::spawn(control::serve(listener, handle));
             }
             Err(e) => error!("{e}; supctl will not work"),
@@ -105,7 +122,7 @@ fn supervise(cfg: Config) -> i32 {
             match tokio::net::TcpListener::bind(addr).await {
                 Ok(listener) => {
                     info!("http listening on {}", listener.local_addr().unwrap_or(addr));
-                    tokio::spawn(http::serve(listener, snapshot_rx));
+                    tokio::spawn(http::serve(listener, snapshot_rx, Arc::clone(&gpu.view)));
                 }
                 Err(e) => error!("http listener {addr}: cannot bind: {e}; /health will not answer"),
             }

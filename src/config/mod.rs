@@ -23,7 +23,7 @@ use serde::Serialize;
 pub use depends::ranks;
 pub use error::{ConfigError, Source};
 pub use load::load;
-pub use raw::{Condition, LogFormat, LogLevel, OnUnhealthy};
+pub use raw::{Condition, GpuMode, LogFormat, LogLevel, OnUnhealthy};
 pub use value::{Autorestart, SignalName};
 
 /// The default config path (`-c` and `SUPD_CONFIG` override it).
@@ -40,6 +40,8 @@ pub struct Config {
     pub supervisor: SupervisorConfig,
     /// Every program, in start order: group priority, then priority, then name.
     pub programs: Vec<ProgramConfig>,
+    /// `[gpu]`.
+    pub gpu: GpuConfig,
     /// The files read, in order.
     pub sources: Vec<PathBuf>,
 }
@@ -84,6 +86,33 @@ pub struct LogFileConfig {
     pub maxbytes: u64,
     /// Rotated files kept as PATH.1 … PATH.N (10); 0 truncates instead.
     pub backups: u32,
+}
+
+/// `[gpu]`: how supd watches NVIDIA GPUs.
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuConfig {
+    /// How often the devices are read (`interval`, default 10 s); zero turns polling off, and
+    /// then `supctl gpu` shows the readings taken at start-up.
+    pub interval: std::time::Duration,
+}
+
+impl Default for GpuConfig {
+    fn default() -> Self {
+        GpuConfig { interval: std::time::Duration::from_secs(10) }
+    }
+}
+
+/// Which GPUs a program asks for, with `gpu = "optional"` or `"required"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuDevices {
+    /// Every GPU, shared with other programs (neither `gpus` nor `gpu_count`).
+    All,
+    /// These GPU indices (`gpus = [0, 1]`), its own.
+    Indices(Vec<u32>),
+    /// This many GPUs of its own (`gpu_count`), given in config order from those no other
+    /// program names.
+    Count(u32),
 }
 
 /// One `[program.NAME]`, resolved. Keys and defaults follow supervisord's where it has them.
@@ -139,6 +168,10 @@ pub struct ProgramConfig {
     pub healthcheck: Option<Healthcheck>,
     /// `depends_on`: programs that must meet a condition before this one starts.
     pub depends_on: Vec<Dependency>,
+    /// `gpu`: none (default), optional or required.
+    pub gpu: GpuMode,
+    /// `gpus` / `gpu_count`: which GPUs, when `gpu` is not none.
+    pub gpu_devices: GpuDevices,
     /// Where its stdout goes.
     pub stdout: StreamConfig,
     /// Where its stderr goes (unused with `redirect_stderr`).
@@ -259,5 +292,44 @@ impl ProgramConfig {
     /// The name supervisorctl shows: `group:name` when it is in a group of another name.
     pub fn display_name(&self) -> String {
         if self.group == self.name { self.name.clone() } else { format!("{}:{}", self.group, self.name) }
+    }
+}
+
+#[cfg(test)]
+impl ProgramConfig {
+    /// A program named `name` with every default, for tests.
+    pub(crate) fn example(name: &str) -> ProgramConfig {
+        ProgramConfig {
+            name: name.into(),
+            group: name.into(),
+            group_priority: 999,
+            command: vec![name.into()],
+            directory: None,
+            user: None,
+            umask: None,
+            environment: vec![],
+            priority: 999,
+            autostart: true,
+            autorestart: Autorestart::Unexpected,
+            exitcodes: vec![0],
+            startsecs: std::time::Duration::from_secs(1),
+            startretries: 3,
+            stopsignal: nix::sys::signal::Signal::SIGTERM,
+            stopwaitsecs: std::time::Duration::from_secs(10),
+            stopasgroup: true,
+            killasgroup: true,
+            redirect_stderr: false,
+            required: false,
+            backoff: BackoffConfig::default(),
+            ready_when_healthy: false,
+            healthcheck: None,
+            depends_on: vec![],
+            gpu: GpuMode::None,
+            gpu_devices: GpuDevices::All,
+            stdout: StreamConfig { file: None, passthrough: true },
+            stderr: StreamConfig { file: None, passthrough: true },
+            log_prefix: None,
+            log_json: false,
+        }
     }
 }

@@ -17,6 +17,27 @@ pub struct RawFile {
     pub program: BTreeMap<Spanned<String>, RawProgram>,
     #[serde(default)]
     pub group: BTreeMap<Spanned<String>, RawGroup>,
+    pub gpu: Option<Spanned<RawGpu>>,
+}
+
+/// `[gpu]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGpu {
+    pub interval: Option<Seconds>,
+}
+
+/// A program's use of NVIDIA GPUs (`gpu`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuMode {
+    /// No GPU: supd sets none of the GPU variables.
+    #[default]
+    None,
+    /// Its GPUs when there are some; `USE_GPU=false` and the CPU otherwise.
+    Optional,
+    /// Its GPUs, or FATAL with the reason when there are none.
+    Required,
 }
 
 /// `[supervisor]`.
@@ -98,6 +119,9 @@ pub struct RawProgram {
     pub stderr_logfile_backups: Option<u32>,
     pub stderr_passthrough: Option<bool>,
     pub log_prefix: Option<String>,
+    pub gpu: Option<Spanned<GpuMode>>,
+    pub gpus: Option<Spanned<Vec<Spanned<u32>>>>,
+    pub gpu_count: Option<Spanned<u32>>,
 }
 
 /// `[program.NAME.healthcheck]`: exactly one of `http`, `tcp`, `exec`, and Docker

@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use nix::unistd::{Group, User, getgrouplist};
 use toml::Spanned;
 
+use super::SupervisorConfig;
 use super::error::{ConfigError, Source};
 use super::expand::expand;
 use super::raw::{RawFile, RawGroup, RawProgram, RawSupervisor};
 use super::value::StartSecs;
-use super::{BackoffConfig, Config, Credentials, LogFileConfig, ProgramConfig, StreamConfig, SupervisorConfig};
+use super::{BackoffConfig, Config, Credentials, GpuDevices, GpuMode, LogFileConfig, ProgramConfig, StreamConfig};
 use super::{DEFAULT_HTTP, DEFAULT_SOCKET};
 use super::{depends, health};
 
@@ -78,6 +79,7 @@ pub(super) fn resolve(
     Ok(Config {
         supervisor: supervisor(supervisor_raw)?,
         programs: resolved,
+        gpu: gpu_config(files)?,
         sources: files.iter().map(|(s, _)| s.path.clone()).collect(),
     })
 }
@@ -101,6 +103,67 @@ fn single_supervisor(files: &[(Source, RawFile)]) -> Result<Option<(&Source, &Sp
         }
     }
     Ok(found)
+}
+
+/// `[gpu]`, written in one file at most.
+fn gpu_config(files: &[(Source, RawFile)]) -> Result<super::GpuConfig, ConfigError> {
+    let mut found: Option<(&Source, &Spanned<super::raw::RawGpu>)> = None;
+    for (source, raw) in files {
+        if let Some(gpu) = &raw.gpu {
+            if let Some((first, first_gpu)) = found {
+                let there = first.location(first_gpu.span().start);
+                return Err(source.error_at(gpu.span().start, "gpu", format!("[gpu] is already set at {there}")));
+            }
+            found = Some((source, gpu));
+        }
+    }
+    let defaults = super::GpuConfig::default();
+    Ok(super::GpuConfig { interval: found.and_then(|(_, g)| g.get_ref().interval).map_or(defaults.interval, |s| s.0) })
+}
+
+/// A program's `gpu`, `gpus` and `gpu_count`.
+fn gpu_request(
+    found: &Found<'_, RawProgram>,
+    key: &impl Fn(&str) -> String,
+) -> Result<(GpuMode, GpuDevices), ConfigError> {
+    let raw = found.raw;
+    let mode = raw.gpu.as_ref().map_or(GpuMode::None, |m| *m.get_ref());
+    let devices = match (&raw.gpus, &raw.gpu_count) {
+        (Some(_), Some(count)) => {
+            return Err(found.error(count.span().start, &key("gpu_count"), "set gpus or gpu_count, not both"));
+        }
+        (Some(list), None) => {
+            let mut seen = Vec::new();
+            for i in list.get_ref() {
+                if seen.contains(i.get_ref()) {
+                    return Err(found.error(
+                        i.span().start,
+                        &key("gpus"),
+                        format!("GPU {} is listed twice", i.get_ref()),
+                    ));
+                }
+                seen.push(*i.get_ref());
+            }
+            if seen.is_empty() {
+                return Err(found.error(list.span().start, &key("gpus"), "list at least one GPU index"));
+            }
+            GpuDevices::Indices(seen)
+        }
+        (None, Some(count)) if *count.get_ref() == 0 => {
+            return Err(found.error(count.span().start, &key("gpu_count"), "gpu_count must be at least 1"));
+        }
+        (None, Some(count)) => GpuDevices::Count(*count.get_ref()),
+        (None, None) => GpuDevices::All,
+    };
+    if mode == GpuMode::None && devices != GpuDevices::All {
+        let (k, at) = match (&raw.gpus, &raw.gpu_count) {
+            (Some(l), _) => ("gpus", l.span().start),
+            (_, Some(c)) => ("gpu_count", c.span().start),
+            _ => ("gpu", found.name.span().start),
+        };
+        return Err(found.error(at, &key(k), "needs gpu = \"optional\" or \"required\""));
+    }
+    Ok((mode, devices))
 }
 
 /// Every `[KIND.NAME]` across files; a name defined twice, or not a valid name, is an error.
@@ -262,6 +325,7 @@ fn program(
         stream(found.source, &key(k), file.as_ref(), rotation, passthrough, &expand_at)
     });
     let (stdout, stderr) = (stdout?, stderr?);
+    let (gpu, gpu_devices) = gpu_request(found, &key)?;
     if backoff.max < backoff.initial {
         let at = raw.backoff_max.as_ref().map_or(found.name.span().start, |s| s.span().start);
         return Err(found.error(at, &key("backoff_max"), "backoff_max must not be less than backoff_initial"));
@@ -292,6 +356,8 @@ fn program(
         backoff,
         healthcheck,
         depends_on: Vec::new(),
+        gpu,
+        gpu_devices,
         stdout,
         stderr,
         log_prefix: raw.log_prefix.clone().or_else(|| defaults.log_prefix.clone()),
@@ -492,5 +558,26 @@ mod tests {
         let user = cfg.programs[0].user.clone().unwrap_or_else(|| panic!("no user"));
         assert_eq!((user.uid, user.gid, user.home), (0, 0, PathBuf::from("/root")));
         assert!(user.groups.contains(&0));
+    }
+
+    #[test]
+    fn gpu_keys_resolve_and_conflicts_are_errors_with_their_place() {
+        let c = resolve_texts(&[(
+            "a.toml",
+            "[gpu]\ninterval = \"1s\"\n[program.w]\ncommand = \"w\"\ngpu = \"required\"\ngpu_count = 2\n",
+        )])
+        .unwrap();
+        assert_eq!(
+            (c.gpu.interval.as_secs(), c.programs[0].gpu, &c.programs[0].gpu_devices),
+            (1, GpuMode::Required, &GpuDevices::Count(2))
+        );
+        let both = "[program.w]\ncommand = \"w\"\ngpu = \"optional\"\ngpus = [0]\ngpu_count = 1\n";
+        let err = resolve_texts(&[("a.toml", both)]).unwrap_err();
+        assert!(err.contains("a.toml:5:13: program.w.gpu_count: set gpus or gpu_count, not both"), "{err}");
+        let no_mode = "[program.w]\ncommand = \"w\"\ngpus = [0, 0]\n";
+        let err = resolve_texts(&[("a.toml", no_mode)]).unwrap_err();
+        assert!(err.contains("a.toml:3:12: program.w.gpus: GPU 0 is listed twice"), "{err}");
+        let err = resolve_texts(&[("a.toml", "[program.w]\ncommand = \"w\"\ngpus = [1]\n")]).unwrap_err();
+        assert!(err.contains("program.w.gpus: needs gpu = \"optional\" or \"required\""), "{err}");
     }
 }

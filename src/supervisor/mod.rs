@@ -75,6 +75,8 @@ pub struct Supervisor {
     /// Per program, the probe task of its current process and which spawn that is.
     probes: Vec<Option<(u64, tokio::task::JoinHandle<()>)>>,
     reports: (mpsc::Sender<Report>, Option<mpsc::Receiver<Report>>),
+    /// Programs that cannot run here (no GPU for `gpu = "required"`), and GPU faults.
+    gpu: (Vec<Option<String>>, Option<mpsc::Receiver<crate::gpu::Fault>>),
     /// Exit statuses awaited by exec probes.
     waiters: Waiters,
     /// Where each program's output goes (config order).
@@ -113,6 +115,7 @@ impl Supervisor {
             deps,
             ranks: crate::config::ranks(&config.programs),
             reports: (tx, Some(rx)),
+            gpu: (Vec::new(), None),
             waiters: Waiters::default(),
             logs,
             by_pid: HashMap::new(),
@@ -121,6 +124,14 @@ impl Supervisor {
             shutdown: None,
             snapshot,
         }
+    }
+
+    /// Applies the GPU assignment: `unavailable[i]` is why program i can never start here (it
+    /// goes FATAL with that reason when started); `faults` brings changes in the faults of the
+    /// GPUs programs hold (see [`crate::gpu::poll`]).
+    pub fn with_gpu(mut self, unavailable: Vec<Option<String>>, faults: mpsc::Receiver<crate::gpu::Fault>) -> Self {
+        self.gpu = (unavailable, Some(faults));
+        self
     }
 
     /// Runs until shutdown completes; returns supd's exit code: 0, or 1 when a `required`
@@ -136,7 +147,13 @@ impl Supervisor {
         // `run` consumes the supervisor, so the receiver made in `new` is always here.
         let Some(mut reports) = self.reports.1.take() else { return Ok(1) };
 
+        let mut gpu_faults = self.gpu.1.take();
         let now = Instant::now();
+        for (i, reason) in std::mem::take(&mut self.gpu.0).into_iter().enumerate() {
+            if let Some(reason) = reason {
+                self.apply(i, Event::Unavailable { reason }, now);
+            }
+        }
         for i in 0..self.programs.len() {
             if self.programs[i].cfg.autostart {
                 self.apply(i, Event::Start, now);
@@ -171,6 +188,11 @@ impl Supervisor {
                 }
                 Some(envelope) = commands.recv() => self.command(envelope),
                 Some(report) = reports.recv() => self.probe_report(report),
+                fault = next_fault(&mut gpu_faults) => match fault {
+                    Some((i, fault)) if i < self.programs.len() => self.apply(i, Event::GpuFault(fault), Instant::now()),
+                    Some(_) => {}
+                    None => gpu_faults = None, // the poller has stopped
+                },
                 () = sleep => self.fire_deadlines(Instant::now()),
             }
         }
@@ -404,6 +426,14 @@ impl Supervisor {
             let programs = self.programs.iter().zip(self.logs.iter()).map(|(p, l)| ProgramView::of(p, l)).collect();
             self.snapshot.send_replace(Arc::new(Snapshot { programs, shutting_down: self.shutdown.is_some() }));
         }
+    }
+}
+
+/// The next GPU fault; never, without a poller.
+async fn next_fault(faults: &mut Option<mpsc::Receiver<crate::gpu::Fault>>) -> Option<crate::gpu::Fault> {
+    match faults {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

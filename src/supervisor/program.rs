@@ -62,6 +62,15 @@ pub enum Event {
         /// Why, for status.
         reason: String,
     },
+    /// It cannot run on this machine (`gpu = "required"` and no GPU): every start goes
+    /// FATAL with this reason rather than into a crash loop.
+    Unavailable {
+        /// Why, for status.
+        reason: String,
+    },
+    /// A GPU it holds is lost or reported a critical XID error (`Some`), or no longer is
+    /// (`None`): it counts as unhealthy meanwhile.
+    GpuFault(Option<String>),
     /// supd is shutting down: no more restarts.
     Shutdown,
 }
@@ -142,6 +151,10 @@ pub struct Program {
     last_probe: Option<ProbeOutcome>,
     /// STARTING without a process: what it waits for.
     waiting: Option<String>,
+    /// Why it can never start here ([`Event::Unavailable`]).
+    unavailable: Option<String>,
+    /// A fault of a GPU it holds ([`Event::GpuFault`]).
+    gpu_fault: Option<String>,
     /// Bumped by every event, so readers can tell that something changed.
     generation: u64,
 }
@@ -174,6 +187,8 @@ impl Program {
             start_period_ends: None,
             last_probe: None,
             waiting: None,
+            unavailable: None,
+            gpu_fault: None,
             generation: 0,
         }
     }
@@ -184,6 +199,18 @@ impl Program {
         self.generation += 1;
         let waiting = self.waiting.is_some();
         match (self.state, event) {
+            (_, Event::Unavailable { reason }) => {
+                self.unavailable = Some(reason);
+                Vec::new()
+            }
+            (_, Event::GpuFault(fault)) => {
+                self.gpu_fault = fault;
+                Vec::new()
+            }
+            (Stopped | Exited | Fatal | Backoff, Event::Start) if !self.shutting_down && self.unavailable.is_some() => {
+                self.error = self.unavailable.clone();
+                self.enter(Fatal, now, None)
+            }
             (Stopped | Exited | Fatal | Backoff, Event::Start) if !self.shutting_down => {
                 self.failed_starts = 0;
                 self.streak = 0;
@@ -469,9 +496,15 @@ impl Program {
     pub fn restart_pending(&self) -> bool {
         self.after_stop != AfterStop::Nothing
     }
-    /// Health of the current process (programs with a healthcheck, while it runs).
-    pub const fn health(&self) -> Option<Health> {
-        self.health
+    /// Health of the current process, while it runs: from its healthcheck, and unhealthy while
+    /// a GPU it holds is faulty.
+    pub fn health(&self) -> Option<Health> {
+        if self.gpu_fault.is_some() && self.pid.is_some() { Some(Health::Unhealthy) } else { self.health }
+    }
+
+    /// A fault of a GPU it holds, while there is one.
+    pub fn gpu_fault(&self) -> Option<&str> {
+        self.gpu_fault.as_deref()
     }
     /// The last probe's result.
     pub const fn last_probe(&self) -> Option<&ProbeOutcome> {
@@ -490,39 +523,9 @@ impl Program {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::BackoffConfig;
 
     fn cfg(edit: impl FnOnce(&mut ProgramConfig)) -> Arc<ProgramConfig> {
-        let mut c = ProgramConfig {
-            name: "web".into(),
-            group: "web".into(),
-            group_priority: 999,
-            command: vec!["web".into()],
-            directory: None,
-            user: None,
-            umask: None,
-            environment: vec![],
-            priority: 999,
-            autostart: true,
-            autorestart: Autorestart::Unexpected,
-            exitcodes: vec![0],
-            startsecs: Duration::from_secs(1),
-            startretries: 3,
-            stopsignal: Signal::SIGTERM,
-            stopwaitsecs: Duration::from_secs(10),
-            stopasgroup: true,
-            killasgroup: true,
-            redirect_stderr: false,
-            required: false,
-            backoff: BackoffConfig::default(),
-            ready_when_healthy: false,
-            healthcheck: None,
-            depends_on: vec![],
-            stdout: crate::config::StreamConfig { file: None, passthrough: true },
-            stderr: crate::config::StreamConfig { file: None, passthrough: true },
-            log_prefix: None,
-            log_json: false,
-        };
+        let mut c = ProgramConfig::example("web");
         edit(&mut c);
         Arc::new(c)
     }

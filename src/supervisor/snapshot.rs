@@ -55,6 +55,8 @@ pub struct ProgramView {
     pub last_probe: Option<ProbeOutcome>,
     /// What a STARTING program without a process waits for.
     pub waiting: Option<String>,
+    /// A fault of a GPU it holds.
+    pub gpu_fault: Option<String>,
     /// [`Program::generation`] when copied.
     pub generation: u64,
     /// Where its output goes; its log files' faults are read when status is asked for.
@@ -82,6 +84,7 @@ impl ProgramView {
             health: p.health(),
             last_probe: p.last_probe().cloned(),
             waiting: p.waiting().map(str::to_string),
+            gpu_fault: p.gpu_fault().map(str::to_string),
             generation: p.generation(),
             logs: logs.clone(),
         }
@@ -136,7 +139,10 @@ impl ProgramView {
             None => String::new(),
         };
         match self.state {
-            State::Running => format!("pid {pid}, uptime {}{}", clock(in_state), probe()),
+            State::Running => {
+                let gpu = self.gpu_fault.as_ref().map(|f| format!("; {f}")).unwrap_or_default();
+                format!("pid {pid}, uptime {}{}{gpu}", clock(in_state), probe())
+            }
             State::Starting if self.pid.is_none() => {
                 format!("waiting for {}", self.waiting.as_deref().unwrap_or("dependencies"))
             }

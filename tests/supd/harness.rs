@@ -37,6 +37,14 @@ impl Supd {
 
     /// Like [`Supd::start`] with extra `[supervisor]` keys.
     pub fn start_with(supervisor_extra: &str, programs: &str) -> Supd {
+        let supd = Self::launch(&[], supervisor_extra, programs);
+        supd.wait_ready();
+        supd
+    }
+
+    /// Starts supd with `env` added to its environment and does not wait for it (it may exit
+    /// at once); `programs` may use `@DIR@`, and so may `env`'s values.
+    pub fn launch(env: &[(&str, &str)], supervisor_extra: &str, programs: &str) -> Supd {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let socket = dir.path().join("supd.sock");
@@ -45,12 +53,21 @@ impl Supd {
             socket.display()
         );
         let config = write_config(dir.path(), "supd.toml", &text);
-        let child = spawn_pid1(dir.path(), &[SUPD.as_ref(), "-c".as_ref(), config.as_os_str()]);
-        let supd = Supd { child, dir, socket, port, exit: None };
+        let env: Vec<String> =
+            env.iter().map(|(k, v)| format!("{k}={}", v.replace("@DIR@", &dir.path().display().to_string()))).collect();
+        // `env` execs supd, which so stays PID 1.
+        let mut argv: Vec<&std::ffi::OsStr> = vec!["env".as_ref()];
+        argv.extend(env.iter().map(std::ffi::OsStr::new));
+        argv.extend([SUPD.as_ref(), "-c".as_ref(), config.as_os_str()]);
+        let child = spawn_pid1(dir.path(), &argv);
+        Supd { child, dir, socket, port, exit: None }
+    }
+
+    /// Waits until the control socket answers.
+    pub fn wait_ready(&self) {
         wait_until("supd's control socket to answer", Duration::from_secs(10), || {
-            (supd.socket.exists() && supd.ctl(&["pid"]).0 == 0).then_some(())
+            (self.socket.exists() && self.ctl(&["pid"]).0 == 0).then_some(())
         });
-        supd
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -4,6 +4,7 @@
 mod config;
 mod ctl;
 mod depends;
+mod gpu;
 mod harness;
 mod health;
 mod lifecycle;

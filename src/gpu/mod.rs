@@ -1,0 +1,316 @@
+//! NVIDIA GPUs: what is there at start-up, which program holds which, and readings taken by a
+//! background task, so a request never waits on NVML.
+//!
+//! The [`Backend`] trait keeps NVML behind one small seam: [`nvml`] is the only real backend
+//! (it loads `libnvidia-ml.so.1` at run time, so supd has no link-time dependency on NVIDIA's
+//! libraries), and [`fake`] lets tests describe devices, their loss and XID errors in a file.
+
+pub mod assign;
+pub mod fake;
+pub mod nvml;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+pub use assign::{Assignment, assign};
+
+/// One GPU as found at start-up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// NVML's index, the number `CUDA_VISIBLE_DEVICES` uses.
+    pub index: u32,
+    /// E.g. `NVIDIA H100 80GB HBM3`.
+    pub name: String,
+    /// E.g. `GPU-5c4b…`.
+    pub uuid: String,
+    /// Memory, bytes.
+    pub memory_total_bytes: u64,
+}
+
+/// One reading of one GPU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reading {
+    /// Memory in use, bytes.
+    pub memory_used_bytes: u64,
+    /// GPU utilization over NVML's last sample period, percent.
+    pub utilization_percent: u32,
+    /// Core temperature, degrees Celsius.
+    pub temperature_celsius: u32,
+}
+
+/// What one poll says of one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Poll {
+    /// The reading, or why the device did not answer (it is lost).
+    pub reading: Result<Reading, String>,
+    /// A critical XID error reported since the last poll.
+    pub xid: Option<u64>,
+}
+
+/// What supd found at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    /// The driver version, e.g. `550.54.15`.
+    pub driver: String,
+    /// The devices, by index.
+    pub devices: Vec<Device>,
+}
+
+/// A source of GPU facts. Calls may block (NVML talks to the driver): supd makes them at
+/// start-up and from a blocking thread, never on the event loop.
+pub trait Backend: Send + 'static {
+    /// The driver and the devices.
+    fn inventory(&self) -> &Inventory;
+    /// One [`Poll`] per device of the inventory, in its order.
+    fn poll(&mut self) -> Vec<Poll>;
+}
+
+/// Finds the backend: the fake one when `SUPD_GPU_FAKE` names a file (tests), else NVML.
+/// Errors: the one line saying why there is no GPU (`no NVIDIA GPU: libnvidia-ml.so.1 not
+/// found`).
+pub fn detect() -> Result<Box<dyn Backend>, String> {
+    let backend: Box<dyn Backend> = match std::env::var_os(fake::ENV) {
+        Some(path) => Box::new(fake::Fake::open(path.into())?),
+        None => Box::new(nvml::Nvml::open()?),
+    };
+    if backend.inventory().devices.is_empty() {
+        return Err("no NVIDIA GPU: NVML found no device".into());
+    }
+    Ok(backend)
+}
+
+/// The GPU state `supctl gpu` and `/health` show.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GpuView {
+    /// Whether any GPU was found.
+    pub available: bool,
+    /// Why not, when none was (`no NVIDIA GPU: …`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The driver version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Seconds between readings (0: polling is off).
+    pub interval_seconds: f64,
+    /// Each device with its latest reading and holders.
+    pub devices: Vec<DeviceView>,
+}
+
+/// One device in [`GpuView`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceView {
+    /// What it is.
+    #[serde(flatten)]
+    pub device: Device,
+    /// The latest reading (none once it is lost).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reading: Option<Reading>,
+    /// `ok`, `lost` or `xid`.
+    pub status: String,
+    /// Why it is lost, or the last critical XID error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The programs given this GPU.
+    pub programs: Vec<String>,
+}
+
+impl GpuView {
+    /// No GPU, and why.
+    pub fn none(reason: String) -> Self {
+        GpuView { reason: Some(reason), ..GpuView::default() }
+    }
+
+    /// Whether every device answers without a critical XID error.
+    pub fn ok(&self) -> bool {
+        self.devices.iter().all(|d| d.status == "ok")
+    }
+}
+
+/// A change in a program's GPU fault, for the supervisor: program index (config order) and the
+/// fault, `None` once it clears.
+pub type Fault = (usize, Option<String>);
+
+/// Shared GPU state; cheap to clone.
+pub type Shared = Arc<Mutex<GpuView>>;
+
+/// Logs what was found, one line per GPU, and returns the view to share.
+pub fn describe(
+    backend: &Result<Box<dyn Backend>, String>,
+    assignments: &[Assignment],
+    names: &[String],
+    interval: Duration,
+) -> Shared {
+    let view = match backend {
+        Err(reason) => {
+            info!("{reason}; programs with gpu = \"optional\" run on the CPU");
+            GpuView::none(reason.clone())
+        }
+        Ok(b) => {
+            let inv = b.inventory();
+            info!("NVIDIA driver {}, {} GPU(s)", inv.driver, inv.devices.len());
+            for d in &inv.devices {
+                info!("GPU {}: {} ({}), {} MiB", d.index, d.name, d.uuid, d.memory_total_bytes >> 20);
+            }
+            GpuView {
+                available: true,
+                reason: None,
+                driver: Some(inv.driver.clone()),
+                interval_seconds: interval.as_secs_f64(),
+                devices: inv
+                    .devices
+                    .iter()
+                    .map(|d| DeviceView {
+                        device: d.clone(),
+                        reading: None,
+                        status: "ok".into(),
+                        error: None,
+                        programs: holders(d.index, assignments, names),
+                    })
+                    .collect(),
+            }
+        }
+    };
+    Arc::new(Mutex::new(view))
+}
+
+fn holders(index: u32, assignments: &[Assignment], names: &[String]) -> Vec<String> {
+    assignments
+        .iter()
+        .zip(names)
+        .filter(|(a, _)| a.gpus().is_some_and(|g| g.contains(&index)))
+        .map(|(_, n)| n.clone())
+        .collect()
+}
+
+/// Reads every device once now and then every `interval` (never again when it is zero), on a
+/// thread of its own so that a slow or hung driver call holds up nothing else. Updates `view`
+/// and tells the supervisor when a GPU that a `required` program holds is lost or reports a
+/// critical XID error (`required[i]`: program i is `gpu = "required"`). A lost GPU stays lost,
+/// and an XID error stays until supd restarts: both usually need a reset. Errors: the thread
+/// could not be created.
+pub fn poll(
+    mut backend: Box<dyn Backend>,
+    interval: Duration,
+    view: Shared,
+    assignments: Vec<Assignment>,
+    required: Vec<bool>,
+    faults: mpsc::Sender<Fault>,
+) -> std::io::Result<()> {
+    let mut faulted = vec![false; assignments.len()];
+    std::thread::Builder::new().name("supd-gpu".into()).stack_size(256 * 1024).spawn(move || {
+        loop {
+            let broken = apply(&view, &backend.poll());
+            for (i, a) in assignments.iter().enumerate() {
+                let fault = a
+                    .gpus()
+                    .and_then(|g| g.iter().find_map(|i| broken.iter().find(|(b, _)| b == i)))
+                    .map(|(_, why)| why.clone())
+                    .filter(|_| required[i]);
+                if fault.is_some() != faulted[i] {
+                    faulted[i] = fault.is_some();
+                    if faults.blocking_send((i, fault)).is_err() {
+                        return; // supd is exiting
+                    }
+                }
+            }
+            if interval.is_zero() {
+                return;
+            }
+            std::thread::sleep(interval);
+        }
+    })?;
+    Ok(())
+}
+
+/// Records one round of polls; returns the broken devices: (index, what is wrong).
+fn apply(view: &Shared, polls: &[Poll]) -> Vec<(u32, String)> {
+    let Ok(mut view) = view.lock() else { return Vec::new() };
+    let mut broken = Vec::new();
+    for (d, p) in view.devices.iter_mut().zip(polls) {
+        match &p.reading {
+            Ok(r) if d.status != "lost" => d.reading = Some(*r),
+            Ok(_) => {}
+            Err(e) => {
+                if d.status != "lost" {
+                    warn!("GPU {} lost: {e}", d.device.index);
+                }
+                d.reading = None;
+                d.status = "lost".into();
+                d.error = Some(format!("GPU {} lost: {e}", d.device.index));
+            }
+        }
+        if let Some(xid) = p.xid {
+            warn!("GPU {}: critical XID error {xid}", d.device.index);
+            if d.status == "ok" {
+                d.status = "xid".into();
+            }
+            if d.status == "xid" {
+                d.error = Some(format!("GPU {}: XID error {xid}", d.device.index));
+            }
+        }
+        if d.status != "ok"
+            && let Some(e) = &d.error
+        {
+            broken.push((d.device.index, e.clone()));
+        }
+    }
+    broken
+}
+
+/// The GPU side of start-up, between loading the config and starting programs.
+pub struct Setup {
+    backend: Option<Box<dyn Backend>>,
+    /// What `supctl gpu` and `/health` show.
+    pub view: Shared,
+    assignments: Vec<Assignment>,
+    /// Per program (config order): why it can never start here.
+    pub unavailable: Vec<Option<String>>,
+    interval: Duration,
+}
+
+impl Setup {
+    /// Detects the GPUs, logs them, assigns them to `config`'s programs and puts each
+    /// program's GPU variables in its environment (before its own `environment`, which wins).
+    /// Errors: the programs ask for GPUs that do not exist (the message names them).
+    pub fn new(config: &mut crate::config::Config) -> Result<Setup, String> {
+        let started = std::time::Instant::now();
+        let backend = detect();
+        tracing::debug!("GPU detection took {:.3} ms", started.elapsed().as_secs_f64() * 1000.0);
+        let devices: Vec<u32> =
+            backend.as_ref().map(|b| b.inventory().devices.iter().map(|d| d.index).collect()).unwrap_or_default();
+        let reason = backend.as_ref().err().cloned().unwrap_or_default();
+        let assignments = assign(&config.programs, &devices, &reason)?;
+        let names: Vec<String> = config.programs.iter().map(|p| p.name.clone()).collect();
+        let view = describe(&backend, &assignments, &names, config.gpu.interval);
+        let mut unavailable = Vec::with_capacity(assignments.len());
+        for (p, a) in config.programs.iter_mut().zip(&assignments) {
+            let mut env = a.env();
+            env.append(&mut p.environment);
+            p.environment = env;
+            unavailable.push(match a {
+                Assignment::NoGpu(why) if p.gpu == crate::config::GpuMode::Required => {
+                    Some(format!("gpu required: {why}"))
+                }
+                _ => None,
+            });
+        }
+        Ok(Setup { backend: backend.ok(), view, assignments, unavailable, interval: config.gpu.interval })
+    }
+
+    /// Starts the poller when there is a GPU; returns the faults it reports, for
+    /// [`crate::supervisor::Supervisor::with_gpu`].
+    pub fn start_polling(&mut self, required: Vec<bool>) -> mpsc::Receiver<Fault> {
+        let (tx, rx) = mpsc::channel(16);
+        if let Some(backend) = self.backend.take() {
+            let assignments = std::mem::take(&mut self.assignments);
+            if let Err(e) = poll(backend, self.interval, Arc::clone(&self.view), assignments, required, tx) {
+                warn!("cannot start the GPU poller: {e}; GPU readings stay as at start-up");
+            }
+        }
+        rx
+    }
+}
