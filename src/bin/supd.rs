@@ -186,6 +186,15 @@ fn check(cfg: &Config) -> i32 {
         if p.required {
             let _ = writeln!(out, "  required      true (FATAL stops supd with exit code 1)");
         }
+        if p.gpu != config::GpuMode::None {
+            let devices = match &p.gpu_devices {
+                config::GpuDevices::All => "every GPU, shared".to_string(),
+                config::GpuDevices::Indices(list) => format!("gpus {list:?}"),
+                config::GpuDevices::Count(n) => format!("{n} GPU(s) of its own"),
+            };
+            let mode = serde_json::to_string(&p.gpu).unwrap_or_default();
+            let _ = writeln!(out, "  gpu           {} ({devices}; assigned at start-up)", mode.trim_matches('"'));
+        }
     }
     let mut stdout = std::io::stdout().lock();
     let _ = std::io::Write::write_all(&mut stdout, out.as_bytes()).and_then(|()| std::io::Write::flush(&mut stdout));
