@@ -160,7 +160,9 @@ pub fn gpu_table(view: &crate::gpu::GpuView) -> String {
         let error = d.error.as_ref().map(|e| format!("  ({e})")).unwrap_or_default();
         out.push_str(&format!(
             "{:<4}{:<28}{memory:>17}  {util:>5}  {temp:>5}  {:<7}{programs}{error}\n",
-            d.device.index, d.device.name, d.status
+            d.device.index,
+            d.device.name,
+            d.status.as_str()
         ));
     }
     out

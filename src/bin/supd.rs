@@ -92,8 +92,7 @@ fn supervise(mut cfg: Config) -> i32 {
     let code = runtime(async move {
         let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
         let (commands_tx, commands_rx) = mpsc::channel(64);
-        let required = cfg.programs.iter().map(|p| p.gpu == supd::config::GpuMode::Required).collect();
-        let faults = gpu.start_polling(required);
+        let faults = gpu.start_polling();
         let unavailable = std::mem::take(&mut gpu.unavailable);
         let supervisor = Supervisor::new(&cfg, sink.clone(), logs.clone(), snapshot_tx).with_gpu(unavailable, faults);
         info!(

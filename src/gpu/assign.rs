@@ -74,8 +74,9 @@ pub fn assign(programs: &[ProgramConfig], devices: &[u32], none_reason: &str) ->
     let mut free: Vec<u32> = devices.iter().copied().filter(|d| !named.contains(&d)).collect();
     let counted: Vec<&ProgramConfig> =
         programs.iter().filter(|p| asking(p) && matches!(p.gpu_devices, GpuDevices::Count(_))).collect();
-    let wanted: u32 = counted.iter().map(|p| if let GpuDevices::Count(n) = p.gpu_devices { n } else { 0 }).sum();
-    if wanted as usize > free.len() {
+    let wanted: u64 =
+        counted.iter().map(|p| if let GpuDevices::Count(n) = p.gpu_devices { u64::from(n) } else { 0 }).sum();
+    if wanted > free.len() as u64 {
         let names = counted.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
         return Err(format!(
             "programs {names} ask for {wanted} GPU(s) of their own with gpu_count, but {} of the {} found \
@@ -90,7 +91,8 @@ pub fn assign(programs: &[ProgramConfig], devices: &[u32], none_reason: &str) ->
             (_, false) => Assignment::Untouched,
             (GpuDevices::All, true) => Assignment::Gpus(devices.to_vec()),
             (GpuDevices::Indices(list), true) => Assignment::Gpus(list.clone()),
-            (GpuDevices::Count(n), true) => Assignment::Gpus(free.drain(..*n as usize).collect()),
+            // Each drain fits: the counts together are at most `free.len()`.
+            (GpuDevices::Count(n), true) => Assignment::Gpus(free.drain(..(*n as usize).min(free.len())).collect()),
         })
         .collect())
 }
@@ -141,6 +143,11 @@ mod tests {
             programs(&[("a", GpuMode::Required, GpuDevices::Count(1)), ("b", GpuMode::Optional, GpuDevices::Count(1))]);
         let err = assign(&ps, &[0], "").unwrap_err();
         assert!(err.contains("programs a, b ask for 2 GPU(s)"), "{err}");
+        let huge = programs(&[
+            ("x", GpuMode::Optional, GpuDevices::Count(u32::MAX)),
+            ("y", GpuMode::Optional, GpuDevices::Count(u32::MAX)),
+        ]);
+        assert!(assign(&huge, &[0], "").unwrap_err().contains("ask for 8589934590 GPU(s)"), "no overflow");
         let ps = programs(&[("c", GpuMode::Required, GpuDevices::Indices(vec![3]))]);
         assert!(assign(&ps, &[0, 1], "").unwrap_err().contains("program c: gpus names GPU 3"));
     }

@@ -8,7 +8,7 @@
 //!    "lost": false, "xid": null}]}
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -49,7 +49,7 @@ impl Fake {
     }
 }
 
-fn read(path: &PathBuf) -> Result<File, String> {
+fn read(path: &Path) -> Result<File, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("no NVIDIA GPU: {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("no NVIDIA GPU: {}: {e}", path.display()))
 }

@@ -109,8 +109,8 @@ pub struct DeviceView {
     /// The latest reading (none once it is lost).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reading: Option<Reading>,
-    /// `ok`, `lost` or `xid`.
-    pub status: String,
+    /// Whether it answers.
+    pub status: DeviceStatus,
     /// Why it is lost, or the last critical XID error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -118,15 +118,34 @@ pub struct DeviceView {
     pub programs: Vec<String>,
 }
 
+/// A device's condition. Once lost it stays lost, and an XID error stays until supd restarts:
+/// both usually need a reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceStatus {
+    /// It answers.
+    Ok,
+    /// It stopped answering.
+    Lost,
+    /// It reported a critical XID error.
+    Xid,
+}
+
+impl DeviceStatus {
+    /// The lowercase name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Ok => "ok",
+            DeviceStatus::Lost => "lost",
+            DeviceStatus::Xid => "xid",
+        }
+    }
+}
+
 impl GpuView {
     /// No GPU, and why.
     pub fn none(reason: String) -> Self {
         GpuView { reason: Some(reason), ..GpuView::default() }
-    }
-
-    /// Whether every device answers without a critical XID error.
-    pub fn ok(&self) -> bool {
-        self.devices.iter().all(|d| d.status == "ok")
     }
 }
 
@@ -166,7 +185,7 @@ pub fn describe(
                     .map(|d| DeviceView {
                         device: d.clone(),
                         reading: None,
-                        status: "ok".into(),
+                        status: DeviceStatus::Ok,
                         error: None,
                         programs: holders(d.index, assignments, names),
                     })
@@ -189,9 +208,8 @@ fn holders(index: u32, assignments: &[Assignment], names: &[String]) -> Vec<Stri
 /// Reads every device once now and then every `interval` (never again when it is zero), on a
 /// thread of its own so that a slow or hung driver call holds up nothing else. Updates `view`
 /// and tells the supervisor when a GPU that a `required` program holds is lost or reports a
-/// critical XID error (`required[i]`: program i is `gpu = "required"`). A lost GPU stays lost,
-/// and an XID error stays until supd restarts: both usually need a reset. Errors: the thread
-/// could not be created.
+/// critical XID error (`required[i]`: program i is `gpu = "required"`; see [`DeviceStatus`]
+/// for how long a fault lasts). Errors: the thread could not be created.
 pub fn poll(
     mut backend: Box<dyn Backend>,
     interval: Duration,
@@ -204,15 +222,13 @@ pub fn poll(
     std::thread::Builder::new().name("supd-gpu".into()).stack_size(256 * 1024).spawn(move || {
         loop {
             let broken = apply(&view, &backend.poll());
-            for (i, a) in assignments.iter().enumerate() {
-                let fault = a
-                    .gpus()
-                    .and_then(|g| g.iter().find_map(|i| broken.iter().find(|(b, _)| b == i)))
-                    .map(|(_, why)| why.clone())
-                    .filter(|_| required[i]);
-                if fault.is_some() != faulted[i] {
-                    faulted[i] = fault.is_some();
-                    if faults.blocking_send((i, fault)).is_err() {
+            let programs = assignments.iter().zip(&required).zip(faulted.iter_mut()).enumerate();
+            for (program, ((assignment, &required), faulted)) in programs {
+                let held = assignment.gpus().unwrap_or_default();
+                let fault = broken.iter().find(|(gpu, _)| required && held.contains(gpu)).map(|(_, why)| why.clone());
+                if fault.is_some() != *faulted {
+                    *faulted = fault.is_some();
+                    if faults.blocking_send((program, fault)).is_err() {
                         return; // supd is exiting
                     }
                 }
@@ -231,28 +247,23 @@ fn apply(view: &Shared, polls: &[Poll]) -> Vec<(u32, String)> {
     let Ok(mut view) = view.lock() else { return Vec::new() };
     let mut broken = Vec::new();
     for (d, p) in view.devices.iter_mut().zip(polls) {
-        match &p.reading {
-            Ok(r) if d.status != "lost" => d.reading = Some(*r),
-            Ok(_) => {}
-            Err(e) => {
-                if d.status != "lost" {
-                    warn!("GPU {} lost: {e}", d.device.index);
-                }
+        let index = d.device.index;
+        match (&p.reading, d.status) {
+            (_, DeviceStatus::Lost) => {}
+            (Ok(r), _) => d.reading = Some(*r),
+            (Err(e), _) => {
+                warn!("GPU {index} lost: {e}");
                 d.reading = None;
-                d.status = "lost".into();
-                d.error = Some(format!("GPU {} lost: {e}", d.device.index));
+                d.status = DeviceStatus::Lost;
+                d.error = Some(format!("GPU {index} lost: {e}"));
             }
         }
-        if let Some(xid) = p.xid {
-            warn!("GPU {}: critical XID error {xid}", d.device.index);
-            if d.status == "ok" {
-                d.status = "xid".into();
-            }
-            if d.status == "xid" {
-                d.error = Some(format!("GPU {}: XID error {xid}", d.device.index));
-            }
+        if let Some(xid) = p.xid.filter(|_| d.status != DeviceStatus::Lost) {
+            warn!("GPU {index}: critical XID error {xid}");
+            d.status = DeviceStatus::Xid;
+            d.error = Some(format!("GPU {index}: XID error {xid}"));
         }
-        if d.status != "ok"
+        if d.status != DeviceStatus::Ok
             && let Some(e) = &d.error
         {
             broken.push((d.device.index, e.clone()));
@@ -269,6 +280,8 @@ pub struct Setup {
     assignments: Vec<Assignment>,
     /// Per program (config order): why it can never start here.
     pub unavailable: Vec<Option<String>>,
+    /// Per program: `gpu = "required"`.
+    required: Vec<bool>,
     interval: Duration,
 }
 
@@ -298,15 +311,17 @@ impl Setup {
                 _ => None,
             });
         }
-        Ok(Setup { backend: backend.ok(), view, assignments, unavailable, interval: config.gpu.interval })
+        let required = config.programs.iter().map(|p| p.gpu == crate::config::GpuMode::Required).collect();
+        Ok(Setup { backend: backend.ok(), view, assignments, unavailable, required, interval: config.gpu.interval })
     }
 
     /// Starts the poller when there is a GPU; returns the faults it reports, for
     /// [`crate::supervisor::Supervisor::with_gpu`].
-    pub fn start_polling(&mut self, required: Vec<bool>) -> mpsc::Receiver<Fault> {
+    pub fn start_polling(&mut self) -> mpsc::Receiver<Fault> {
         let (tx, rx) = mpsc::channel(16);
         if let Some(backend) = self.backend.take() {
             let assignments = std::mem::take(&mut self.assignments);
+            let required = std::mem::take(&mut self.required);
             if let Err(e) = poll(backend, self.interval, Arc::clone(&self.view), assignments, required, tx) {
                 warn!("cannot start the GPU poller: {e}; GPU readings stay as at start-up");
             }

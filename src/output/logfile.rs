@@ -71,8 +71,7 @@ impl LogFile {
             if !self.open() {
                 return;
             }
-            let limit = if self.seekable && self.cfg.maxbytes > 0 { self.cfg.maxbytes } else { u64::MAX };
-            let room = limit.saturating_sub(self.size);
+            let room = self.limit().saturating_sub(self.size);
             if room == 0 {
                 self.rotate();
                 continue;
@@ -98,12 +97,13 @@ impl LogFile {
     /// Moves up to `max` bytes waiting in pipe `from` into the file with splice(2), so they
     /// never pass through supd's memory; stops at the rotation boundary like [`LogFile::write`].
     /// The pipe must be readable (poll it first), so that an empty pipe means its end: the call
-    /// does not wait for the pipe, only for the disk. Returns where the bytes landed, for the in-memory tail to read them back.
+    /// does not wait for the pipe, only for the disk. Returns where the bytes landed, for the
+    /// in-memory tail to read them back.
     pub fn splice_from(&mut self, from: BorrowedFd<'_>, max: usize) -> Spliced {
         if !self.open() || !self.seekable {
             return Spliced::Refused;
         }
-        let limit = if self.cfg.maxbytes > 0 { self.cfg.maxbytes } else { u64::MAX };
+        let limit = self.limit();
         if limit <= self.size {
             // Rotate only for bytes to come: at the pipe's end a full file stays the last.
             if pipe_len(from) == 0 {
@@ -173,6 +173,11 @@ impl LogFile {
             let _ = std::fs::remove_file(backup(&self.cfg.path, i));
         }
         self.size = 0;
+    }
+
+    /// The size at which the file rotates: `maxbytes`, or never (0, or not a regular file).
+    fn limit(&self) -> u64 {
+        if self.seekable && self.cfg.maxbytes > 0 { self.cfg.maxbytes } else { u64::MAX }
     }
 
     fn open(&mut self) -> bool {

@@ -6,8 +6,9 @@
 //!
 //! Readers are async tasks on the supervisor's thread; one writer thread owns fds 1 and 2 and
 //! writes the log files, so neither a slow reader of supd's stdout nor a slow disk ever blocks
-//! the event loop. A stream that goes only to a file skips both (the `splice` module). Between them sits a bounded queue: when it is full a reader stops reading, the
-//! program's pipe fills, and the program blocks in write(2). Back-pressure, never dropped lines.
+//! the event loop. Between them sits a bounded queue: when it is full a reader stops reading,
+//! the program's pipe fills, and the program blocks in write(2). Back-pressure, never dropped
+//! lines. A stream that goes only to a file skips both (the `splice` module).
 
 mod frame;
 pub mod logfile;

@@ -138,5 +138,8 @@ fn a_lost_gpu_or_an_xid_error_makes_the_required_program_holding_it_unhealthy() 
         assert_eq!(code, 503);
         assert!(body["not_ready"][0].as_str().unwrap().starts_with("needs-0"), "{body}");
         assert!(supd.ctl(&["gpu"]).1.contains(why));
+        // The fault lasts: polls after the first (every 100 ms) keep it.
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(supd.program("needs-0")["health"], "unhealthy", "the fault lasts");
     }
 }
