@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::api::protocol::{ErrorKind, ProgramStatus, Request, Response};
+use crate::api::protocol::{ErrorKind, ProgramStatus, ReloadPlan, Request, Response};
 
 /// Success.
 pub const EXIT_OK: i32 = 0;
@@ -89,7 +89,7 @@ pub fn render(request: &Request, response: &Response) -> (String, i32) {
         Response::Error { kind, message } => {
             let code = match kind {
                 ErrorKind::UnknownName => EXIT_UNKNOWN,
-                ErrorKind::BadRequest | ErrorKind::ShuttingDown => EXIT_FAILED,
+                ErrorKind::BadRequest | ErrorKind::ShuttingDown | ErrorKind::BadConfig => EXIT_FAILED,
             };
             (format!("error: {message}\n"), code)
         }
@@ -126,7 +126,31 @@ pub fn render(request: &Request, response: &Response) -> (String, i32) {
         Response::Tail { data } => (data.clone(), EXIT_OK),
         Response::Done { message } => (format!("{message}\n"), EXIT_OK),
         Response::Gpu(view) => (gpu_table(view), EXIT_OK),
+        Response::Reload(plan) => (reload_plan(plan), EXIT_OK),
     }
+}
+
+/// `supctl reload`: one line per kind of change, e.g. `changed: api (restarted)`.
+pub fn reload_plan(plan: &ReloadPlan) -> String {
+    let mut out = String::new();
+    if !plan.applied {
+        out.push_str("dry run: nothing was changed\n");
+    }
+    let what = |done: &'static str, planned: &'static str| if plan.applied { done } else { planned };
+    for (label, names, effect) in [
+        ("added", &plan.added, what("started", "would start")),
+        ("changed", &plan.changed, what("restarted", "would restart")),
+        ("removed", &plan.removed, what("stopped", "would stop")),
+    ] {
+        if !names.is_empty() {
+            out.push_str(&format!("{label}: {} ({effect})\n", names.join(", ")));
+        }
+    }
+    out.push_str(&format!("unchanged: {} program(s), not touched\n", plan.unchanged.len()));
+    for note in &plan.ignored {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    out
 }
 
 /// `supctl gpu`: one line per device, or why there is none.

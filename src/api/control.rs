@@ -5,7 +5,7 @@
 //! snapshot until each program settles, bounded by its own startsecs + stopwaitsecs.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 use super::health;
 use super::protocol::{ActionResult, ErrorKind, ProgramPid, Request, Response};
 use crate::config::{SignalName, SupervisorConfig};
-use crate::output::{ProgramLogs, Sink};
+use crate::output::Sink;
 use crate::supervisor::{Command, Envelope, Snapshot, State};
 
 /// A request line longer than this is refused.
@@ -52,8 +52,8 @@ pub fn unlink(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
-/// What a connection handler needs: the way to the supervisor, the latest snapshot, and the
-/// programs' output.
+/// What a connection handler needs: the way to the supervisor, the latest snapshot (which
+/// also says where each program's output goes), and where the config is.
 #[derive(Clone)]
 pub struct Handle {
     /// Commands to the supervisor.
@@ -62,10 +62,10 @@ pub struct Handle {
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
     /// The output writer (for clear and reopen).
     pub sink: Sink,
-    /// Each program's output, in config order.
-    pub logs: Arc<[ProgramLogs]>,
     /// The GPUs' latest state.
     pub gpu: crate::gpu::Shared,
+    /// The config file or directory, read again by a reload.
+    pub config: PathBuf,
 }
 
 /// Serves connections on `listener` until the task is dropped.
@@ -141,7 +141,9 @@ async fn tail(
     let snapshot = handle.snapshot.borrow().clone();
     let log = match select(&snapshot, &[name.to_string()]) {
         Ok(ids) if ids.len() == 1 => {
-            let Some(logs) = ids.first().and_then(|&i| handle.logs.get(i)) else { return Ok(()) };
+            let Some(logs) = ids.first().and_then(|&i| snapshot.programs.get(i)).map(|p| &p.logs) else {
+                return Ok(());
+            };
             match stream.as_deref() {
                 None | Some("stdout") => logs.stdout.clone(),
                 Some("stderr") => logs.stderr.clone(),
@@ -194,7 +196,12 @@ impl Handle {
             Request::Start { names } | Request::Stop { names } | Request::Restart { names } => names.clone(),
             Request::Signal { names, .. } => names.clone(),
             Request::Clear { names } => names.clone(),
-            Request::Health | Request::Shutdown | Request::Reopen | Request::Tail { .. } | Request::Gpu => Vec::new(),
+            Request::Health
+            | Request::Shutdown
+            | Request::Reopen
+            | Request::Tail { .. }
+            | Request::Gpu
+            | Request::Reload { .. } => Vec::new(),
         };
         let ids = match select(&snapshot, &names) {
             Ok(ids) => ids,
@@ -225,7 +232,7 @@ impl Handle {
                 let Some(signal) = SignalName::parse(&signal) else {
                     return error(ErrorKind::BadRequest, format!("unknown signal {signal:?}"));
                 };
-                self.act(Command::Signal(signal, ids.clone()), &ids, Wait::No).await
+                self.act(Command::Signal(signal, names_of(&snapshot, &ids)), &snapshot, &ids, Wait::No).await
             }
             Request::Clear { .. } => self.clear(&snapshot, &ids).await,
             Request::Reopen => {
@@ -233,9 +240,16 @@ impl Handle {
                 Response::Done { message: "reopened every log file".into() }
             }
             Request::Tail { .. } => error(ErrorKind::BadRequest, "tail is answered on its own connection"),
-            Request::Start { .. } => self.act(Command::Start(ids.clone()), &ids, Wait::Started).await,
-            Request::Restart { .. } => self.act(Command::Restart(ids.clone()), &ids, Wait::Started).await,
-            Request::Stop { .. } => self.act(Command::Stop(ids.clone()), &ids, Wait::Stopped).await,
+            Request::Reload { dry_run } => self.reload(dry_run).await,
+            Request::Start { .. } => {
+                self.act(Command::Start(names_of(&snapshot, &ids)), &snapshot, &ids, Wait::Started).await
+            }
+            Request::Restart { .. } => {
+                self.act(Command::Restart(names_of(&snapshot, &ids)), &snapshot, &ids, Wait::Started).await
+            }
+            Request::Stop { .. } => {
+                self.act(Command::Stop(names_of(&snapshot, &ids)), &snapshot, &ids, Wait::Stopped).await
+            }
         }
     }
 
@@ -244,10 +258,10 @@ impl Handle {
         let mut files = Vec::new();
         let mut results = Vec::new();
         for &i in ids {
-            let (Some(view), Some(logs)) = (snapshot.programs.get(i), self.logs.get(i)) else { continue };
-            for log in [&logs.stdout, &logs.stderr] {
+            let Some(view) = snapshot.programs.get(i) else { continue };
+            for log in [&view.logs.stdout, &view.logs.stderr] {
                 log.tail.clear();
-                files.extend(log.file.as_ref().map(|f| f.id));
+                files.extend(log.file.clone());
             }
             results.push(ActionResult {
                 name: view.full_name(),
@@ -267,26 +281,51 @@ impl Handle {
         answer.await.map_err(|_| gone())
     }
 
-    /// Sends `command`, then waits for each accepted program to settle as `wait` says.
-    async fn act(&self, command: Command, ids: &[usize], wait: Wait) -> Response {
+    /// Re-reads the config off the event loop (it reads files and the user database) and
+    /// hands it to the supervisor. A config that does not load changes nothing.
+    async fn reload(&self, dry_run: bool) -> Response {
+        let path = self.config.clone();
+        let loaded = match tokio::task::spawn_blocking(move || crate::config::load(&path)).await {
+            Ok(Ok(config)) => config,
+            Ok(Err(e)) => return error(ErrorKind::BadConfig, format!("config error: {e}; nothing was changed")),
+            Err(e) => return error(ErrorKind::BadConfig, format!("cannot load the config: {e}")),
+        };
+        let (reply, plan) = oneshot::channel();
+        let command = Command::Reload { config: Box::new(loaded), dry_run, reply };
+        if let Err(e) = self.send(command).await {
+            return error(ErrorKind::ShuttingDown, e);
+        }
+        match plan.await {
+            Ok(Ok(plan)) => Response::Reload(plan),
+            Ok(Err(e)) => error(ErrorKind::BadConfig, format!("{e}; nothing was changed")),
+            Err(_) => error(ErrorKind::ShuttingDown, "supd is shutting down"),
+        }
+    }
+
+    /// Sends `command` for the programs `ids` of `snapshot`, then waits for each accepted one
+    /// to settle as `wait` says. Programs are followed by name: a reload may move them.
+    async fn act(&self, command: Command, snapshot: &Snapshot, ids: &[usize], wait: Wait) -> Response {
+        let names = names_of(snapshot, ids);
         let answers = match self.send(command).await {
             Ok(a) => a,
             Err(e) => return error(ErrorKind::ShuttingDown, e),
         };
         let mut snapshot = self.snapshot.clone();
-        let mut pending: Vec<(usize, Result<u64, String>)> = ids.iter().copied().zip(answers).collect();
+        let mut pending: Vec<(&String, Result<u64, String>)> = names.iter().zip(answers).collect();
+        let find = |s: &Snapshot, name: &str| s.programs.iter().position(|p| p.name == name);
         let limit = {
             let s = snapshot.borrow();
-            ids.iter().filter_map(|&i| s.programs.get(i)).map(|p| p.settle_within).max().unwrap_or_default()
+            let found = names.iter().filter_map(|n| s.programs.get(find(&s, n)?));
+            found.map(|p| p.settle_within).max().unwrap_or_default()
         };
         let deadline = tokio::time::Instant::now() + limit;
         let mut results: Vec<Option<ActionResult>> = vec![None; pending.len()];
         loop {
             {
                 let s = snapshot.borrow_and_update();
-                for (slot, (i, answer)) in results.iter_mut().zip(&mut pending) {
+                for (slot, (name, answer)) in results.iter_mut().zip(&mut pending) {
                     if slot.is_none()
-                        && let Some(p) = s.programs.get(*i)
+                        && let Some(p) = find(&s, name).and_then(|i| s.programs.get(i))
                     {
                         *slot = settle(p, answer, wait);
                     }
@@ -303,9 +342,9 @@ impl Handle {
         let s = snapshot.borrow();
         let results = results
             .into_iter()
-            .zip(ids)
-            .filter_map(|(r, &i)| {
-                let p = s.programs.get(i)?;
+            .zip(&names)
+            .filter_map(|(r, name)| {
+                let p = s.programs.get(find(&s, name)?)?;
                 Some(r.unwrap_or_else(|| ActionResult {
                     name: p.full_name(),
                     ok: false,
@@ -346,6 +385,11 @@ fn settle(p: &crate::supervisor::ProgramView, answer: &Result<u64, String>, wait
         Wait::Started if p.state == State::Running => result(true, "started".into()),
         Wait::Started => result(false, format!("{}: {}", p.state, p.status(now).description)),
     }
+}
+
+/// The names of the programs `ids` of `snapshot`.
+fn names_of(snapshot: &Snapshot, ids: &[usize]) -> Vec<String> {
+    ids.iter().filter_map(|&i| snapshot.programs.get(i)).map(|p| p.name.clone()).collect()
 }
 
 fn pids(snapshot: &Snapshot, ids: &[usize]) -> Vec<ProgramPid> {

@@ -71,6 +71,12 @@ pub enum Request {
     Reopen,
     /// The GPUs, their latest readings and which programs hold each.
     Gpu,
+    /// Re-read the config and apply the difference (as SIGHUP does).
+    Reload {
+        /// Only say what would change.
+        #[serde(default)]
+        dry_run: bool,
+    },
     /// Stop everything and exit.
     Shutdown,
 }
@@ -107,6 +113,8 @@ pub enum Response {
     },
     /// For `gpu`.
     Gpu(crate::gpu::GpuView),
+    /// For `reload`: what changed (or, with `dry_run`, would change).
+    Reload(ReloadPlan),
     /// For `reopen`: done.
     Done {
         /// What was done.
@@ -131,6 +139,25 @@ pub enum ErrorKind {
     BadRequest,
     /// supd is shutting down and takes no more changes.
     ShuttingDown,
+    /// The config on disk is invalid (reload): nothing was changed.
+    BadConfig,
+}
+
+/// What a reload changes, by program name, in the new config's start order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadPlan {
+    /// Whether it was applied (false for `--dry-run`).
+    pub applied: bool,
+    /// New programs: started (when `autostart`).
+    pub added: Vec<String>,
+    /// Programs whose config changed: stopped, then started with the new config.
+    pub changed: Vec<String>,
+    /// Programs no longer in the config: stopped and forgotten.
+    pub removed: Vec<String>,
+    /// Programs left running as they are.
+    pub unchanged: Vec<String>,
+    /// Changes a reload does not apply (`[supervisor]`, `[gpu]`), which need a restart.
+    pub ignored: Vec<String>,
 }
 
 /// One program as `supctl status` shows it.

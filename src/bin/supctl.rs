@@ -82,6 +82,14 @@ enum Cmd {
     Reopen,
     /// Show the NVIDIA GPUs: memory, utilization, temperature, and which programs hold each.
     Gpu,
+    /// Re-read supd's config and apply the difference (as SIGHUP does): new programs start,
+    /// removed ones stop, changed ones restart, the others are not touched. Exits 1 with the
+    /// error when the config is invalid; nothing is changed then.
+    Reload {
+        /// Print what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() {
@@ -105,6 +113,7 @@ fn main() {
         Cmd::Clear { names } => Request::Clear { names },
         Cmd::Reopen => Request::Reopen,
         Cmd::Gpu => Request::Gpu,
+        Cmd::Reload { dry_run } => Request::Reload { dry_run },
     };
     if let Request::Tail { follow: true, .. } = request {
         std::process::exit(follow(&cli.socket, &request, cli.json));

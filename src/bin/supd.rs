@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use supd::api::protocol::{Request, Response};
 use supd::api::{control, http};
 use supd::config::{self, Config, LogFormat, LogLevel};
 use supd::output::Sink;
 use supd::supervisor::{Snapshot, Supervisor};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
@@ -49,7 +51,7 @@ fn main() {
                 EXIT_CONFIG
             }
             Ok(cfg) if matches!(cli.action, Some(Action::Check)) => check(&cfg),
-            Ok(cfg) => supervise(cfg),
+            Ok(cfg) => supervise(cfg, cli.config),
         }
     };
     std::process::exit(code);
@@ -71,9 +73,9 @@ fn runtime(fut: impl std::future::Future<Output = std::io::Result<i32>>) -> i32 
     })
 }
 
-fn supervise(mut cfg: Config) -> i32 {
-    let (sink, logs) = match Sink::start(&cfg) {
-        Ok(started) => started,
+fn supervise(mut cfg: Config, path: PathBuf) -> i32 {
+    let sink = match Sink::start(&cfg) {
+        Ok(sink) => sink,
         Err(e) => {
             eprintln!("supd: cannot start the output writer: {e}");
             return 1;
@@ -93,8 +95,9 @@ fn supervise(mut cfg: Config) -> i32 {
         let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
         let (commands_tx, commands_rx) = mpsc::channel(64);
         let faults = gpu.start_polling();
-        let unavailable = std::mem::take(&mut gpu.unavailable);
-        let supervisor = Supervisor::new(&cfg, sink.clone(), logs.clone(), snapshot_tx).with_gpu(unavailable, faults);
+        let view = Arc::clone(&gpu.gpus.view);
+        let programs = std::mem::take(&mut gpu.programs);
+        let supervisor = Supervisor::new(&cfg, gpu.gpus, programs, faults, sink.clone(), snapshot_tx);
         info!(
             "supd {} starting {} programs as pid {} from {}",
             env!("CARGO_PKG_VERSION"),
@@ -102,17 +105,20 @@ fn supervise(mut cfg: Config) -> i32 {
             std::process::id(),
             cfg.sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         );
+        let handle = control::Handle {
+            commands: commands_tx,
+            snapshot: snapshot_rx.clone(),
+            sink,
+            gpu: Arc::clone(&view),
+            config: path,
+        };
+        // The SIGHUP handler goes in before any program starts, so an early HUP is not lost.
+        let hangup = signal(SignalKind::hangup())?;
+        tokio::spawn(reload_on_hangup(hangup, handle.clone()));
         // A listener that cannot start is reported, and the programs run regardless: PID 1
         // keeps the container's work going.
         match control::bind(&cfg.supervisor) {
             Ok(listener) => {
-                let handle = control::Handle {
-                    commands: commands_tx,
-                    snapshot: snapshot_rx.clone(),
-                    sink,
-                    logs,
-                    gpu: Arc::clone(&gpu.view),
-                };
                 tokio::spawn(control::serve(listener, handle));
             }
             Err(e) => error!("{e}; supctl will not work"),
@@ -121,7 +127,7 @@ fn supervise(mut cfg: Config) -> i32 {
             match tokio::net::TcpListener::bind(addr).await {
                 Ok(listener) => {
                     info!("http listening on {}", listener.local_addr().unwrap_or(addr));
-                    tokio::spawn(http::serve(listener, snapshot_rx, Arc::clone(&gpu.view)));
+                    tokio::spawn(http::serve(listener, snapshot_rx, view));
                 }
                 Err(e) => error!("http listener {addr}: cannot bind: {e}; /health will not answer"),
             }
@@ -135,6 +141,18 @@ fn supervise(mut cfg: Config) -> i32 {
     });
     last_lines.flush(std::time::Duration::from_secs(1));
     code
+}
+
+/// SIGHUP: reload as `supctl reload` does, and log the outcome (a bad config is reported and
+/// changes nothing).
+async fn reload_on_hangup(mut hangup: tokio::signal::unix::Signal, handle: control::Handle) {
+    while hangup.recv().await.is_some() {
+        info!("SIGHUP: reloading the config");
+        // The supervisor logs what it changed.
+        if let Response::Error { message, .. } = handle.answer(Request::Reload { dry_run: false }).await {
+            error!("reload failed: {message}");
+        }
+    }
 }
 
 /// `supd check`: prints what would run. A closed stdout (`supd check | head`) is not an error.

@@ -116,7 +116,8 @@ pub enum GpuDevices {
 }
 
 /// One `[program.NAME]`, resolved. Keys and defaults follow supervisord's where it has them.
-#[derive(Debug, Clone, Serialize)]
+/// Equality is what a reload compares: a program whose resolved config is equal is untouched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProgramConfig {
     /// The program's name (the table key).
     pub name: String,

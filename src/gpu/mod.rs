@@ -149,20 +149,16 @@ impl GpuView {
     }
 }
 
-/// A change in a program's GPU fault, for the supervisor: program index (config order) and the
-/// fault, `None` once it clears.
-pub type Fault = (usize, Option<String>);
+/// A change in a GPU's fault, for the supervisor: the device index and the fault, `None` once
+/// it clears.
+pub type Fault = (u32, Option<String>);
 
 /// Shared GPU state; cheap to clone.
 pub type Shared = Arc<Mutex<GpuView>>;
 
-/// Logs what was found, one line per GPU, and returns the view to share.
-pub fn describe(
-    backend: &Result<Box<dyn Backend>, String>,
-    assignments: &[Assignment],
-    names: &[String],
-    interval: Duration,
-) -> Shared {
+/// Logs what was found, one line per GPU, and returns the view to share (holders are filled in
+/// by [`Gpus::publish`]).
+pub fn describe(backend: &Result<Box<dyn Backend>, String>, interval: Duration) -> Shared {
     let view = match backend {
         Err(reason) => {
             info!("{reason}; programs with gpu = \"optional\" run on the CPU");
@@ -187,7 +183,7 @@ pub fn describe(
                         reading: None,
                         status: DeviceStatus::Ok,
                         error: None,
-                        programs: holders(d.index, assignments, names),
+                        programs: Vec::new(),
                     })
                     .collect(),
             }
@@ -196,43 +192,33 @@ pub fn describe(
     Arc::new(Mutex::new(view))
 }
 
-fn holders(index: u32, assignments: &[Assignment], names: &[String]) -> Vec<String> {
-    assignments
-        .iter()
-        .zip(names)
-        .filter(|(a, _)| a.gpus().is_some_and(|g| g.contains(&index)))
-        .map(|(_, n)| n.clone())
-        .collect()
-}
-
 /// Reads every device once now and then every `interval` (never again when it is zero), on a
 /// thread of its own so that a slow or hung driver call holds up nothing else. Updates `view`
-/// and tells the supervisor when a GPU that a `required` program holds is lost or reports a
-/// critical XID error (`required[i]`: program i is `gpu = "required"`; see [`DeviceStatus`]
-/// for how long a fault lasts). Errors: the thread could not be created.
+/// and tells the supervisor when a device is lost or reports a critical XID error (see
+/// [`DeviceStatus`] for how long a fault lasts). Errors: the thread could not be created.
 pub fn poll(
     mut backend: Box<dyn Backend>,
     interval: Duration,
     view: Shared,
-    assignments: Vec<Assignment>,
-    required: Vec<bool>,
     faults: mpsc::Sender<Fault>,
 ) -> std::io::Result<()> {
-    let mut faulted = vec![false; assignments.len()];
+    let mut reported: Vec<(u32, String)> = Vec::new();
     std::thread::Builder::new().name("supd-gpu".into()).stack_size(256 * 1024).spawn(move || {
         loop {
             let broken = apply(&view, &backend.poll());
-            let programs = assignments.iter().zip(&required).zip(faulted.iter_mut()).enumerate();
-            for (program, ((assignment, &required), faulted)) in programs {
-                let held = assignment.gpus().unwrap_or_default();
-                let fault = broken.iter().find(|(gpu, _)| required && held.contains(gpu)).map(|(_, why)| why.clone());
-                if fault.is_some() != *faulted {
-                    *faulted = fault.is_some();
-                    if faults.blocking_send((program, fault)).is_err() {
-                        return; // supd is exiting
-                    }
+            for (index, why) in &broken {
+                if !reported.iter().any(|(i, w)| i == index && w == why)
+                    && faults.blocking_send((*index, Some(why.clone()))).is_err()
+                {
+                    return; // supd is exiting
                 }
             }
+            for (index, _) in &reported {
+                if !broken.iter().any(|(i, _)| i == index) && faults.blocking_send((*index, None)).is_err() {
+                    return;
+                }
+            }
+            reported = broken;
             if interval.is_zero() {
                 return;
             }
@@ -272,22 +258,74 @@ fn apply(view: &Shared, polls: &[Poll]) -> Vec<(u32, String)> {
     broken
 }
 
+/// The GPUs found at start-up, for giving them to programs at start-up and at each reload.
+#[derive(Debug, Clone)]
+pub struct Gpus {
+    /// Their indices (empty without a GPU).
+    devices: Vec<u32>,
+    /// Why there is none, when there is none.
+    reason: String,
+    /// What `supctl gpu` and `/health` show.
+    pub view: Shared,
+}
+
+/// What one program got.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProgramGpu {
+    /// The GPUs it holds.
+    pub held: Vec<u32>,
+    /// Why it can never start here (`gpu = "required"` and no GPU).
+    pub unavailable: Option<String>,
+}
+
+impl Gpus {
+    /// Assigns the GPUs to `programs` (see [`assign`]) and puts each program's GPU variables
+    /// in its environment, before its own `environment`, which wins. Returns, per program,
+    /// what it got. Errors: the programs ask for GPUs that do not exist (the message names
+    /// them).
+    pub fn prepare(&self, programs: &mut [crate::config::ProgramConfig]) -> Result<Vec<ProgramGpu>, String> {
+        let assignments = assign(programs, &self.devices, &self.reason)?;
+        let mut out = Vec::with_capacity(programs.len());
+        for (p, a) in programs.iter_mut().zip(&assignments) {
+            let mut env = a.env();
+            env.append(&mut p.environment);
+            p.environment = env;
+            out.push(ProgramGpu {
+                held: a.gpus().map(<[u32]>::to_vec).unwrap_or_default(),
+                unavailable: match a {
+                    Assignment::NoGpu(why) if p.gpu == crate::config::GpuMode::Required => {
+                        Some(format!("gpu required: {why}"))
+                    }
+                    _ => None,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Shows which of `names` hold each GPU (`gpus[i]` is what program `names[i]` got).
+    pub fn publish(&self, names: &[&str], gpus: &[ProgramGpu]) {
+        let Ok(mut view) = self.view.lock() else { return };
+        for d in &mut view.devices {
+            let index = d.device.index;
+            d.programs =
+                names.iter().zip(gpus).filter(|(_, g)| g.held.contains(&index)).map(|(n, _)| n.to_string()).collect();
+        }
+    }
+}
+
 /// The GPU side of start-up, between loading the config and starting programs.
 pub struct Setup {
     backend: Option<Box<dyn Backend>>,
-    /// What `supctl gpu` and `/health` show.
-    pub view: Shared,
-    assignments: Vec<Assignment>,
-    /// Per program (config order): why it can never start here.
-    pub unavailable: Vec<Option<String>>,
-    /// Per program: `gpu = "required"`.
-    required: Vec<bool>,
+    /// The GPUs, to hand to the supervisor.
+    pub gpus: Gpus,
+    /// Per program (config order): what it got.
+    pub programs: Vec<ProgramGpu>,
     interval: Duration,
 }
 
 impl Setup {
-    /// Detects the GPUs, logs them, assigns them to `config`'s programs and puts each
-    /// program's GPU variables in its environment (before its own `environment`, which wins).
+    /// Detects the GPUs, logs them, and prepares `config`'s programs (see [`Gpus::prepare`]).
     /// Errors: the programs ask for GPUs that do not exist (the message names them).
     pub fn new(config: &mut crate::config::Config) -> Result<Setup, String> {
         let started = std::time::Instant::now();
@@ -296,35 +334,21 @@ impl Setup {
         let devices: Vec<u32> =
             backend.as_ref().map(|b| b.inventory().devices.iter().map(|d| d.index).collect()).unwrap_or_default();
         let reason = backend.as_ref().err().cloned().unwrap_or_default();
-        let assignments = assign(&config.programs, &devices, &reason)?;
-        let names: Vec<String> = config.programs.iter().map(|p| p.name.clone()).collect();
-        let view = describe(&backend, &assignments, &names, config.gpu.interval);
-        let mut unavailable = Vec::with_capacity(assignments.len());
-        for (p, a) in config.programs.iter_mut().zip(&assignments) {
-            let mut env = a.env();
-            env.append(&mut p.environment);
-            p.environment = env;
-            unavailable.push(match a {
-                Assignment::NoGpu(why) if p.gpu == crate::config::GpuMode::Required => {
-                    Some(format!("gpu required: {why}"))
-                }
-                _ => None,
-            });
-        }
-        let required = config.programs.iter().map(|p| p.gpu == crate::config::GpuMode::Required).collect();
-        Ok(Setup { backend: backend.ok(), view, assignments, unavailable, required, interval: config.gpu.interval })
+        let gpus = Gpus { devices, reason, view: describe(&backend, config.gpu.interval) };
+        let programs = gpus.prepare(&mut config.programs)?;
+        let names: Vec<&str> = config.programs.iter().map(|p| p.name.as_str()).collect();
+        gpus.publish(&names, &programs);
+        Ok(Setup { backend: backend.ok(), gpus, programs, interval: config.gpu.interval })
     }
 
-    /// Starts the poller when there is a GPU; returns the faults it reports, for
-    /// [`crate::supervisor::Supervisor::with_gpu`].
+    /// Starts the poller when there is a GPU; returns the faults it reports, for the
+    /// supervisor.
     pub fn start_polling(&mut self) -> mpsc::Receiver<Fault> {
         let (tx, rx) = mpsc::channel(16);
-        if let Some(backend) = self.backend.take() {
-            let assignments = std::mem::take(&mut self.assignments);
-            let required = std::mem::take(&mut self.required);
-            if let Err(e) = poll(backend, self.interval, Arc::clone(&self.view), assignments, required, tx) {
-                warn!("cannot start the GPU poller: {e}; GPU readings stay as at start-up");
-            }
+        if let Some(backend) = self.backend.take()
+            && let Err(e) = poll(backend, self.interval, Arc::clone(&self.gpus.view), tx)
+        {
+            warn!("cannot start the GPU poller: {e}; GPU readings stay as at start-up");
         }
         rx
     }

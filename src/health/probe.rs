@@ -20,18 +20,18 @@ use crate::process::{signal as sig, spawn};
 /// A probe result on its way to the supervisor, tagged with the process it is about.
 #[derive(Debug)]
 pub struct Report {
-    /// Index of the program.
-    pub program: usize,
+    /// The supervisor's key for the program instance probed (stable across reloads).
+    pub program: u64,
     /// Which spawn of it was probed (results for an earlier process are dropped).
     pub spawn: u64,
     /// The result.
     pub outcome: ProbeOutcome,
 }
 
-/// Starts probing spawn `spawn` of program `program` (which must have a healthcheck).
+/// Starts probing spawn `spawn` of the program keyed `program` (which must have a healthcheck).
 /// The task runs until aborted or the supervisor is gone.
 pub fn start(
-    program: usize,
+    program: u64,
     spawn: u64,
     cfg: Arc<ProgramConfig>,
     reports: mpsc::Sender<Report>,

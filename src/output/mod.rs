@@ -17,7 +17,7 @@ pub mod tail;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -28,7 +28,7 @@ pub use frame::Framer;
 pub use logfile::{FileState, LogFile};
 pub use tail::Tail;
 
-use crate::config::{Config, LogFileConfig, StreamConfig};
+use crate::config::{Config, ProgramConfig, StreamConfig};
 
 /// A line longer than this is passed through in pieces of this size, each its own prefixed
 /// line, so memory stays bounded whatever a program writes (Docker splits at 16 KiB the same
@@ -62,14 +62,14 @@ impl Stream {
 enum Msg {
     /// Passthrough lines to fd 1 or 2.
     Write(Stream, Vec<u8>),
-    /// Raw output to log file number `.0`.
-    File(usize, Bytes),
+    /// Raw output to a log file.
+    File(Arc<Mutex<LogFile>>, Bytes),
     /// A line of supd's own log.
     Own(Vec<u8>),
     /// Reopen every log file.
     Reopen(oneshot::Sender<()>),
     /// Truncate these log files and drop their backups.
-    Clear(Vec<usize>, oneshot::Sender<()>),
+    Clear(Vec<Arc<Mutex<LogFile>>>, oneshot::Sender<()>),
     /// Answer once everything queued before has been written.
     Flush(std::sync::mpsc::SyncSender<()>),
 }
@@ -90,8 +90,6 @@ pub struct StreamLog {
 /// A stream's log file, shared by the writer thread, the stream's splice thread and status.
 #[derive(Debug, Clone)]
 pub struct FileLog {
-    /// The writer thread's number for it (for `supctl clear`).
-    pub id: usize,
     /// The file itself; locked only around a write, a splice or a reopen.
     file: Arc<Mutex<LogFile>>,
     /// Its fault, read by status without waiting for a write.
@@ -118,59 +116,37 @@ impl ProgramLogs {
 #[derive(Debug, Clone)]
 pub struct Sink {
     tx: mpsc::Sender<Msg>,
+    files: Registry,
 }
 
 impl Sink {
-    /// Starts the writer thread for `config`'s programs and supd's own log; returns the sink
-    /// and each program's [`ProgramLogs`], in config order. Errors: the thread could not be
-    /// created.
-    pub fn start(config: &Config) -> io::Result<(Sink, Arc<[ProgramLogs]>)> {
-        let width = config.programs.iter().map(|p| p.name.len()).max().unwrap_or(0);
-        let mut files = Vec::new();
-        let mut stream_log = |p: &crate::config::ProgramConfig, s: &StreamConfig, name: &'static str, to: Stream| {
-            let file = s.file.clone().map(|cfg| {
-                let file = LogFile::new(cfg);
-                let state = file.state();
-                let file = Arc::new(Mutex::new(file));
-                files.push(Arc::clone(&file));
-                FileLog { id: files.len() - 1, file, state }
-            });
-            let framer = s.passthrough.then(|| Framer::new(&p.name, name, p.log_prefix.as_deref(), p.log_json, width));
-            StreamLog { tail: Arc::default(), file, framer, stream: to }
-        };
-        let logs: Vec<ProgramLogs> = config
-            .programs
-            .iter()
-            .map(|p| ProgramLogs {
-                stdout: stream_log(p, &p.stdout, "stdout", Stream::Stdout),
-                stderr: stream_log(p, &p.stderr, "stderr", Stream::Stderr),
-            })
-            .collect();
-        let sink = Sink::spawn(files, config.supervisor.logfile.clone())?;
-        Ok((sink, logs.into()))
-    }
-
-    fn spawn(files: Vec<Arc<Mutex<LogFile>>>, own: Option<LogFileConfig>) -> io::Result<Sink> {
+    /// Starts the writer thread for supd's own log (`[supervisor] logfile`, else stderr).
+    /// Errors: the thread could not be created.
+    pub fn start(config: &Config) -> io::Result<Sink> {
+        let files = Registry::default();
         let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
-        let mut own = own.map(LogFile::new);
+        let mut own = config.supervisor.logfile.clone().map(LogFile::new);
+        let registry = Arc::clone(&files);
         std::thread::Builder::new().name("supd-output".into()).stack_size(128 * 1024).spawn(move || {
             while let Some(msg) = rx.blocking_recv() {
                 match msg {
                     Msg::Write(stream, bytes) => write_all(stream.fd(), &bytes),
-                    Msg::File(id, bytes) => with_file(&files, id, |f| f.write(&bytes)),
+                    Msg::File(file, bytes) => with_file(&file, |f| f.write(&bytes)),
                     Msg::Own(bytes) => match own.as_mut() {
                         Some(f) => f.write(&bytes),
                         None => write_all(2, &bytes),
                     },
                     Msg::Reopen(done) => {
-                        (0..files.len()).for_each(|id| with_file(&files, id, LogFile::reopen));
+                        for file in live(&registry) {
+                            with_file(&file, LogFile::reopen);
+                        }
                         if let Some(f) = own.as_mut() {
                             f.reopen();
                         }
                         let _ = done.send(());
                     }
-                    Msg::Clear(ids, done) => {
-                        ids.into_iter().for_each(|id| with_file(&files, id, LogFile::clear));
+                    Msg::Clear(files, done) => {
+                        files.iter().for_each(|file| with_file(file, LogFile::clear));
                         let _ = done.send(());
                     }
                     Msg::Flush(done) => {
@@ -179,7 +155,36 @@ impl Sink {
                 }
             }
         })?;
-        Ok(Sink { tx })
+        Ok(Sink { tx, files })
+    }
+
+    /// Where each of `config`'s programs' output goes, in config order (see [`Sink::logs`]).
+    pub fn logs_for(&self, config: &Config) -> Vec<ProgramLogs> {
+        let width = prefix_width(config);
+        config.programs.iter().map(|p| self.logs(p, width)).collect()
+    }
+
+    /// Where `p`'s output goes: its tails, its log files (registered for reopen) and its
+    /// passthrough framers, the default prefix padded to `width` bytes.
+    pub fn logs(&self, p: &ProgramConfig, width: usize) -> ProgramLogs {
+        let stream_log = |s: &StreamConfig, name: &'static str, to: Stream| {
+            let file = s.file.clone().map(|cfg| {
+                let file = LogFile::new(cfg);
+                let state = file.state();
+                let file = Arc::new(Mutex::new(file));
+                if let Ok(mut files) = self.files.lock() {
+                    files.retain(|f| f.strong_count() > 0);
+                    files.push(Arc::downgrade(&file));
+                }
+                FileLog { file, state }
+            });
+            let framer = s.passthrough.then(|| Framer::new(&p.name, name, p.log_prefix.as_deref(), p.log_json, width));
+            StreamLog { tail: Arc::default(), file, framer, stream: to }
+        };
+        ProgramLogs {
+            stdout: stream_log(&p.stdout, "stdout", Stream::Stdout),
+            stderr: stream_log(&p.stderr, "stderr", Stream::Stderr),
+        }
     }
 
     /// Reopens every log file (SIGUSR2, `supctl reopen`); resolves once done.
@@ -191,7 +196,8 @@ impl Sink {
     }
 
     /// Truncates these log files (`supctl clear`); resolves once done.
-    pub async fn clear(&self, files: Vec<usize>) {
+    pub async fn clear(&self, files: Vec<FileLog>) {
+        let files = files.into_iter().map(|f| f.file).collect();
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Clear(files, done)).await.is_ok() {
             let _ = wait.await;
@@ -256,7 +262,7 @@ impl Sink {
                 }
             }
             if let Some(file) = &log.file
-                && self.tx.send(Msg::File(file.id, chunk)).await.is_err()
+                && self.tx.send(Msg::File(Arc::clone(&file.file), chunk)).await.is_err()
             {
                 return;
             }
@@ -278,12 +284,25 @@ impl Sink {
     }
 }
 
-/// Runs `f` on log file `id` (a poisoned lock, which cannot happen as nothing panics under it,
+/// Runs `f` on a log file (a poisoned lock, which cannot happen as nothing panics under it,
 /// skips the file).
-fn with_file(files: &[Arc<Mutex<LogFile>>], id: usize, f: impl FnOnce(&mut LogFile)) {
-    if let Some(mut file) = files.get(id).and_then(|file| file.lock().ok()) {
+fn with_file(file: &Mutex<LogFile>, f: impl FnOnce(&mut LogFile)) {
+    if let Ok(mut file) = file.lock() {
         f(&mut file);
     }
+}
+
+/// Every log file of the programs that exist, for reopen: weak, so a program removed by a
+/// reload lets its files close.
+type Registry = Arc<Mutex<Vec<Weak<Mutex<LogFile>>>>>;
+
+fn live(registry: &Registry) -> Vec<Arc<Mutex<LogFile>>> {
+    registry.lock().map(|files| files.iter().filter_map(Weak::upgrade).collect()).unwrap_or_default()
+}
+
+/// The default prefix's width: the longest program name.
+pub fn prefix_width(config: &Config) -> usize {
+    config.programs.iter().map(|p| p.name.len()).max().unwrap_or(0)
 }
 
 /// Writes all of `bytes` to `fd`, waiting out EAGAIN on a non-blocking descriptor. Other

@@ -13,8 +13,8 @@ impl Supervisor {
     pub(super) fn check_dependencies(&mut self, now: Instant) {
         loop {
             let mut changed = false;
-            for i in 0..self.programs.len() {
-                let Some(waiting) = self.programs[i].waiting().map(str::to_string) else { continue };
+            for i in 0..self.slots.len() {
+                let Some(waiting) = self.slots[i].program.waiting().map(str::to_string) else { continue };
                 let event = match self.dependency_status(i) {
                     DepStatus::Met => Event::DependenciesMet,
                     DepStatus::Failed(reason) => Event::DependencyFailed { reason },
@@ -32,8 +32,8 @@ impl Supervisor {
 
     fn dependency_status(&self, i: usize) -> DepStatus {
         let mut waiting = Vec::new();
-        for &(j, condition) in &self.deps[i] {
-            let dep = &self.programs[j];
+        for &(j, condition) in &self.slots[i].deps {
+            let dep = &self.slots[j].program;
             let name = &dep.cfg.name;
             let met = match condition {
                 Condition::Started => dep.state() == State::Running,

@@ -7,11 +7,12 @@
 pub mod backoff;
 mod depends;
 pub mod program;
+mod reload;
 mod shutdown;
 pub mod snapshot;
 pub mod state;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,7 +21,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::config::{Condition, Config};
+use crate::api::protocol::ReloadPlan;
+use crate::config::{Condition, Config, ProgramConfig};
+use crate::gpu::{Gpus, ProgramGpu};
 use crate::health::Health;
 use crate::health::probe::{self, Report};
 use crate::output::{ProgramLogs, Sink};
@@ -34,18 +37,28 @@ pub use state::State;
 /// How long shutdown waits for programs' last output lines.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// A change asked for through the control API. Programs are named by index into the config's
-/// program list (the order of [`Snapshot::programs`]).
+/// A change asked for through the control API. Programs are named by their names, which are
+/// unique, so that a reload between choosing them and acting on them cannot mix them up.
 #[derive(Debug)]
 pub enum Command {
     /// Start these programs.
-    Start(Vec<usize>),
+    Start(Vec<String>),
     /// Stop these programs.
-    Stop(Vec<usize>),
+    Stop(Vec<String>),
     /// Restart these programs.
-    Restart(Vec<usize>),
+    Restart(Vec<String>),
     /// Send a signal to these programs' processes.
-    Signal(Signal, Vec<usize>),
+    Signal(Signal, Vec<String>),
+    /// Apply a newly loaded config (see [`reload`]); the answer goes to `reply`: the plan, or
+    /// why the config cannot be applied (its GPU requests cannot be met).
+    Reload {
+        /// The config, loaded and validated.
+        config: Box<Config>,
+        /// Only compute the plan.
+        dry_run: bool,
+        /// Where the plan goes.
+        reply: oneshot::Sender<Result<ReloadPlan, String>>,
+    },
     /// Stop everything and exit 0.
     Shutdown,
 }
@@ -56,82 +69,141 @@ pub enum Command {
 pub struct Envelope {
     /// The command.
     pub command: Command,
-    /// Answers in the order of the command's indices.
+    /// Answers in the order of the command's names.
     pub reply: oneshot::Sender<Vec<Result<u64, String>>>,
+}
+
+/// One program and what the supervisor keeps beside it.
+struct Slot {
+    /// Names this program instance for probe reports; a new one when a reload replaces it.
+    key: u64,
+    program: Program,
+    /// Where its output goes.
+    logs: ProgramLogs,
+    /// Its dependencies as (slot index, condition); rebuilt whenever slots move.
+    deps: Vec<(usize, Condition)>,
+    /// Its depth in the dependency graph (stop order falls with it).
+    rank: u32,
+    /// The probe task of its current process and which spawn that is.
+    probe: Option<(u64, tokio::task::JoinHandle<()>)>,
+    /// The GPUs it got.
+    gpu: ProgramGpu,
+    /// What a reload decided for it, carried out once it has stopped.
+    next: Option<Next>,
+}
+
+/// What becomes of a slot once its program has stopped.
+enum Next {
+    /// Start again under a new config.
+    Replace(Box<Incoming>),
+    /// Forget it: the new config does not have it.
+    Remove,
+}
+
+/// A program's new config, with what goes with it.
+struct Incoming {
+    cfg: Arc<ProgramConfig>,
+    logs: ProgramLogs,
+    gpu: ProgramGpu,
 }
 
 /// The supervisor's state. Built by [`Supervisor::new`], driven by [`Supervisor::run`].
 ///
-/// Programs are named by their index everywhere. `programs`, `deps`, `ranks`, `probes` and
-/// `logs` are built together in `new` with one entry per program and never change length, and
-/// every index comes from `0..len`, from `by_pid` (filled only at spawn) or from a command that
-/// was checked with `get` first: so indexing these vectors cannot panic.
+/// Programs are named by their slot index inside one turn of the loop. Indices come from
+/// `0..slots.len()`, from `by_pid` (rebuilt whenever slots move) or from a lookup by name or
+/// key, and slots only move in [`Supervisor::reindex`], which rebuilds both: so indexing
+/// `slots` cannot panic.
 pub struct Supervisor {
-    programs: Vec<Program>,
-    /// Per program, its dependencies as (program index, condition).
-    deps: Vec<Vec<(usize, Condition)>>,
-    /// Per program, its depth in the dependency graph (stop order falls with it).
-    ranks: Vec<u32>,
-    /// Per program, the probe task of its current process and which spawn that is.
-    probes: Vec<Option<(u64, tokio::task::JoinHandle<()>)>>,
+    slots: Vec<Slot>,
+    /// The next slot key.
+    keys: u64,
+    /// Seeds each program's backoff jitter.
+    seed: u64,
     reports: (mpsc::Sender<Report>, Option<mpsc::Receiver<Report>>),
-    /// Programs that cannot run here (no GPU for `gpu = "required"`), and GPU faults.
-    gpu: (Vec<Option<String>>, Option<mpsc::Receiver<crate::gpu::Fault>>),
+    /// The GPUs, for assigning them again at a reload.
+    gpus: Gpus,
+    /// GPU faults from the poller.
+    gpu_faults: Option<mpsc::Receiver<crate::gpu::Fault>>,
+    /// Devices that are lost or reported an XID error, and why.
+    broken: BTreeMap<u32, String>,
     /// Exit statuses awaited by exec probes.
     waiters: Waiters,
-    /// Where each program's output goes (config order).
-    logs: Arc<[ProgramLogs]>,
     by_pid: HashMap<i32, usize>,
     sink: Sink,
     /// Output readers still running, so shutdown can wait for programs' last lines.
     readers: Vec<tokio::task::JoinHandle<()>>,
     shutdown: Option<Shutdown>,
     snapshot: watch::Sender<Arc<Snapshot>>,
+    /// Slots moved or were replaced since the last snapshot.
+    moved: bool,
+    /// What a reload cannot change, as at start-up.
+    fixed: reload::Fixed,
 }
 
 impl Supervisor {
-    /// A supervisor for `config`'s programs, all STOPPED, passing their output to `sink` as
-    /// `logs` (from [`Sink::start`]) says.
-    pub fn new(config: &Config, sink: Sink, logs: Arc<[ProgramLogs]>, snapshot: watch::Sender<Arc<Snapshot>>) -> Self {
-        let now = Instant::now();
-        let seed = u64::from(std::process::id()) ^ fastrand::u64(..);
-        let programs: Vec<Program> = config
-            .programs
-            .iter()
-            .enumerate()
-            .map(|(i, p)| Program::new(Arc::new(p.clone()), now, seed.wrapping_add(i as u64)))
-            .collect();
-        let index: HashMap<&str, usize> =
-            config.programs.iter().enumerate().map(|(i, p)| (p.name.as_str(), i)).collect();
-        let deps = config
-            .programs
-            .iter()
-            .map(|p| p.depends_on.iter().filter_map(|d| Some((*index.get(d.program.as_str())?, d.condition))).collect())
-            .collect();
+    /// A supervisor for `config`'s programs, all STOPPED, with `gpu[i]` what program i got of
+    /// `gpus` (see [`crate::gpu::Setup`]) and `faults` the GPU poller's reports. Output goes
+    /// through `sink`.
+    pub fn new(
+        config: &Config,
+        gpus: Gpus,
+        gpu: Vec<ProgramGpu>,
+        faults: mpsc::Receiver<crate::gpu::Fault>,
+        sink: Sink,
+        snapshot: watch::Sender<Arc<Snapshot>>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(256);
-        Self {
-            probes: programs.iter().map(|_| None).collect(),
-            programs,
-            deps,
-            ranks: crate::config::ranks(&config.programs),
+        let mut me = Self {
+            slots: Vec::new(),
+            keys: 0,
+            seed: u64::from(std::process::id()) ^ fastrand::u64(..),
             reports: (tx, Some(rx)),
-            gpu: (Vec::new(), None),
+            gpus,
+            gpu_faults: Some(faults),
+            broken: BTreeMap::new(),
             waiters: Waiters::default(),
-            logs,
             by_pid: HashMap::new(),
             sink,
             readers: Vec::new(),
             shutdown: None,
             snapshot,
+            moved: true,
+            fixed: reload::Fixed::of(config),
+        };
+        let ranks = crate::config::ranks(&config.programs);
+        let logs = me.sink.logs_for(config);
+        let mut gpu = gpu.into_iter();
+        let now = Instant::now();
+        for ((p, logs), rank) in config.programs.iter().zip(logs).zip(ranks) {
+            let slot = me.slot(Arc::new(p.clone()), logs, gpu.next().unwrap_or_default(), rank, now);
+            me.slots.push(slot);
         }
+        me.reindex();
+        me
     }
 
-    /// Applies the GPU assignment: `unavailable[i]` is why program i can never start here (it
-    /// goes FATAL with that reason when started); `faults` brings changes in the faults of the
-    /// GPUs programs hold (see [`crate::gpu::poll`]).
-    pub fn with_gpu(mut self, unavailable: Vec<Option<String>>, faults: mpsc::Receiver<crate::gpu::Fault>) -> Self {
-        self.gpu = (unavailable, Some(faults));
-        self
+    /// A new slot holding a STOPPED program.
+    fn slot(&mut self, cfg: Arc<ProgramConfig>, logs: ProgramLogs, gpu: ProgramGpu, rank: u32, now: Instant) -> Slot {
+        self.keys += 1;
+        let program = Program::new(cfg, now, self.seed.wrapping_add(self.keys));
+        Slot { key: self.keys, program, logs, deps: Vec::new(), rank, probe: None, gpu, next: None }
+    }
+
+    /// Rebuilds what names slots by index: dependencies and `by_pid`.
+    fn reindex(&mut self) {
+        let index: HashMap<String, usize> =
+            self.slots.iter().enumerate().map(|(i, s)| (s.program.cfg.name.clone(), i)).collect();
+        for slot in &mut self.slots {
+            let deps = &slot.program.cfg.depends_on;
+            slot.deps = deps.iter().filter_map(|d| Some((*index.get(&d.program)?, d.condition))).collect();
+        }
+        self.by_pid = self.slots.iter().enumerate().filter_map(|(i, s)| Some((s.program.pid()?, i))).collect();
+        self.moved = true;
+    }
+
+    /// The slot of the program named `name`.
+    fn find(&self, name: &str) -> Option<usize> {
+        self.slots.iter().position(|s| s.program.cfg.name == name)
     }
 
     /// Runs until shutdown completes; returns supd's exit code: 0, or 1 when a `required`
@@ -142,25 +214,17 @@ impl Supervisor {
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigquit = signal(SignalKind::quit())?;
-        let mut sighup = signal(SignalKind::hangup())?;
         let mut sigusr2 = signal(SignalKind::user_defined2())?;
         // `run` consumes the supervisor, so the receiver made in `new` is always here.
         let Some(mut reports) = self.reports.1.take() else { return Ok(1) };
-
-        let mut gpu_faults = self.gpu.1.take();
+        let mut gpu_faults = self.gpu_faults.take();
         let now = Instant::now();
-        for (i, reason) in std::mem::take(&mut self.gpu.0).into_iter().enumerate() {
-            if let Some(reason) = reason {
-                self.apply(i, Event::Unavailable { reason }, now);
-            }
-        }
-        for i in 0..self.programs.len() {
-            if self.programs[i].cfg.autostart {
-                self.apply(i, Event::Start, now);
-            }
+        for i in 0..self.slots.len() {
+            self.begin(i, now);
         }
         loop {
             self.reap(Instant::now());
+            self.settle_reloads(Instant::now());
             self.check_dependencies(Instant::now());
             self.advance_shutdown(Instant::now());
             self.publish();
@@ -168,7 +232,7 @@ impl Supervisor {
                 self.drain_output().await;
                 return Ok(code);
             }
-            let deadline = self.programs.iter().filter_map(Program::deadline).min();
+            let deadline = self.slots.iter().filter_map(|s| s.program.deadline()).min();
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -180,7 +244,6 @@ impl Supervisor {
                 _ = sigterm.recv() => self.begin_shutdown(0, "SIGTERM"),
                 _ = sigint.recv() => self.begin_shutdown(0, "SIGINT"),
                 _ = sigquit.recv() => self.begin_shutdown(0, "SIGQUIT"),
-                _ = sighup.recv() => warn!("SIGHUP received; config reload is not supported yet, ignoring"),
                 _ = sigusr2.recv() => {
                     info!("SIGUSR2: reopening log files");
                     let sink = self.sink.clone();
@@ -189,8 +252,7 @@ impl Supervisor {
                 Some(envelope) = commands.recv() => self.command(envelope),
                 Some(report) = reports.recv() => self.probe_report(report),
                 fault = next_fault(&mut gpu_faults) => match fault {
-                    Some((i, fault)) if i < self.programs.len() => self.apply(i, Event::GpuFault(fault), Instant::now()),
-                    Some(_) => {}
+                    Some(fault) => self.gpu_fault(fault, Instant::now()),
                     None => gpu_faults = None, // the poller has stopped
                 },
                 () = sleep => self.fire_deadlines(Instant::now()),
@@ -198,11 +260,47 @@ impl Supervisor {
         }
     }
 
+    /// Puts a new program on its way: started when `autostart` (a program that cannot run
+    /// here goes FATAL at its first start instead).
+    fn begin(&mut self, i: usize, now: Instant) {
+        if let Some(reason) = self.slots[i].gpu.unavailable.clone() {
+            self.apply(i, Event::Unavailable { reason }, now);
+        }
+        if self.slots[i].program.cfg.autostart && self.shutdown.is_none() {
+            self.apply(i, Event::Start, now);
+        }
+        self.sync_gpu_fault(i, now);
+    }
+
+    /// Records a change in a GPU's fault and passes it on to the `required` programs that
+    /// hold that GPU.
+    fn gpu_fault(&mut self, (index, fault): crate::gpu::Fault, now: Instant) {
+        match fault {
+            Some(why) => self.broken.insert(index, why),
+            None => self.broken.remove(&index),
+        };
+        for i in 0..self.slots.len() {
+            self.sync_gpu_fault(i, now);
+        }
+    }
+
+    /// Gives program `i` the fault of the first broken GPU it holds, when it is `required`.
+    fn sync_gpu_fault(&mut self, i: usize, now: Instant) {
+        let slot = &self.slots[i];
+        if slot.program.cfg.gpu != crate::config::GpuMode::Required {
+            return;
+        }
+        let fault = slot.gpu.held.iter().find_map(|g| self.broken.get(g)).cloned();
+        if fault.as_deref() != slot.program.gpu_fault() {
+            self.apply(i, Event::GpuFault(fault), now);
+        }
+    }
+
     /// Feeds `event` to program `i` and carries out the effects, feeding spawn results back.
     fn apply(&mut self, i: usize, event: Event, now: Instant) {
-        let before = self.programs[i].state();
+        let before = self.slots[i].program.state();
         if let Event::Exited { status, .. } = &event {
-            let p = &self.programs[i];
+            let p = &self.slots[i].program;
             if before == State::Stopping {
                 info!("stopped: {} ({status})", p.cfg.name);
             } else {
@@ -210,14 +308,14 @@ impl Supervisor {
                 info!("exited: {} ({status}; {expected})", p.cfg.name);
             }
         }
-        let mut effects = self.programs[i].on(event, now);
+        let mut effects = self.slots[i].program.on(event, now);
         while !effects.is_empty() {
             let mut next = Vec::new();
             for effect in effects {
                 match effect {
                     Effect::Spawn => next.extend(self.spawn(i, now)),
                     Effect::Signal { pid, signal, group } => {
-                        let name = &self.programs[i].cfg.name;
+                        let name = &self.slots[i].program.cfg.name;
                         debug!("sending {} to {name} (pid {pid}, group {group})", signal.as_str());
                         if let Err(e) = sig::send(pid, signal, group) {
                             warn!("cannot send {} to {name} (pid {pid}): {e}", signal.as_str());
@@ -234,20 +332,22 @@ impl Supervisor {
     /// Keeps program `i`'s probe task in step with its process: one task per spawn while it is
     /// STARTING or RUNNING, none otherwise.
     fn sync_probe(&mut self, i: usize) {
-        let p = &self.programs[i];
+        let slot = &mut self.slots[i];
+        let p = &slot.program;
         let wanted =
             p.cfg.healthcheck.is_some() && p.pid().is_some() && matches!(p.state(), State::Starting | State::Running);
         let spawn = p.spawns();
-        match (&self.probes[i], wanted) {
+        match (&slot.probe, wanted) {
             (Some((s, _)), true) if *s == spawn => {}
             (_, true) => {
-                let task = probe::start(i, spawn, Arc::clone(&p.cfg), self.reports.0.clone(), self.waiters.clone());
-                if let Some((_, old)) = self.probes[i].replace((spawn, task)) {
+                let (reports, waiters) = (self.reports.0.clone(), self.waiters.clone());
+                let task = probe::start(slot.key, spawn, Arc::clone(&p.cfg), reports, waiters);
+                if let Some((_, old)) = slot.probe.replace((spawn, task)) {
                     old.abort();
                 }
             }
             (Some(_), false) => {
-                if let Some((_, old)) = self.probes[i].take() {
+                if let Some((_, old)) = slot.probe.take() {
                     old.abort();
                 }
             }
@@ -256,7 +356,8 @@ impl Supervisor {
     }
 
     fn probe_report(&mut self, report: Report) {
-        let Some(p) = self.programs.get(report.program) else { return };
+        let Some(i) = self.slots.iter().position(|s| s.key == report.program) else { return };
+        let p = &self.slots[i].program;
         if p.spawns() != report.spawn || p.pid().is_none() {
             return; // about a process that is gone
         }
@@ -265,12 +366,12 @@ impl Supervisor {
         if !outcome.ok {
             debug!("probe of {name} failed: {}", outcome.message);
         }
-        self.apply(report.program, Event::Probe(outcome), Instant::now());
-        let after = self.programs[report.program].health();
+        self.apply(i, Event::Probe(outcome), Instant::now());
+        let after = self.slots[i].program.health();
         if after != before
             && let Some(h) = after
         {
-            let last = self.programs[report.program].last_probe().map(|o| o.message.clone()).unwrap_or_default();
+            let last = self.slots[i].program.last_probe().map(|o| o.message.clone()).unwrap_or_default();
             match h {
                 Health::Unhealthy => warn!("{name} is unhealthy ({last})"),
                 _ => info!("{name} is {} ({last})", h.as_str()),
@@ -279,12 +380,12 @@ impl Supervisor {
     }
 
     fn spawn(&mut self, i: usize, now: Instant) -> Vec<Effect> {
-        let cfg = Arc::clone(&self.programs[i].cfg);
+        let cfg = Arc::clone(&self.slots[i].program.cfg);
         let event = match spawn::spawn(&cfg) {
             Ok(child) => {
                 self.by_pid.insert(child.pid, i);
                 self.readers.retain(|r| !r.is_finished());
-                let logs = &self.logs[i];
+                let logs = &self.slots[i].logs;
                 for (fd, log) in [(Some(child.stdout), &logs.stdout), (child.stderr, &logs.stderr)] {
                     let Some(fd) = fd else { continue };
                     match self.sink.forward(fd, log) {
@@ -300,12 +401,12 @@ impl Supervisor {
                 Event::SpawnFailed { error: format!("spawn error: {e}") }
             }
         };
-        self.programs[i].on(event, now)
+        self.slots[i].program.on(event, now)
     }
 
     /// Logs a state change and acts on a `required` program going FATAL.
     fn after_change(&mut self, i: usize, before: State) {
-        let p = &self.programs[i];
+        let p = &self.slots[i].program;
         let after = p.state();
         if before == after {
             return;
@@ -334,14 +435,14 @@ impl Supervisor {
                 }
                 continue;
             };
-            let cfg = &self.programs[i].cfg;
+            let cfg = &self.slots[i].program.cfg;
             let group_alive = (cfg.stopasgroup || cfg.killasgroup) && sig::group_alive(pid);
             self.apply(i, Event::Exited { status, group_alive }, now);
         }
         // A STOPPING program whose leader is gone waits for the rest of its group; each reaped
         // orphan may have been the last of one.
-        for i in 0..self.programs.len() {
-            let p = &self.programs[i];
+        for i in 0..self.slots.len() {
+            let p = &self.slots[i].program;
             if p.state() == State::Stopping && p.pid().is_none() && p.pgid().is_some_and(|g| !sig::group_alive(g)) {
                 self.apply(i, Event::GroupGone, now);
             }
@@ -349,14 +450,14 @@ impl Supervisor {
     }
 
     fn fire_deadlines(&mut self, now: Instant) {
-        for i in 0..self.programs.len() {
-            if self.programs[i].deadline().is_some_and(|d| d <= now) {
-                let pid = self.programs[i].pid();
+        for i in 0..self.slots.len() {
+            if self.slots[i].program.deadline().is_some_and(|d| d <= now) {
+                let pid = self.slots[i].program.pid();
                 self.apply(i, Event::Deadline, now);
                 // A STOPPING program that outlived SIGKILL is given up on: forget its pid, so
                 // a late exit is not taken for a later process of the same program.
                 if let Some(pid) = pid
-                    && self.programs[i].pid().is_none()
+                    && self.slots[i].program.pid().is_none()
                 {
                     self.by_pid.remove(&pid);
                 }
@@ -366,16 +467,20 @@ impl Supervisor {
 
     fn command(&mut self, envelope: Envelope) {
         let answers = match envelope.command {
-            Command::Start(ids) => self.act(&ids, start_check, Event::Start),
-            Command::Stop(ids) => self.act(&ids, stop_check, Event::Stop),
-            Command::Restart(ids) => self.act(&ids, |_| Ok(()), Event::Restart),
-            Command::Signal(signal, ids) => ids
+            Command::Start(names) => self.act(&names, start_check, Event::Start),
+            Command::Stop(names) => self.act(&names, stop_check, Event::Stop),
+            Command::Restart(names) => self.act(&names, |_| Ok(()), Event::Restart),
+            Command::Signal(signal, names) => names
                 .iter()
-                .map(|&i| match self.programs.get(i).and_then(Program::pid) {
+                .map(|name| match self.find(name).and_then(|i| self.slots[i].program.pid()) {
                     Some(pid) => sig::send(pid, signal, false).map(|()| 0).map_err(|e| e.to_string()),
                     None => Err("not running".into()),
                 })
                 .collect(),
+            Command::Reload { config, dry_run, reply } => {
+                let _ = reply.send(self.reload(*config, dry_run, Instant::now()));
+                Vec::new()
+            }
             Command::Shutdown => {
                 self.begin_shutdown(0, "supctl shutdown");
                 Vec::new()
@@ -386,16 +491,29 @@ impl Supervisor {
 
     /// Applies `event` to each program that passes `check`; answers with each one's spawn count
     /// before the event (see [`Envelope`]) or why it was refused.
-    fn act(&mut self, ids: &[usize], check: fn(State) -> Result<(), String>, event: Event) -> Vec<Result<u64, String>> {
+    fn act(
+        &mut self,
+        names: &[String],
+        check: fn(State) -> Result<(), String>,
+        event: Event,
+    ) -> Vec<Result<u64, String>> {
         let now = Instant::now();
-        let mut answers = Vec::with_capacity(ids.len());
-        for &i in ids {
-            let Some(p) = self.programs.get(i) else {
+        let mut answers = Vec::with_capacity(names.len());
+        for name in names {
+            let Some(i) = self.find(name) else {
                 answers.push(Err("no such program".into()));
                 continue;
             };
+            let slot = &self.slots[i];
+            let p = &slot.program;
             let spawns = p.spawns();
-            let allowed = if self.shutdown.is_some() { Err("supd is shutting down".into()) } else { check(p.state()) };
+            let allowed = if self.shutdown.is_some() {
+                Err("supd is shutting down".into())
+            } else if slot.next.is_some() {
+                Err("a reload is replacing it; try again once it is stopped".into())
+            } else {
+                check(p.state())
+            };
             if allowed.is_ok() {
                 self.apply(i, event.clone(), now);
             }
@@ -415,15 +533,14 @@ impl Supervisor {
         }
     }
 
-    fn publish(&self) {
-        let changed = {
+    fn publish(&mut self) {
+        let changed = std::mem::take(&mut self.moved) || {
             let current = self.snapshot.borrow();
             current.shutting_down != self.shutdown.is_some()
-                || current.programs.len() != self.programs.len()
-                || current.programs.iter().zip(&self.programs).any(|(v, p)| v.generation != p.generation())
+                || current.programs.iter().zip(&self.slots).any(|(v, s)| v.generation != s.program.generation())
         };
         if changed {
-            let programs = self.programs.iter().zip(self.logs.iter()).map(|(p, l)| ProgramView::of(p, l)).collect();
+            let programs = self.slots.iter().map(|s| ProgramView::of(&s.program, &s.logs)).collect();
             self.snapshot.send_replace(Arc::new(Snapshot { programs, shutting_down: self.shutdown.is_some() }));
         }
     }

@@ -28,10 +28,10 @@ impl Supervisor {
         }
         info!("shutting down ({why})");
         let now = Instant::now();
-        for i in 0..self.programs.len() {
+        for i in 0..self.slots.len() {
             self.apply(i, Event::Shutdown, now);
         }
-        let mut levels: Vec<Level> = (0..self.programs.len()).map(|i| self.level(i)).collect();
+        let mut levels: Vec<Level> = (0..self.slots.len()).map(|i| self.level(i)).collect();
         levels.sort_unstable();
         levels.dedup();
         self.shutdown = Some(Shutdown { levels, current: None, exit_code });
@@ -43,7 +43,7 @@ impl Supervisor {
         loop {
             let Some(s) = &self.shutdown else { return };
             if let Some(current) = s.current
-                && (0..self.programs.len()).any(|i| self.level(i) == current && self.programs[i].state().is_active())
+                && (0..self.slots.len()).any(|i| self.level(i) == current && self.slots[i].program.state().is_active())
             {
                 return;
             }
@@ -53,7 +53,7 @@ impl Supervisor {
                 return;
             };
             s.current = Some(next);
-            for i in 0..self.programs.len() {
+            for i in 0..self.slots.len() {
                 if self.level(i) == next {
                     self.apply(i, Event::Stop, now);
                 }
@@ -64,14 +64,14 @@ impl Supervisor {
     /// The exit code, once shutdown has stopped every program.
     pub(super) fn finished(&self) -> Option<i32> {
         let s = self.shutdown.as_ref()?;
-        let done = s.levels.is_empty() && self.programs.iter().all(|p| !p.state().is_active());
+        let done = s.levels.is_empty() && self.slots.iter().all(|s| !s.program.state().is_active());
         done.then_some(s.exit_code)
     }
 
     /// A program's shutdown level: programs others depend on stop after them, then by
     /// (group priority, priority), highest first.
     fn level(&self, i: usize) -> Level {
-        let cfg = &self.programs[i].cfg;
-        (self.ranks[i], cfg.group_priority, cfg.priority)
+        let cfg = &self.slots[i].program.cfg;
+        (self.slots[i].rank, cfg.group_priority, cfg.priority)
     }
 }

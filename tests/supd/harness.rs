@@ -22,6 +22,13 @@ pub struct Supd {
     exit: Option<i32>,
 }
 
+fn config_text(socket: &Path, port: u16, supervisor_extra: &str, programs: &str) -> String {
+    format!(
+        "[supervisor]\nsocket = \"{}\"\nhttp = \"127.0.0.1:{port}\"\n{supervisor_extra}\n{programs}",
+        socket.display()
+    )
+}
+
 /// Writes `text` (with `@DIR@` replaced by `dir`) to `dir/name`.
 pub fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
@@ -48,11 +55,7 @@ impl Supd {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let socket = dir.path().join("supd.sock");
-        let text = format!(
-            "[supervisor]\nsocket = \"{}\"\nhttp = \"127.0.0.1:{port}\"\n{supervisor_extra}\n{programs}",
-            socket.display()
-        );
-        let config = write_config(dir.path(), "supd.toml", &text);
+        let config = write_config(dir.path(), "supd.toml", &config_text(&socket, port, supervisor_extra, programs));
         let env: Vec<String> =
             env.iter().map(|(k, v)| format!("{k}={}", v.replace("@DIR@", &dir.path().display().to_string()))).collect();
         // `env` execs supd, which so stays PID 1.
@@ -61,6 +64,11 @@ impl Supd {
         argv.extend([SUPD.as_ref(), "-c".as_ref(), config.as_os_str()]);
         let child = spawn_pid1(dir.path(), &argv);
         Supd { child, dir, socket, port, exit: None }
+    }
+
+    /// Rewrites supd's config file with the same socket and port (for reload tests).
+    pub fn rewrite(&self, supervisor_extra: &str, programs: &str) {
+        write_config(self.dir.path(), "supd.toml", &config_text(&self.socket, self.port, supervisor_extra, programs));
     }
 
     /// Waits until the control socket answers.

@@ -11,4 +11,5 @@ mod lifecycle;
 mod logs;
 mod output;
 mod pid1;
+mod reload;
 mod spawn;

@@ -1,0 +1,200 @@
+//! Reload (SIGHUP, `supctl reload`): apply a new config's difference and nothing more.
+//!
+//! Each program is compared with its resolved config: new ones start, removed ones stop and
+//! are forgotten, changed ones stop and start again under the new config, and unchanged ones
+//! are not touched (supervisord's `update` restarts a whole group for a one-program change).
+//! A program that is stopping finishes its stop under the config it was started with; the
+//! change is carried out once it has stopped ([`Supervisor::settle_reloads`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use super::{Event, Incoming, Next, Slot, Supervisor};
+use crate::api::protocol::ReloadPlan;
+use crate::config::{Config, ProgramConfig};
+use crate::output::ProgramLogs;
+
+/// The tables a reload does not apply, as they were at start-up: `[supervisor]` (the listeners
+/// and supd's own log are set up once) and `[gpu]` (the poller's interval).
+#[derive(Debug, Default)]
+pub(super) struct Fixed {
+    supervisor: String,
+    gpu: String,
+}
+
+impl Fixed {
+    /// What `config` has for them now.
+    pub(super) fn of(config: &Config) -> Fixed {
+        Fixed { supervisor: json(&config.supervisor), gpu: json(&config.gpu) }
+    }
+
+    /// Each table of `config` that differs, with what to do about it.
+    fn changes(&self, config: &Config) -> Vec<String> {
+        let now = Fixed::of(config);
+        let mut out = Vec::new();
+        if now.supervisor != self.supervisor {
+            out.push("[supervisor] changed: it applies when supd restarts".to_string());
+        }
+        if now.gpu != self.gpu {
+            out.push("[gpu] changed: it applies when supd restarts".to_string());
+        }
+        out
+    }
+}
+
+/// A config table's JSON form, for comparing (the config types are `Serialize`).
+fn json(table: &impl serde::Serialize) -> String {
+    serde_json::to_string(table).unwrap_or_default()
+}
+
+/// What a reload does to one program of the new config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Added,
+    Changed,
+    Unchanged,
+}
+
+impl Supervisor {
+    /// Applies `config` (or, with `dry_run`, only says what would change). Errors: supd is
+    /// shutting down, or the new config's GPU requests cannot be met; nothing changes then.
+    pub(super) fn reload(&mut self, mut config: Config, dry_run: bool, now: Instant) -> Result<ReloadPlan, String> {
+        if self.shutdown.is_some() {
+            return Err("supd is shutting down".into());
+        }
+        let gpu = self.gpus.prepare(&mut config.programs)?;
+        let changes: Vec<Change> = config.programs.iter().map(|p| self.change(p)).collect();
+        let kept: HashMap<&str, ()> = config.programs.iter().map(|p| (p.name.as_str(), ())).collect();
+        let removed: Vec<String> = self
+            .slots
+            .iter()
+            .filter(|s| !matches!(s.next, Some(Next::Remove)) && !kept.contains_key(s.program.cfg.name.as_str()))
+            .map(|s| s.program.cfg.name.clone())
+            .collect();
+        let names = |want: Change| {
+            config.programs.iter().zip(&changes).filter(|(_, c)| **c == want).map(|(p, _)| p.name.clone()).collect()
+        };
+        let plan = ReloadPlan {
+            applied: !dry_run,
+            added: names(Change::Added),
+            changed: names(Change::Changed),
+            removed,
+            unchanged: names(Change::Unchanged),
+            ignored: self.fixed.changes(&config),
+        };
+        if dry_run {
+            return Ok(plan);
+        }
+        let list = |names: &[String]| if names.is_empty() { "none".to_string() } else { names.join(", ") };
+        info!(
+            "reload: added {}; changed {}; removed {}; {} unchanged",
+            list(&plan.added),
+            list(&plan.changed),
+            list(&plan.removed),
+            plan.unchanged.len()
+        );
+        for note in &plan.ignored {
+            warn!("reload: {note}");
+        }
+        let names: Vec<&str> = config.programs.iter().map(|p| p.name.as_str()).collect();
+        self.gpus.publish(&names, &gpu);
+
+        let width = crate::output::prefix_width(&config);
+        let ranks = crate::config::ranks(&config.programs);
+        let mut old: Vec<Option<Slot>> = std::mem::take(&mut self.slots).into_iter().map(Some).collect();
+        let by_name: HashMap<String, usize> =
+            old.iter().flatten().enumerate().map(|(i, s)| (s.program.cfg.name.clone(), i)).collect();
+        let mut added = Vec::new();
+        let programs = config.programs.into_iter().zip(gpu).zip(ranks).zip(changes);
+        for (((p, gpu), rank), change) in programs {
+            let existing = by_name.get(&p.name).and_then(|&j| old.get_mut(j)?.take());
+            let slot = match existing {
+                Some(mut slot) => {
+                    slot.rank = rank;
+                    if change != Change::Unchanged {
+                        let logs = reuse_logs(&slot, &p).unwrap_or_else(|| self.sink.logs(&p, width));
+                        slot.next = Some(Next::Replace(Box::new(Incoming { cfg: Arc::new(p), logs, gpu })));
+                    }
+                    slot
+                }
+                None => {
+                    added.push(self.slots.len());
+                    let logs = self.sink.logs(&p, width);
+                    self.slot(Arc::new(p), logs, gpu, rank, now)
+                }
+            };
+            self.slots.push(slot);
+        }
+        for mut slot in old.into_iter().flatten() {
+            slot.next = Some(Next::Remove);
+            slot.rank = 0;
+            self.slots.push(slot);
+        }
+        self.reindex();
+        for i in 0..self.slots.len() {
+            if self.slots[i].next.is_some() && self.slots[i].program.state().is_active() {
+                self.apply(i, Event::Stop, now);
+            }
+        }
+        for i in added {
+            self.begin(i, now);
+        }
+        Ok(plan)
+    }
+
+    /// How `p` differs from the program of the same name that runs (or will run, once a
+    /// replacement waits for its stop).
+    fn change(&self, p: &ProgramConfig) -> Change {
+        let Some(slot) = self.find(&p.name).map(|i| &self.slots[i]) else { return Change::Added };
+        let current = match &slot.next {
+            None => &slot.program.cfg,
+            Some(Next::Replace(incoming)) => &incoming.cfg,
+            Some(Next::Remove) => return Change::Added,
+        };
+        if **current == *p { Change::Unchanged } else { Change::Changed }
+    }
+
+    /// Carries out what reloads decided for programs that have stopped since: a replaced one
+    /// takes its new config (and starts, when `autostart`), a removed one is forgotten.
+    pub(super) fn settle_reloads(&mut self, now: Instant) {
+        let ready = |s: &Slot| s.next.is_some() && !s.program.state().is_active();
+        if !self.slots.iter().any(ready) {
+            return;
+        }
+        let before = self.slots.len();
+        self.slots.retain(|s| !(ready(s) && matches!(s.next, Some(Next::Remove))));
+        if self.slots.len() != before {
+            info!("reload: {} removed program(s) stopped and forgotten", before - self.slots.len());
+        }
+        let mut replaced = Vec::new();
+        for i in 0..self.slots.len() {
+            if !ready(&self.slots[i]) {
+                continue;
+            }
+            let Some(Next::Replace(incoming)) = self.slots[i].next.take() else { continue };
+            let Incoming { cfg, logs, gpu } = *incoming;
+            let fresh = self.slot(cfg, logs, gpu, self.slots[i].rank, now);
+            self.slots[i] = fresh;
+            replaced.push(i);
+        }
+        self.reindex();
+        for i in replaced {
+            info!("reload: {} starts under its new config", self.slots[i].program.cfg.name);
+            self.begin(i, now);
+        }
+    }
+}
+
+/// The slot's output plumbing, when the new config sends output to the same places: its log
+/// files then stay open and its tail keeps what it holds.
+fn reuse_logs(slot: &Slot, p: &ProgramConfig) -> Option<ProgramLogs> {
+    let old = &slot.program.cfg;
+    let same = old.stdout == p.stdout
+        && old.stderr == p.stderr
+        && old.log_prefix == p.log_prefix
+        && old.log_json == p.log_json;
+    same.then(|| slot.logs.clone())
+}
