@@ -8,6 +8,7 @@ pub mod ctl;
 pub mod gpu;
 pub mod health;
 pub mod logging;
+pub mod metrics;
 pub mod output;
 pub mod process;
 pub mod single;

@@ -1,5 +1,6 @@
 //! The read-only HTTP listener: `GET /health` for Docker's HEALTHCHECK, compose's
-//! `condition: service_healthy` and Kubernetes probes. Nothing here changes anything.
+//! `condition: service_healthy` and Kubernetes probes, and `GET /metrics` for Prometheus.
+//! Nothing here changes anything.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::health;
+use crate::metrics::Metrics;
 use crate::supervisor::Snapshot;
 
 /// A client that has not sent its headers in this time is dropped.
@@ -60,15 +62,22 @@ impl Rendered {
 struct Shared {
     snapshot: watch::Receiver<Arc<Snapshot>>,
     gpu: crate::gpu::Shared,
+    metrics: Arc<Metrics>,
     /// The lock is never held across an await.
     rendered: std::sync::Mutex<Rendered>,
 }
 
 /// Serves HTTP/1.1 on `listener` until the task is dropped: the programs' state from
-/// `snapshot`, the GPUs' from `gpu`.
-pub async fn serve(listener: TcpListener, snapshot: watch::Receiver<Arc<Snapshot>>, gpu: crate::gpu::Shared) {
+/// `snapshot`, the GPUs' from `gpu`, and `/metrics` from `metrics`.
+pub async fn serve(
+    listener: TcpListener,
+    snapshot: watch::Receiver<Arc<Snapshot>>,
+    gpu: crate::gpu::Shared,
+    metrics: Arc<Metrics>,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(super::MAX_CONNECTIONS));
-    let shared = Arc::new(Shared { snapshot, gpu, rendered: std::sync::Mutex::new(Rendered::default()) });
+    let rendered = std::sync::Mutex::new(Rendered::default());
+    let shared = Arc::new(Shared { snapshot, gpu, metrics, rendered });
     loop {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
         let (stream, _) = match listener.accept().await {
@@ -83,8 +92,8 @@ pub async fn serve(listener: TcpListener, snapshot: watch::Receiver<Arc<Snapshot
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let resp = route(&req, &shared);
-                async move { Ok::<_, Infallible>(resp) }
+                let shared = Arc::clone(&shared);
+                async move { Ok::<_, Infallible>(route(&req, &shared).await) }
             });
             // hyper's header timeout only works with a timer; without one it is silently off.
             let conn = http1::Builder::new()
@@ -100,12 +109,12 @@ pub async fn serve(listener: TcpListener, snapshot: watch::Receiver<Arc<Snapshot
 }
 
 /// `GET /health` (every program) and `GET /health/NAME` (one): 200 when ready, 503 when not,
-/// with a JSON body either way.
-fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+/// with a JSON body either way. `GET /metrics`: Prometheus metrics.
+async fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let one = path.strip_prefix("/health/").filter(|n| !n.is_empty());
-    if path != "/health" && one.is_none() {
-        return plain(StatusCode::NOT_FOUND, "not found; try GET /health or /health/NAME\n");
+    if path != "/health" && path != "/metrics" && one.is_none() {
+        return plain(StatusCode::NOT_FOUND, "not found; try GET /health, /health/NAME or /metrics\n");
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
@@ -114,6 +123,12 @@ fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
     }
     let now = Instant::now();
     let snapshot = shared.snapshot.borrow().clone();
+    if path == "/metrics" {
+        let text = shared.metrics.render(&snapshot, &shared.gpu).await;
+        let mut resp = Response::new(Full::new(Bytes::from(text)));
+        resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(crate::metrics::CONTENT_TYPE));
+        return resp;
+    }
     let (ready, body) = match one {
         None => match shared.rendered.lock() {
             Ok(mut cache) => cache.get(&snapshot, &shared.gpu, now),

@@ -97,7 +97,9 @@ fn supervise(mut cfg: Config, path: PathBuf) -> i32 {
         let faults = gpu.start_polling();
         let view = Arc::clone(&gpu.gpus.view);
         let programs = std::mem::take(&mut gpu.programs);
-        let supervisor = Supervisor::new(&cfg, gpu.gpus, programs, faults, sink.clone(), snapshot_tx);
+        let metrics = supd::metrics::Metrics::new(snapshot_rx.clone());
+        let supervisor = Supervisor::new(&cfg, gpu.gpus, programs, faults, sink.clone(), snapshot_tx)
+            .with_metrics(Arc::clone(&metrics));
         info!(
             "supd {} starting {} programs as pid {} from {}",
             env!("CARGO_PKG_VERSION"),
@@ -127,7 +129,7 @@ fn supervise(mut cfg: Config, path: PathBuf) -> i32 {
             match tokio::net::TcpListener::bind(addr).await {
                 Ok(listener) => {
                     info!("http listening on {}", listener.local_addr().unwrap_or(addr));
-                    tokio::spawn(http::serve(listener, snapshot_rx, view));
+                    tokio::spawn(http::serve(listener, snapshot_rx, view, metrics));
                 }
                 Err(e) => error!("http listener {addr}: cannot bind: {e}; /health will not answer"),
             }

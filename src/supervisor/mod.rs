@@ -138,6 +138,8 @@ pub struct Supervisor {
     moved: bool,
     /// What a reload cannot change, as at start-up.
     fixed: reload::Fixed,
+    /// Where probe durations are recorded.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Supervisor {
@@ -169,6 +171,7 @@ impl Supervisor {
             snapshot,
             moved: true,
             fixed: reload::Fixed::of(config),
+            metrics: None,
         };
         let ranks = crate::config::ranks(&config.programs);
         let logs = me.sink.logs_for(config);
@@ -180,6 +183,12 @@ impl Supervisor {
         }
         me.reindex();
         me
+    }
+
+    /// Records probe durations in `metrics` (for `/metrics`).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// A new slot holding a STOPPED program.
@@ -363,6 +372,9 @@ impl Supervisor {
         }
         let (before, name) = (p.health(), p.cfg.name.clone());
         let outcome = report.outcome;
+        if let Some(m) = &self.metrics {
+            m.observe_probe(&name, &p.cfg.group, outcome.latency.as_secs_f64());
+        }
         if !outcome.ok {
             debug!("probe of {name} failed: {}", outcome.message);
         }

@@ -193,6 +193,11 @@ impl Program {
         }
     }
 
+    /// When the current process was spawned, while there is one.
+    pub fn spawned_at(&self) -> Option<Instant> {
+        self.spawned_at.filter(|_| self.pid.is_some())
+    }
+
     /// Applies `event` at `now`; returns what to do.
     pub fn on(&mut self, event: Event, now: Instant) -> Vec<Effect> {
         use State::*;

@@ -165,7 +165,14 @@ impl Supervisor {
             return;
         }
         let before = self.slots.len();
-        self.slots.retain(|s| !(ready(s) && matches!(s.next, Some(Next::Remove))));
+        let metrics = self.metrics.clone();
+        self.slots.retain(|s| {
+            let gone = ready(s) && matches!(s.next, Some(Next::Remove));
+            if let Some(m) = metrics.as_ref().filter(|_| gone) {
+                m.forget(&s.program.cfg.name, &s.program.cfg.group);
+            }
+            !gone
+        });
         if self.slots.len() != before {
             info!("reload: {} removed program(s) stopped and forgotten", before - self.slots.len());
         }

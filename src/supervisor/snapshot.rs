@@ -2,7 +2,7 @@
 //! supervisor publishes after each change through a `watch` channel. Readers never take a lock
 //! the supervisor needs, and times are kept as instants so uptimes are computed when asked.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::State;
 use super::program::Program;
@@ -61,6 +61,8 @@ pub struct ProgramView {
     pub generation: u64,
     /// Where its output goes; its log files' faults are read when status is asked for.
     pub logs: ProgramLogs,
+    /// When its current process was spawned (wall clock), while there is one.
+    pub started: Option<SystemTime>,
 }
 
 impl ProgramView {
@@ -87,6 +89,9 @@ impl ProgramView {
             gpu_fault: p.gpu_fault().map(str::to_string),
             generation: p.generation(),
             logs: logs.clone(),
+            started: p
+                .spawned_at()
+                .and_then(|at| SystemTime::now().checked_sub(Instant::now().saturating_duration_since(at))),
         }
     }
 

@@ -9,6 +9,7 @@ mod harness;
 mod health;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod output;
 mod pid1;
 mod reload;

@@ -1,0 +1,228 @@
+//! `GET /metrics`: Prometheus metrics, encoded by the prometheus-client crate.
+//!
+//! Most values mirror the latest [`Snapshot`], so a scrape builds them afresh from it and
+//! nothing is kept in step by hand. Two things are not in the snapshot: probe durations, a
+//! histogram the supervisor feeds as results come in, and process-tree usage, which the
+//! [`sample`] thread reads from /proc so that a scrape never walks /proc itself.
+//!
+//! Labels are `program` and `group` names only (and `state` from a fixed set, `gpu` indices),
+//! so their number stays bounded by the config.
+
+pub mod sample;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::UNIX_EPOCH;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use crate::health::Health;
+use crate::supervisor::{ProgramView, Snapshot, State};
+
+/// The content type of [`Metrics::render`]'s text (OpenMetrics, which Prometheus reads).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Every state, for the one-hot `supd_program_state`.
+const STATES: [State; 7] =
+    [State::Stopped, State::Starting, State::Running, State::Backoff, State::Stopping, State::Exited, State::Fatal];
+
+/// The labels of a program's series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProgramLabels {
+    /// Program name.
+    pub program: String,
+    /// Group name.
+    pub group: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    program: String,
+    group: String,
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GpuLabels {
+    gpu: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+type ProbeDurations = Family<ProgramLabels, Histogram, fn() -> Histogram>;
+
+/// What `/metrics` needs beyond the snapshot. Shared by the supervisor (which records probe
+/// durations) and the HTTP listener.
+#[derive(Debug)]
+pub struct Metrics {
+    probes: ProbeDurations,
+    sampler: sample::Sampler,
+}
+
+/// Probe duration buckets, seconds: 1 ms to about 8 s, doubling.
+fn probe_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 14))
+}
+
+impl Metrics {
+    /// Metrics for the programs in `snapshot`.
+    pub fn new(snapshot: watch::Receiver<Arc<Snapshot>>) -> Arc<Metrics> {
+        Arc::new(Metrics {
+            probes: Family::new_with_constructor(probe_histogram as fn() -> Histogram),
+            sampler: sample::Sampler::new(snapshot),
+        })
+    }
+
+    /// Records how long one probe of `program` (in `group`) took, in seconds.
+    pub fn observe_probe(&self, program: &str, group: &str, seconds: f64) {
+        let labels = ProgramLabels { program: program.into(), group: group.into() };
+        self.probes.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Drops a program's probe histogram (a reload removed it).
+    pub fn forget(&self, program: &str, group: &str) {
+        self.probes.remove(&ProgramLabels { program: program.into(), group: group.into() });
+    }
+
+    /// The metrics text for `snapshot` and `gpu`. Never walks /proc: tree usage comes from
+    /// the sampler (whose first sample the first scrape waits for, at most 1 s).
+    pub async fn render(&self, snapshot: &Snapshot, gpu: &crate::gpu::Shared) -> String {
+        let sample = self.sampler.latest().await;
+        let mut registry = Registry::default();
+        programs(&mut registry, snapshot, sample.as_deref());
+        registry.register(
+            "supd_probe_duration_seconds",
+            "How long each healthcheck probe took, seconds",
+            self.probes.clone(),
+        );
+        if let Some(s) = &sample {
+            own(&mut registry, &s.own);
+        }
+        if let Ok(view) = gpu.lock() {
+            gpus(&mut registry, &view);
+        }
+        let mut out = String::with_capacity(64 * 1024);
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}
+
+fn labels(p: &ProgramView) -> ProgramLabels {
+    ProgramLabels { program: p.name.clone(), group: p.group.clone() }
+}
+
+/// The per-program series.
+fn programs(registry: &mut Registry, snapshot: &Snapshot, sample: Option<&sample::Sample>) {
+    let up = Family::<ProgramLabels, Gauge>::default();
+    let state = Family::<StateLabels, Gauge>::default();
+    let healthy = Family::<ProgramLabels, Gauge>::default();
+    let restarts = Family::<ProgramLabels, Counter>::default();
+    let started = Family::<ProgramLabels, FloatGauge>::default();
+    let exit_code = Family::<ProgramLabels, Gauge>::default();
+    let rss = Family::<ProgramLabels, Gauge>::default();
+    let cpu = Family::<ProgramLabels, Counter<f64, AtomicU64>>::default();
+    for p in &snapshot.programs {
+        let l = labels(p);
+        let running = p.state == State::Running;
+        up.get_or_create(&l).set(i64::from(running));
+        for s in STATES {
+            let one = StateLabels { program: l.program.clone(), group: l.group.clone(), state: s.as_str() };
+            state.get_or_create(&one).set(i64::from(p.state == s));
+        }
+        let is_healthy = running && matches!(p.health, None | Some(Health::Healthy)) && p.gpu_fault.is_none();
+        healthy.get_or_create(&l).set(i64::from(is_healthy));
+        restarts.get_or_create(&l).inc_by(p.restarts);
+        if let Some(at) = p.started.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) {
+            started.get_or_create(&l).set(at.as_secs_f64());
+        }
+        if let Some((status, _)) = p.last_exit {
+            exit_code.get_or_create(&l).set(i64::from(status.shell_code()));
+        }
+        if let Some(usage) = p.pid.and_then(|pid| sample?.trees.get(&pid)) {
+            rss.get_or_create(&l).set(i64::try_from(usage.rss_bytes).unwrap_or(i64::MAX));
+            cpu.get_or_create(&l).inc_by(usage.cpu_seconds);
+        }
+    }
+    registry.register("supd_program_up", "1 when the program is RUNNING, else 0", up);
+    registry.register("supd_program_state", "The program's supervisord state: 1 for the current one", state);
+    registry.register(
+        "supd_program_healthy",
+        "1 when RUNNING and healthy (or without a healthcheck) and no GPU it needs is faulty",
+        healthy,
+    );
+    registry.register("supd_program_restarts", "Automatic restarts since supd started", restarts);
+    registry.register(
+        "supd_program_start_time_seconds",
+        "When the current process was spawned, seconds since the Unix epoch",
+        started,
+    );
+    registry.register(
+        "supd_program_exit_code",
+        "How the last process ended: its exit code, or 128 + signal",
+        exit_code,
+    );
+    registry.register(
+        "supd_program_resident_memory_bytes",
+        "Resident memory of the program's whole process tree, bytes (sampled every 5 s)",
+        rss,
+    );
+    registry.register(
+        "supd_program_cpu_seconds",
+        "User and system CPU time of the program's whole process tree, seconds (sampled every 5 s)",
+        cpu,
+    );
+}
+
+/// The standard `process_*` metrics, for supd itself.
+fn own(registry: &mut Registry, own: &sample::Own) {
+    let cpu = Counter::<f64, AtomicU64>::default();
+    cpu.inc_by(own.cpu_seconds);
+    registry.register("process_cpu_seconds", "supd's user and system CPU time, seconds", cpu);
+    registry.register("process_resident_memory_bytes", "supd's resident memory, bytes", int_gauge(own.rss_bytes));
+    registry.register("process_virtual_memory_bytes", "supd's virtual memory, bytes", int_gauge(own.virtual_bytes));
+    let start = FloatGauge::default();
+    start.set(own.start_time_seconds);
+    registry.register("process_start_time_seconds", "When supd started, seconds since the Unix epoch", start);
+    registry.register("process_open_fds", "supd's open file descriptors", int_gauge(own.open_fds));
+    registry.register("process_max_fds", "supd's file descriptor limit", int_gauge(own.max_fds));
+    registry.register("process_threads", "supd's threads", int_gauge(own.threads));
+}
+
+/// GPU gauges, per device index, when there are GPUs.
+fn gpus(registry: &mut Registry, view: &crate::gpu::GpuView) {
+    if !view.available {
+        return;
+    }
+    let up = Family::<GpuLabels, Gauge>::default();
+    let used = Family::<GpuLabels, Gauge>::default();
+    let total = Family::<GpuLabels, Gauge>::default();
+    let util = Family::<GpuLabels, FloatGauge>::default();
+    let temp = Family::<GpuLabels, Gauge>::default();
+    for d in &view.devices {
+        let l = GpuLabels { gpu: d.device.index.to_string() };
+        up.get_or_create(&l).set(i64::from(d.status == crate::gpu::DeviceStatus::Ok));
+        total.get_or_create(&l).set(i64::try_from(d.device.memory_total_bytes).unwrap_or(i64::MAX));
+        if let Some(r) = d.reading {
+            used.get_or_create(&l).set(i64::try_from(r.memory_used_bytes).unwrap_or(i64::MAX));
+            util.get_or_create(&l).set(f64::from(r.utilization_percent) / 100.0);
+            temp.get_or_create(&l).set(i64::from(r.temperature_celsius));
+        }
+    }
+    registry.register("supd_gpu_up", "1 while the GPU answers without a critical XID error", up);
+    registry.register("supd_gpu_memory_used_bytes", "GPU memory in use, bytes", used);
+    registry.register("supd_gpu_memory_total_bytes", "GPU memory, bytes", total);
+    registry.register("supd_gpu_utilization_ratio", "GPU utilization over NVML's last sample period, 0 to 1", util);
+    registry.register("supd_gpu_temperature_celsius", "GPU core temperature, degrees Celsius", temp);
+}
+
+/// A gauge set to `v` (saturating at `i64::MAX`).
+fn int_gauge(v: u64) -> Gauge {
+    let gauge = Gauge::default();
+    gauge.set(i64::try_from(v).unwrap_or(i64::MAX));
+    gauge
+}
