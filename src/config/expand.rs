@@ -48,6 +48,32 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<St
     Ok(out)
 }
 
+/// Replaces supervisord's `%(process_num)s`, `%(process_num)d` and `%(process_num)0Nd` (zero
+/// padded to N digits) with `num`, for the copies of a program with `numprocs`.
+pub fn process_num(input: &str, num: u32) -> String {
+    const KEY: &str = "%(process_num)";
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(at) = rest.find(KEY) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + KEY.len()..];
+        let spec_len = after.find(['s', 'd']).filter(|&i| after[..i].bytes().all(|b| b.is_ascii_digit()));
+        match spec_len {
+            Some(i) => {
+                let width: usize = after[..i].parse().unwrap_or(0);
+                out.push_str(&format!("{num:0width$}"));
+                rest = &after[i + 1..];
+            }
+            None => {
+                out.push_str(KEY);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +92,12 @@ mod tests {
         assert_eq!(expand("${HOST:-0.0.0.0}:${PORT}", env).as_deref(), Ok("0.0.0.0:3002"));
         assert_eq!(expand("${EMPTY:-x}", env).as_deref(), Ok("x"), "empty counts as unset, like sh's :-");
         assert_eq!(expand("echo $HOME $${PORT}", env).as_deref(), Ok("echo $HOME ${PORT}"));
+    }
+
+    #[test]
+    fn process_num_takes_supervisords_forms() {
+        assert_eq!(super::process_num("w%(process_num)s --port 80%(process_num)02d", 3), "w3 --port 8003");
+        assert_eq!(super::process_num("%(process_num)d %(process_num)x", 7), "7 %(process_num)x");
     }
 
     #[test]

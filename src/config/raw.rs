@@ -122,6 +122,8 @@ pub struct RawProgram {
     pub gpu: Option<Spanned<GpuMode>>,
     pub gpus: Option<Spanned<Vec<Spanned<u32>>>>,
     pub gpu_count: Option<Spanned<u32>>,
+    pub numprocs: Option<Spanned<u32>>,
+    pub numprocs_start: Option<u32>,
 }
 
 /// `[program.NAME.healthcheck]`: exactly one of `http`, `tcp`, `exec`, and Docker

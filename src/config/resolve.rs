@@ -57,13 +57,30 @@ pub(super) fn resolve(
     };
 
     let mut resolved = Vec::with_capacity(programs.len());
+    let mut copies = BTreeMap::new();
     let mut written = BTreeMap::new();
     for (name, found) in &programs {
         let (group, group_priority) = match membership.get(name.as_str()) {
             Some((group, priority)) => (group.to_string(), *priority),
             None => (name.clone(), found.raw.priority.unwrap_or(999)),
         };
-        resolved.push(program(found, group, group_priority, &defaults, &mut users, &env)?);
+        let ctx = Context { group, group_priority, defaults: &defaults, env: &env, process_num: None };
+        match numprocs(found)? {
+            None => resolved.push(program(found, &ctx, &mut users)?),
+            Some(nums) => {
+                // supervisord: the copies form a group named after the program.
+                let mut each = Vec::with_capacity(nums.len());
+                for num in nums {
+                    let copy_ctx = Context { group: ctx.group.clone(), process_num: Some(num), ..ctx };
+                    let mut copy = program(found, &copy_ctx, &mut users)?;
+                    copy.name = format!("{name}_{num:02}");
+                    each.push(copy);
+                }
+                // The program itself stands for its copies while dependencies are checked.
+                resolved.extend(each.first().cloned().map(|first| ProgramConfig { name: name.clone(), ..first }));
+                copies.insert(name.clone(), each);
+            }
+        }
         if let Some(deps) = &found.raw.depends_on {
             let source = found.source;
             let key = format!("program.{name}.depends_on");
@@ -72,6 +89,7 @@ pub(super) fn resolve(
         }
     }
     depends::resolve(&mut resolved, &written)?;
+    let mut resolved = expand_copies(resolved, copies);
     resolved.sort_by(|a, b| {
         (a.group_priority, &a.group, a.priority, &a.name).cmp(&(b.group_priority, &b.group, b.priority, &b.name))
     });
@@ -231,6 +249,54 @@ fn membership<'a>(
     Ok(out)
 }
 
+/// `numprocs` (supervisord): the process numbers of the copies, `numprocs_start` and up;
+/// `None` for a program without it.
+fn numprocs(found: &Found<'_, RawProgram>) -> Result<Option<std::ops::Range<u32>>, ConfigError> {
+    let Some(n) = &found.raw.numprocs else { return Ok(None) };
+    let start = found.raw.numprocs_start.unwrap_or(0);
+    let key = format!("program.{}.numprocs", found.name.get_ref());
+    match start.checked_add(*n.get_ref()) {
+        _ if *n.get_ref() == 0 => Err(found.error(n.span().start, &key, "numprocs must be at least 1")),
+        Some(end) if *n.get_ref() <= 1000 => Ok(Some(start..end)),
+        _ => Err(found.error(n.span().start, &key, "numprocs is at most 1000")),
+    }
+}
+
+/// Replaces each `numprocs` program by its copies; a dependency on it becomes a dependency on
+/// every copy.
+fn expand_copies(programs: Vec<ProgramConfig>, mut copies: BTreeMap<String, Vec<ProgramConfig>>) -> Vec<ProgramConfig> {
+    let names: BTreeMap<String, Vec<String>> =
+        copies.iter().map(|(name, each)| (name.clone(), each.iter().map(|c| c.name.clone()).collect())).collect();
+    let mut out = Vec::with_capacity(programs.len());
+    for mut p in programs {
+        let deps = std::mem::take(&mut p.depends_on);
+        p.depends_on = deps
+            .into_iter()
+            .flat_map(|d| match names.get(&d.program) {
+                Some(each) => {
+                    each.iter().map(|c| super::Dependency { program: c.clone(), condition: d.condition }).collect()
+                }
+                None => vec![d],
+            })
+            .collect();
+        match copies.remove(&p.name) {
+            Some(each) => out.extend(each.into_iter().map(|c| ProgramConfig { depends_on: p.depends_on.clone(), ..c })),
+            None => out.push(p),
+        }
+    }
+    out
+}
+
+/// What resolving one program (or one copy of it) needs besides its table.
+struct Context<'a, E> {
+    group: String,
+    group_priority: i64,
+    defaults: &'a Defaults,
+    env: &'a E,
+    /// The copy's number, for `%(process_num)s`, under `numprocs`.
+    process_num: Option<u32>,
+}
+
 /// What `[supervisor]` sets for every program.
 struct Defaults {
     user: Option<Credentials>,
@@ -238,20 +304,23 @@ struct Defaults {
     log_json: bool,
 }
 
-fn program(
+fn program<E: Fn(&str) -> Option<String>>(
     found: &Found<'_, RawProgram>,
-    group: String,
-    group_priority: i64,
-    defaults: &Defaults,
+    ctx: &Context<'_, E>,
     users: &mut UserCache,
-    env: &impl Fn(&str) -> Option<String>,
 ) -> Result<ProgramConfig, ConfigError> {
+    let (defaults, env) = (ctx.defaults, ctx.env);
+    let (group, group_priority) = (ctx.group.clone(), ctx.group_priority);
     let name = found.name.get_ref().clone();
     let raw = found.raw;
     let key = |k: &str| format!("program.{name}.{k}");
     let expand_at = |value: &str, at: usize, k: &str| {
         let k = k.strip_prefix(&format!("program.{name}.")).unwrap_or(k).to_string();
-        expand(value, env).map_err(|m| found.error(at, &key(&k), m))
+        let value = match ctx.process_num {
+            Some(num) => super::expand::process_num(value, num),
+            None => value.to_string(),
+        };
+        expand(&value, env).map_err(|m| found.error(at, &key(&k), m))
     };
 
     let command_at = raw.command.span().start;
@@ -496,6 +565,24 @@ mod tests {
     fn resolve_texts(texts: &[(&str, &str)]) -> Result<Config, String> {
         let files: Vec<_> = texts.iter().map(|(n, t)| source(n, t)).collect();
         resolve(&files, |n| (n == "PORT").then(|| "3002".to_string())).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn numprocs_makes_numbered_copies_in_a_group_and_dependents_wait_for_each() {
+        let cfg = resolve_texts(&[(
+            "a.toml",
+            "[program.worker]\ncommand = \"serve --port 80%(process_num)02d\"\nnumprocs = 2\nnumprocs_start = 1\n\
+             environment = { N = \"%(process_num)s\" }\n[program.web]\ncommand = \"web\"\ndepends_on = [\"worker\"]\n",
+        )])
+        .unwrap();
+        let names: Vec<_> = cfg.programs.iter().map(|p| p.display_name()).collect();
+        assert_eq!(names, ["web", "worker:worker_01", "worker:worker_02"]);
+        assert_eq!(cfg.programs[2].command, ["serve", "--port", "8002"]);
+        assert_eq!(cfg.programs[2].environment, [("N".to_string(), "2".to_string())]);
+        let deps: Vec<_> = cfg.programs[0].depends_on.iter().map(|d| d.program.as_str()).collect();
+        assert_eq!(deps, ["worker_01", "worker_02"]);
+        let err = resolve_texts(&[("a.toml", "[program.w]\ncommand = \"x\"\nnumprocs = 0\n")]).unwrap_err();
+        assert!(err.contains("a.toml:3:12") && err.contains("program.w.numprocs"), "{err}");
     }
 
     #[test]
