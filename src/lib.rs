@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod config;
+pub mod convert;
 pub mod ctl;
 pub mod gpu;
 pub mod health;

@@ -90,6 +90,15 @@ enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Convert a supervisord.conf (and its [include] files) to supd TOML, with a warning on
+    /// stderr for each setting not carried. Needs no running supd.
+    Convert {
+        /// The supervisord config file.
+        file: PathBuf,
+        /// Write DIR/supd.toml instead of printing it.
+        #[arg(short, long, value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
 }
 
 fn main() {
@@ -114,6 +123,7 @@ fn main() {
         Cmd::Reopen => Request::Reopen,
         Cmd::Gpu => Request::Gpu,
         Cmd::Reload { dry_run } => Request::Reload { dry_run },
+        Cmd::Convert { file, output } => std::process::exit(convert(&file, output.as_deref())),
     };
     if let Request::Tail { follow: true, .. } = request {
         std::process::exit(follow(&cli.socket, &request, cli.json));
@@ -152,6 +162,40 @@ fn follow(socket: &std::path::Path, request: &Request, json: bool) -> i32 {
         Err(e) => {
             eprintln!("supctl: {e}");
             e.code
+        }
+    }
+}
+
+/// `convert`: 0 when written (warnings or not), 1 when the file could not be read or written.
+fn convert(file: &std::path::Path, output: Option<&std::path::Path>) -> i32 {
+    let converted = match supd::convert::convert(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("supctl: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    for w in &converted.warnings {
+        eprintln!("warning: {w}");
+    }
+    let Some(dir) = output else {
+        print(&converted.toml);
+        return EXIT_OK;
+    };
+    let path = dir.join("supd.toml");
+    match std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, &converted.toml)) {
+        Ok(()) => {
+            eprintln!(
+                "wrote {} ({} warnings); check it with: supd check -c {}",
+                path.display(),
+                converted.warnings.len(),
+                path.display()
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("supctl: cannot write {}: {e}", path.display());
+            EXIT_FAILED
         }
     }
 }

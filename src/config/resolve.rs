@@ -69,11 +69,14 @@ pub(super) fn resolve(
             None => resolved.push(program(found, &ctx, &mut users)?),
             Some(nums) => {
                 // supervisord: the copies form a group named after the program.
+                // `numprocs = 1` keeps the program's own name, as supervisord's default
+                // process_name does.
+                let single = nums.len() == 1;
                 let mut each = Vec::with_capacity(nums.len());
                 for num in nums {
                     let copy_ctx = Context { group: ctx.group.clone(), process_num: Some(num), ..ctx };
                     let mut copy = program(found, &copy_ctx, &mut users)?;
-                    copy.name = format!("{name}_{num:02}");
+                    copy.name = if single { name.clone() } else { format!("{name}_{num:02}") };
                     each.push(copy);
                 }
                 // The program itself stands for its copies while dependencies are checked.

@@ -1,0 +1,404 @@
+//! `supctl convert`: a supervisord INI config (with its `[include]` files) to supd TOML.
+//!
+//! Every `[program:x]` and `[group:x]` and the keys that map are carried; `%(ENV_X)s` becomes
+//! `${X}`, `%(program_name)s`, `%(group_name)s` and `%(here)s` are expanded, and
+//! `%(process_num)s` is kept (supd has `numprocs`). Everything else gets a warning that says
+//! what to use in supd instead. The INI is read by the rust-ini crate and the TOML written by
+//! the toml crate.
+
+use std::path::{Path, PathBuf};
+
+use ini::{Ini, ParseOption, Properties};
+use toml::{Table, Value};
+
+/// The result: the TOML text and a warning for everything not carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Converted {
+    /// The supd config.
+    pub toml: String,
+    /// One line each: `FILE [section] key: what happened; what to use instead`.
+    pub warnings: Vec<String>,
+}
+
+/// Converts the supervisord config at `path`. Errors: a file cannot be read or parsed, or
+/// `[include]` nests more than 10 deep.
+pub fn convert(path: &Path) -> Result<Converted, String> {
+    let mut c = Converter::default();
+    c.file(path, 0)?;
+    c.finish()
+}
+
+#[derive(Default)]
+struct Converter {
+    supervisor: Table,
+    /// `[supervisord] environment`, given to every program (their own wins).
+    environment: Table,
+    programs: Table,
+    groups: Table,
+    warnings: Vec<String>,
+}
+
+/// How a supervisord `[program:x]` key is carried: under the same name (supd uses
+/// supervisord's), as text, a number or a boolean, or not at all.
+enum Key {
+    Text,
+    Int,
+    Bool,
+    /// Not carried; the warning's advice.
+    Dropped(&'static str),
+}
+
+fn program_key(key: &str) -> Option<Key> {
+    use Key::*;
+    Some(match key {
+        "command" | "directory" | "user" | "umask" | "stopsignal" | "stdout_logfile" | "stderr_logfile" => Text,
+        "stdout_logfile_maxbytes" | "stderr_logfile_maxbytes" => Text,
+        "priority" | "startsecs" | "startretries" | "stopwaitsecs" | "numprocs" | "numprocs_start" => Int,
+        "stdout_logfile_backups" | "stderr_logfile_backups" => Int,
+        "autostart" | "stopasgroup" | "killasgroup" | "redirect_stderr" => Bool,
+        "stdout_events_enabled" | "stderr_events_enabled" => {
+            Dropped("supd has no event listeners; `supctl tail -f` and /metrics show output and state")
+        }
+        "stdout_capture_maxbytes" | "stderr_capture_maxbytes" => Dropped("supd has no capture mode"),
+        "stdout_syslog" | "stderr_syslog" => {
+            Dropped("send output to supd's stdout (the default) and ship it from there")
+        }
+        "serverurl" => Dropped("programs reach supd through supctl and its [supervisor] socket"),
+        "process_name" => Dropped("supd names numprocs copies NAME_00, NAME_01 …"),
+        _ => return None,
+    })
+}
+
+impl Converter {
+    fn warn(&mut self, file: &Path, section: &str, message: String) {
+        self.warnings.push(format!("{} [{section}] {message}", file.display()));
+    }
+
+    fn file(&mut self, path: &Path, depth: usize) -> Result<(), String> {
+        if depth > 10 {
+            return Err(format!("{}: [include] nests more than 10 deep", path.display()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let options = ParseOption {
+            enabled_quote: false,
+            enabled_escape: false,
+            // Continuation lines are joined first (rust-ini's own joining drops keys that follow
+            // an inline comment).
+            enabled_indented_mutiline_value: false,
+            enabled_preserve_key_leading_whitespace: false,
+        };
+        let ini = Ini::load_from_str_opt(&join_continuations(&text), options)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let here = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let here = here.canonicalize().unwrap_or_else(|_| here.to_path_buf());
+        for (section, props) in ini.iter() {
+            let Some(section) = section else { continue };
+            let (kind, name) = section.split_once(':').unwrap_or((section, ""));
+            match kind {
+                "program" => self.program(path, &here, name, props),
+                "group" => self.group(path, &here, name, props),
+                "supervisord" => self.supervisord(path, &here, props),
+                "include" => {
+                    for file in include(&here, props) {
+                        self.file(&file, depth + 1)?;
+                    }
+                }
+                "eventlistener" => {
+                    let events = props.get("events").unwrap_or("");
+                    let command = props.get("command").unwrap_or("");
+                    let advice = match events.split(',').map(str::trim).find_map(|e| e.strip_prefix("TICK_")) {
+                        Some(secs) => format!(
+                            "it runs on TICK_{secs}, so it is a health check: give the program it watches \
+                             [program.NAME.healthcheck] exec = {command:?} (or http = \"http://…\"), \
+                             interval = \"{secs}s\"; supd restarts it when unhealthy"
+                        ),
+                        None => "use a [program.NAME.healthcheck] for checks, /metrics for monitoring".into(),
+                    };
+                    self.warn(path, section, format!("not carried: supd has no event listeners; {advice}"));
+                }
+                "unix_http_server" | "inet_http_server" | "supervisorctl" | "rpcinterface" => self.warn(
+                    path,
+                    section,
+                    "not carried: supctl talks to supd's [supervisor] socket; [supervisor] http serves \
+                     /health and /metrics read-only"
+                        .into(),
+                ),
+                "fcgi-program" => self.warn(path, section, "not carried: supd does not run FastCGI programs".into()),
+                _ => self.warn(path, section, "not carried: unknown section".into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn supervisord(&mut self, file: &Path, here: &Path, props: &Properties) {
+        for (key, value) in props.iter() {
+            let value = substitute(value, here, "", "");
+            let carried = match key {
+                "logfile" => Some(("logfile", Value::String(value))),
+                "logfile_maxbytes" => Some(("logfile_maxbytes", Value::String(value))),
+                "logfile_backups" => value.parse().ok().map(|n| ("logfile_backups", Value::Integer(n))),
+                "loglevel" => Some(("log_level", Value::String(log_level(&value).into()))),
+                "user" => Some(("user", Value::String(value))),
+                "environment" => {
+                    self.environment = environment(&value);
+                    continue;
+                }
+                "nodaemon" | "silent" => continue, // supd always runs in the foreground
+                _ => None,
+            };
+            match carried {
+                Some((k, v)) => {
+                    self.supervisor.insert(k.into(), v);
+                }
+                None => self.warn(file, "supervisord", format!("{key}: not carried (supd has no such setting)")),
+            }
+        }
+    }
+
+    fn group(&mut self, file: &Path, here: &Path, name: &str, props: &Properties) {
+        let mut table = Table::new();
+        for (key, value) in props.iter() {
+            let value = substitute(value, here, "", name);
+            match key {
+                "programs" => {
+                    let list = value.split(',').map(str::trim).filter(|p| !p.is_empty());
+                    table.insert("programs".into(), Value::Array(list.map(|p| Value::String(p.into())).collect()));
+                }
+                "priority" => match value.parse() {
+                    Ok(n) => {
+                        table.insert("priority".into(), Value::Integer(n));
+                    }
+                    Err(_) => self.warn(file, &format!("group:{name}"), format!("priority: {value:?} is not a number")),
+                },
+                _ => self.warn(file, &format!("group:{name}"), format!("{key}: not carried (unknown key)")),
+            }
+        }
+        self.groups.insert(name.into(), Value::Table(table));
+    }
+
+    fn program(&mut self, file: &Path, here: &Path, name: &str, props: &Properties) {
+        let section = format!("program:{name}");
+        let mut table = Table::new();
+        let mut environment_table = self.environment.clone();
+        for (key, raw) in props.iter() {
+            let value = substitute(raw, here, name, name);
+            let bad = |what: &str| format!("{key}: {value:?} is not {what}; not carried");
+            match (key, program_key(key)) {
+                ("environment", _) => environment_table.extend(environment(&value)),
+                // The names supd gives anyway: the program's own, or NAME_00 … under numprocs.
+                ("process_name", _) if value == name || value == format!("{name}_%(process_num)02d") => {}
+                ("autorestart", _) => {
+                    let v = match value.to_ascii_lowercase().as_str() {
+                        "unexpected" => Value::String("unexpected".into()),
+                        other => Value::Boolean(truthy(other).unwrap_or(true)),
+                    };
+                    table.insert("autorestart".into(), v);
+                }
+                ("exitcodes", _) => {
+                    let codes: Result<Vec<Value>, _> =
+                        value.split(',').map(|c| c.trim().parse::<i64>().map(Value::Integer)).collect();
+                    match codes {
+                        Ok(codes) => {
+                            table.insert("exitcodes".into(), Value::Array(codes));
+                        }
+                        Err(_) => self.warn(file, &section, bad("a list of exit codes")),
+                    }
+                }
+                ("stdout_logfile" | "stderr_logfile", _) if value.eq_ignore_ascii_case("AUTO") => self.warn(
+                    file,
+                    &section,
+                    format!("{key}=AUTO: not carried; supd's default sends output to its own stdout (docker logs)"),
+                ),
+                (_, Some(Key::Text)) => {
+                    table.insert(key.into(), Value::String(value));
+                }
+                (_, Some(Key::Int)) => match value.parse() {
+                    Ok(n) => {
+                        table.insert(key.into(), Value::Integer(n));
+                    }
+                    Err(_) => self.warn(file, &section, bad("a number")),
+                },
+                (_, Some(Key::Bool)) => match truthy(&value) {
+                    Some(b) => {
+                        table.insert(key.into(), Value::Boolean(b));
+                    }
+                    None => self.warn(file, &section, bad("true or false")),
+                },
+                (_, Some(Key::Dropped(advice))) => self.warn(file, &section, format!("{key}: not carried; {advice}")),
+                (_, None) => self.warn(file, &section, format!("{key}: not carried (unknown key)")),
+            }
+        }
+        if !environment_table.is_empty() {
+            table.insert("environment".into(), Value::Table(environment_table));
+        }
+        if !table.contains_key("command") {
+            self.warn(file, &section, "no command: the program is left out".into());
+            return;
+        }
+        self.programs.insert(name.into(), Value::Table(table));
+    }
+
+    fn finish(self) -> Result<Converted, String> {
+        let mut root = Table::new();
+        if !self.supervisor.is_empty() {
+            root.insert("supervisor".into(), Value::Table(self.supervisor));
+        }
+        if !self.groups.is_empty() {
+            root.insert("group".into(), Value::Table(self.groups));
+        }
+        root.insert("program".into(), Value::Table(self.programs));
+        let body = toml::to_string(&root).map_err(|e| format!("cannot write TOML: {e}"))?;
+        let toml =
+            format!("# Converted from supervisord.conf by `supctl convert`; check it with `supd check`.\n\n{body}");
+        Ok(Converted { toml, warnings: self.warnings })
+    }
+}
+
+/// supervisord's `%(…)s` expansions, as supd understands them: `%(ENV_X)s` → `${X}`,
+/// `%(program_name)s`, `%(group_name)s` and `%(here)s` expanded, `%(process_num)…` kept, `%%`
+/// → `%`. A `${` already there is escaped as `$${`, since supd would expand it.
+fn substitute(value: &str, here: &Path, program: &str, group: &str) -> String {
+    let value = value.replace("${", "$${");
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value.as_str();
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('%') {
+            out.push('%');
+            rest = tail;
+            continue;
+        }
+        let parsed = after.strip_prefix('(').and_then(|a| a.split_once(')'));
+        let Some((name, tail)) = parsed else {
+            out.push('%');
+            rest = after;
+            continue;
+        };
+        // The conversion: `s`, `d`, or a width then `d`.
+        let spec = tail.find(['s', 'd']).filter(|&i| tail[..i].bytes().all(|b| b.is_ascii_digit()));
+        let Some(spec) = spec else {
+            out.push('%');
+            rest = after;
+            continue;
+        };
+        let whole = &rest[at..at + 1 + 1 + name.len() + 1 + spec + 1];
+        match name {
+            "program_name" => out.push_str(program),
+            "group_name" => out.push_str(group),
+            "here" => out.push_str(&here.display().to_string()),
+            n if n.starts_with("ENV_") => out.push_str(&format!("${{{}}}", &n[4..])),
+            _ => out.push_str(whole), // %(process_num)s and the rest stay as written
+        }
+        rest = &tail[spec + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Joins ConfigParser's continuation lines (indented, after a `key = value` line) onto that
+/// line, separated by a space, as supervisord's parsers read the newline.
+fn join_continuations(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_value = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        let continues = in_value && line.starts_with([' ', '\t']) && !trimmed.is_empty();
+        if continues && !trimmed.starts_with([';', '#']) {
+            out.push(' ');
+            out.push_str(trimmed);
+            continue;
+        }
+        if !continues {
+            in_value = !trimmed.is_empty() && !trimmed.starts_with(['[', ';', '#']);
+            out.push('\n');
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// supervisord's `environment`: `KEY="value",KEY2=value2`, commas inside quotes kept.
+fn environment(value: &str) -> Table {
+    let mut out = Table::new();
+    let mut pairs = Vec::new();
+    let (mut current, mut quote) = (String::new(), None);
+    for ch in value.chars() {
+        match (ch, quote) {
+            ('"' | '\'', None) => quote = Some(ch),
+            (c, Some(q)) if c == q => quote = None,
+            (',', None) => pairs.push(std::mem::take(&mut current)),
+            (c, _) => current.push(c),
+        }
+    }
+    pairs.push(current);
+    for pair in pairs {
+        if let Some((k, v)) = pair.split_once('=') {
+            out.insert(k.trim().into(), Value::String(v.trim().into()));
+        }
+    }
+    out
+}
+
+/// The files `[include] files` names, relative to the including file.
+fn include(here: &Path, props: &Properties) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for pattern in props.get("files").unwrap_or("").split_whitespace() {
+        let full = here.join(substitute(pattern, here, "", ""));
+        let mut matched: Vec<PathBuf> = glob::glob(&full.to_string_lossy())
+            .map(|paths| paths.filter_map(Result::ok).filter(|p| p.is_file()).collect())
+            .unwrap_or_default();
+        matched.sort();
+        out.extend(matched);
+    }
+    out
+}
+
+/// supervisord's boolean spellings.
+fn truthy(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// supervisord's log levels as supd's.
+fn log_level(level: &str) -> &'static str {
+    match level.to_ascii_lowercase().as_str() {
+        "critical" | "error" => "error",
+        "warn" => "warn",
+        "debug" => "debug",
+        "trace" | "blather" => "trace",
+        _ => "info",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expansions_follow_supervisord() {
+        let here = Path::new("/etc/sv");
+        assert_eq!(
+            substitute("%(here)s/%(program_name)s --x %(ENV_PORT)s %(process_num)02d 100%% ${X}", here, "api", "g"),
+            "/etc/sv/api --x ${PORT} %(process_num)02d 100% $${X}"
+        );
+        assert_eq!(substitute("50% off %(", here, "a", "a"), "50% off %(");
+    }
+
+    #[test]
+    fn continuation_lines_join_their_key() {
+        let joined = join_continuations("[program:a]\nenvironment=\n    A=\"1\",\n    B=\"2\"\ncommand=x ; note\n");
+        assert_eq!(joined, "\n[program:a]\nenvironment= A=\"1\", B=\"2\"\ncommand=x ; note");
+    }
+
+    #[test]
+    fn environment_pairs_keep_quoted_commas() {
+        let env = environment(r#"A="1,2",B=x, C='y z'"#);
+        assert_eq!(env.get("A").and_then(Value::as_str), Some("1,2"));
+        assert_eq!(env.get("B").and_then(Value::as_str), Some("x"));
+        assert_eq!(env.get("C").and_then(Value::as_str), Some("y z"));
+    }
+}

@@ -1,0 +1,75 @@
+//! `supctl convert`: supervisord configs to supd TOML, checked against golden files, and the
+//! output must pass `supd check`. `UPDATE_GOLDEN=1 cargo test --test convert` rewrites them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SUPCTL: &str = env!("CARGO_BIN_EXE_supctl");
+const SUPD: &str = env!("CARGO_BIN_EXE_supd");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/convert/fixtures").join(name)
+}
+
+/// Converts fixture `name` with supctl into a temporary directory; compares the TOML and the
+/// warnings (with the fixture's directory written `@HERE@`) with the golden files; then runs
+/// `supd check` on the result.
+fn golden(name: &str) {
+    let dir = fixture(name);
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(SUPCTL)
+        .arg("convert")
+        .arg(dir.join("supervisord.conf"))
+        .arg("-o")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let here = dir.display().to_string();
+    let toml = std::fs::read_to_string(out.path().join("supd.toml")).unwrap().replace(&here, "@HERE@");
+    let warnings: String = String::from_utf8_lossy(&run.stderr)
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .map(|l| format!("{}\n", l.replace(&here, "@HERE@")))
+        .collect();
+    for (file, got) in [("expected.toml", &toml), ("expected.warnings", &warnings)] {
+        let path = dir.join(file);
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, got).unwrap();
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(got, &want, "{} differs from the golden file", path.display());
+    }
+    let check = Command::new(SUPD)
+        .args(["check", "-c"])
+        .arg(out.path().join("supd.toml"))
+        .env("MCP_PORT", "7000")
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "supd check: {}", String::from_utf8_lossy(&check.stderr));
+}
+
+#[test]
+fn an_agent_image_config_converts_with_warnings_for_what_is_not_carried() {
+    golden("agent");
+}
+
+#[test]
+fn the_sample_from_supervisords_documentation_converts() {
+    golden("sample");
+}
+
+#[test]
+fn an_event_listener_health_check_becomes_a_healthcheck_suggestion() {
+    let text = std::fs::read_to_string(fixture("agent").join("expected.warnings")).unwrap();
+    let line = text.lines().find(|l| l.contains("[eventlistener:healthcheck]")).expect("a warning for the listener");
+    assert!(line.contains("[program.NAME.healthcheck]") && line.contains("interval = \"60s\""), "{line}");
+}
+
+#[test]
+fn an_unreadable_file_is_an_error_naming_it() {
+    let run = Command::new(SUPCTL).args(["convert", "/nonexistent/supervisord.conf"]).output().unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("cannot read /nonexistent/supervisord.conf"));
+}
