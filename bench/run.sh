@@ -4,7 +4,8 @@
 # bench/compare.py (supd beside its peers, to bench/results.md), bench/health.py (probes and
 # /health, to bench/results-health.md) and bench/logs.py (1 GiB of output into a file and
 # through the passthrough, to bench/results-logs.md; needs 2 GiB free in /var/tmp) and
-# bench/gpu.py (detection and polling cost, to bench/results-gpu.md). Takes about five minutes.
+# bench/gpu.py (detection and polling cost, to bench/results-gpu.md) and bench/live.py (reload
+# and /metrics with 200 programs, to bench/results-live.md). Takes about five minutes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -21,3 +22,4 @@ cargo build --release --locked --manifest-path "$root/Cargo.toml"
 "$here/.venv/bin/python" "$here/health.py" --supd "$root/target/release" --out "$here/results-health.md"
 "$here/.venv/bin/python" "$here/logs.py" --supd "$root/target/release" --out "$here/results-logs.md"
 "$here/.venv/bin/python" "$here/gpu.py" --supd "$root/target/release" --out "$here/results-gpu.md"
+"$here/.venv/bin/python" "$here/live.py" --supd "$root/target/release" --out "$here/results-live.md"
