@@ -21,18 +21,23 @@ def memory_mib(pid, field="VmRSS"):
     return 0.0
 
 
-def supd_status(sock):
-    """supd's programs by name, as its control socket reports them."""
+def request(sock, line):
+    """One request line on supd's control socket; the answer line (bytes)."""
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(sock)
-        s.sendall(b'{"cmd":"status"}\n')
+        s.sendall(line)
         data = b""
         while not data.endswith(b"\n"):
             chunk = s.recv(1 << 16)
             if not chunk:
                 break
             data += chunk
-    return {p["name"]: p for p in json.loads(data)["programs"]}
+    return data
+
+
+def supd_status(sock):
+    """supd's programs by name, as its control socket reports them."""
+    return {p["name"]: p for p in json.loads(request(sock, b'{"cmd":"status"}\n'))["programs"]}
 
 
 def write_table(path, header, rows):

@@ -5,7 +5,6 @@ many program pids changed. Writes bench/results-live.md."""
 import argparse
 import http.client
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import tempfile
 import time
 import xmlrpc.client
 
-from common import supd_status, write_table
+from common import request, supd_status, write_table
 
 N = 200
 ROUNDS = 5
@@ -27,20 +26,6 @@ def wait(what, f, timeout=60):
             return v
         time.sleep(0.05)
     sys.exit(f"timed out waiting for {what}")
-
-
-def request(sock, line):
-    """One control request on supd's socket; the answer line."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(sock)
-        s.sendall(line)
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(1 << 16)
-            if not chunk:
-                break
-            data += chunk
-    return data
 
 
 def supd_config(path, sock, port, changed):
