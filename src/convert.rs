@@ -259,41 +259,12 @@ impl Converter {
 /// → `%`. A `${` already there is escaped as `$${`, since supd would expand it.
 fn substitute(value: &str, here: &Path, program: &str, group: &str) -> String {
     let value = value.replace("${", "$${");
-    let mut out = String::with_capacity(value.len());
-    let mut rest = value.as_str();
-    while let Some(at) = rest.find('%') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        if let Some(tail) = after.strip_prefix('%') {
-            out.push('%');
-            rest = tail;
-            continue;
-        }
-        let parsed = after.strip_prefix('(').and_then(|a| a.split_once(')'));
-        let Some((name, tail)) = parsed else {
-            out.push('%');
-            rest = after;
-            continue;
-        };
-        // The conversion: `s`, `d`, or a width then `d`.
-        let spec = tail.find(['s', 'd']).filter(|&i| tail[..i].bytes().all(|b| b.is_ascii_digit()));
-        let Some(spec) = spec else {
-            out.push('%');
-            rest = after;
-            continue;
-        };
-        let whole = &rest[at..at + 1 + 1 + name.len() + 1 + spec + 1];
-        match name {
-            "program_name" => out.push_str(program),
-            "group_name" => out.push_str(group),
-            "here" => out.push_str(&here.display().to_string()),
-            n if n.starts_with("ENV_") => out.push_str(&format!("${{{}}}", &n[4..])),
-            _ => out.push_str(whole), // %(process_num)s and the rest stay as written
-        }
-        rest = &tail[spec + 1..];
-    }
-    out.push_str(rest);
-    out
+    crate::config::expand::percent_fields(&value, true, |name, _| match name {
+        "program_name" => Some(program.to_string()),
+        "group_name" => Some(group.to_string()),
+        "here" => Some(here.display().to_string()),
+        n => n.strip_prefix("ENV_").map(|var| format!("${{{var}}}")), // process_num and the rest stay
+    })
 }
 
 /// Joins ConfigParser's continuation lines (indented, after a `key = value` line) onto that

@@ -232,7 +232,7 @@ impl Handle {
                 let Some(signal) = SignalName::parse(&signal) else {
                     return error(ErrorKind::BadRequest, format!("unknown signal {signal:?}"));
                 };
-                self.act(Command::Signal(signal, names_of(&snapshot, &ids)), &snapshot, &ids, Wait::No).await
+                self.act(|names| Command::Signal(signal, names), names_of(&snapshot, &ids), Wait::No).await
             }
             Request::Clear { .. } => self.clear(&snapshot, &ids).await,
             Request::Reopen => {
@@ -241,15 +241,9 @@ impl Handle {
             }
             Request::Tail { .. } => error(ErrorKind::BadRequest, "tail is answered on its own connection"),
             Request::Reload { dry_run } => self.reload(dry_run).await,
-            Request::Start { .. } => {
-                self.act(Command::Start(names_of(&snapshot, &ids)), &snapshot, &ids, Wait::Started).await
-            }
-            Request::Restart { .. } => {
-                self.act(Command::Restart(names_of(&snapshot, &ids)), &snapshot, &ids, Wait::Started).await
-            }
-            Request::Stop { .. } => {
-                self.act(Command::Stop(names_of(&snapshot, &ids)), &snapshot, &ids, Wait::Stopped).await
-            }
+            Request::Start { .. } => self.act(Command::Start, names_of(&snapshot, &ids), Wait::Started).await,
+            Request::Restart { .. } => self.act(Command::Restart, names_of(&snapshot, &ids), Wait::Started).await,
+            Request::Stop { .. } => self.act(Command::Stop, names_of(&snapshot, &ids), Wait::Stopped).await,
         }
     }
 
@@ -302,11 +296,10 @@ impl Handle {
         }
     }
 
-    /// Sends `command` for the programs `ids` of `snapshot`, then waits for each accepted one
-    /// to settle as `wait` says. Programs are followed by name: a reload may move them.
-    async fn act(&self, command: Command, snapshot: &Snapshot, ids: &[usize], wait: Wait) -> Response {
-        let names = names_of(snapshot, ids);
-        let answers = match self.send(command).await {
+    /// Sends `command(names)`, then waits for each accepted program to settle as `wait` says.
+    /// Programs are followed by name: a reload may move them.
+    async fn act(&self, command: impl FnOnce(Vec<String>) -> Command, names: Vec<String>, wait: Wait) -> Response {
+        let answers = match self.send(command(names.clone())).await {
             Ok(a) => a,
             Err(e) => return error(ErrorKind::ShuttingDown, e),
         };

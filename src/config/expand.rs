@@ -51,24 +51,38 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<St
 /// Replaces supervisord's `%(process_num)s`, `%(process_num)d` and `%(process_num)0Nd` (zero
 /// padded to N digits) with `num`, for the copies of a program with `numprocs`.
 pub fn process_num(input: &str, num: u32) -> String {
-    const KEY: &str = "%(process_num)";
+    percent_fields(input, false, |name, width| (name == "process_num").then(|| format!("{num:0width$}")))
+}
+
+/// Replaces supervisord's (Python's) `%(NAME)s`, `%(NAME)d` and `%(NAME)0Nd` fields in `input`
+/// with `field(NAME, N)`, or keeps a field as written where that gives `None`. With `escapes`,
+/// `%%` is a literal `%` (supervisord.conf); without, it stays as it is (supd's TOML).
+pub fn percent_fields(input: &str, escapes: bool, mut field: impl FnMut(&str, usize) -> Option<String>) -> String {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
-    while let Some(at) = rest.find(KEY) {
+    while let Some(at) = rest.find('%') {
         out.push_str(&rest[..at]);
-        let after = &rest[at + KEY.len()..];
-        let spec_len = after.find(['s', 'd']).filter(|&i| after[..i].bytes().all(|b| b.is_ascii_digit()));
-        match spec_len {
-            Some(i) => {
-                let width: usize = after[..i].parse().unwrap_or(0);
-                out.push_str(&format!("{num:0width$}"));
-                rest = &after[i + 1..];
-            }
-            None => {
-                out.push_str(KEY);
-                rest = after;
-            }
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('%').filter(|_| escapes) {
+            out.push('%');
+            rest = tail;
+            continue;
         }
+        // `(NAME)`, then the conversion: `s`, `d`, or a width then `d`.
+        let parsed = after.strip_prefix('(').and_then(|a| a.split_once(')')).and_then(|(name, tail)| {
+            let spec = tail.find(['s', 'd']).filter(|&i| tail[..i].bytes().all(|b| b.is_ascii_digit()))?;
+            Some((name, tail[..spec].parse().unwrap_or(0), &tail[spec + 1..]))
+        });
+        let Some((name, width, tail)) = parsed else {
+            out.push('%');
+            rest = after;
+            continue;
+        };
+        match field(name, width) {
+            Some(text) => out.push_str(&text),
+            None => out.push_str(&rest[at..rest.len() - tail.len()]),
+        }
+        rest = tail;
     }
     out.push_str(rest);
     out

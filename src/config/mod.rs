@@ -7,7 +7,7 @@
 
 mod depends;
 mod error;
-mod expand;
+pub(crate) mod expand;
 mod health;
 mod load;
 mod raw;

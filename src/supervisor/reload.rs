@@ -6,7 +6,7 @@
 //! A program that is stopping finishes its stop under the config it was started with; the
 //! change is carried out once it has stopped ([`Supervisor::settle_reloads`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -67,11 +67,11 @@ impl Supervisor {
         }
         let gpu = self.gpus.prepare(&mut config.programs)?;
         let changes: Vec<Change> = config.programs.iter().map(|p| self.change(p)).collect();
-        let kept: HashMap<&str, ()> = config.programs.iter().map(|p| (p.name.as_str(), ())).collect();
+        let kept: HashSet<&str> = config.programs.iter().map(|p| p.name.as_str()).collect();
         let removed: Vec<String> = self
             .slots
             .iter()
-            .filter(|s| !matches!(s.next, Some(Next::Remove)) && !kept.contains_key(s.program.cfg.name.as_str()))
+            .filter(|s| !matches!(s.next, Some(Next::Remove)) && !kept.contains(s.program.cfg.name.as_str()))
             .map(|s| s.program.cfg.name.clone())
             .collect();
         let names = |want: Change| {
