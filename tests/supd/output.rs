@@ -54,3 +54,30 @@ fn log_format_json_writes_one_object_per_line() {
         assert!(v["timestamp"].is_string() && v["level"].is_string() && v["message"].is_string(), "{line}");
     }
 }
+
+#[test]
+fn a_flood_is_passed_through_whole_and_in_order() {
+    // 22 MB as fast as seq writes it: the stream moves off the event loop to a thread of its
+    // own part way through (more than 8 MiB within a second), which must lose, double and reorder
+    // nothing, nor break the line that was half read when it moved; its log file beside the
+    // passthrough gets the same bytes.
+    let supd = Supd::start(
+        "[program.f]\ncommand = [\"sh\", \"-c\", \"seq 1 3000000; printf last\"]\nstartsecs = 0\nautorestart = false\n\
+         stdout_logfile = \"@DIR@/f.log\"\nstdout_passthrough = true\n",
+    );
+    supd.wait_state("f", "EXITED", 20 * S);
+    let out = wait_until("the last line", 10 * S, || {
+        let out = std::fs::read_to_string(supd.path("stdout.log")).ok()?;
+        out.contains("f | last\n").then_some(out)
+    });
+    let lines: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("f | ")).collect();
+    assert_eq!(lines.len(), 3_000_001);
+    for (i, line) in lines[..3_000_000].iter().enumerate() {
+        assert_eq!(line.parse::<usize>().ok(), Some(i + 1), "line {}", i + 1);
+    }
+    let file = wait_until("the log file's last line", 10 * S, || {
+        std::fs::read_to_string(supd.path("f.log")).ok().filter(|f| f.ends_with("last"))
+    });
+    let expected: String = (1..=3_000_000).map(|i| format!("{i}\n")).chain(["last".to_string()]).collect();
+    assert!(file == expected, "the log file holds exactly what the program wrote");
+}
