@@ -37,7 +37,6 @@ enum Action {
 }
 
 fn main() {
-    supd::output::tune_allocator();
     let cli = Cli::parse();
     if let Err(e) = supd::process::reaper::become_subreaper() {
         eprintln!("supd: cannot become a child subreaper ({e}); orphans will not be reaped");

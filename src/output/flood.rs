@@ -1,26 +1,26 @@
 //! A passthrough stream whose program floods it (more than [`FLOOD_BYTES`] within
-//! [`FLOOD_WINDOW`]) leaves the event loop for a thread of its own, which reads it in large
-//! pieces (see [`PipeReader`]) and hands them to the writer thread like the event loop does.
-//! On the event loop every 4 KiB the program writes would cost a wake-up of supd and of the
-//! writer thread; here one wake-up carries up to 128 KiB. The thread lasts until the stream
-//! ends; a program that never floods never has one.
+//! [`FLOOD_WINDOW`]) leaves the event loop for a thread of its own, which works like the splice
+//! thread: it reads the pipe in large pieces (see [`PipeReader`]) into one buffer, frames them
+//! into another, and writes both itself, to supd's stdout or stderr (taking turns with the
+//! writer thread, whole buffers of whole lines at a time) and to the stream's log file. On the
+//! event loop every 4 KiB the program writes would cost a wake-up of supd, a message, and a
+//! wake-up of the writer thread; here a wake-up carries up to 256 KiB, and nothing is
+//! allocated per read. The thread lasts until the stream ends; a program that never floods
+//! never has one.
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::time::{Duration, Instant};
-
-use bytes::Bytes;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::reader::{PipeReader, retryable};
-use super::{Msg, Sink, StreamLog};
+use super::{Sink, StreamLog, with_file, write_stdio};
 
 /// Bytes within [`FLOOD_WINDOW`] that make a stream a flood (8 MiB/s).
 pub const FLOOD_BYTES: usize = 8 << 20;
 /// See [`FLOOD_BYTES`].
 pub const FLOOD_WINDOW: Duration = Duration::from_secs(1);
-/// The most read at once. With the writer thread's queue of 16 messages, a flooding stream
-/// holds at most about 4 MiB in supd (its bytes, framed, and the same bytes for its file).
-const CHUNK: usize = 128 * 1024;
+/// The most read at once; the thread holds this and its framed copy, about half a megabyte.
+const CHUNK: usize = 256 * 1024;
 
 /// Counts a stream's bytes to tell a flood (see [`FLOOD_BYTES`]).
 #[derive(Debug)]
@@ -51,32 +51,37 @@ impl Meter {
 /// `done` is dropped when it ends (at EOF of the pipe).
 pub fn start(pipe: OwnedFd, sink: Sink, log: StreamLog, pending: Vec<u8>, done: impl Send + 'static) -> io::Result<()> {
     std::thread::Builder::new().name("supd-flood".into()).stack_size(64 * 1024).spawn(move || {
-        run(&PipeReader::new(pipe), &sink, &log, pending);
-        // After the stream's last lines, so the writer has freed them all.
-        let _ = sink.tx.blocking_send(Msg::Trim);
+        // What the event loop read before must be out first.
+        sink.wait_written();
+        run(&PipeReader::new(pipe), &log, pending);
         drop(done);
     })?;
     Ok(())
 }
 
-fn run(pipe: &PipeReader, sink: &Sink, log: &StreamLog, mut pending: Vec<u8>) {
+fn run(pipe: &PipeReader, log: &StreamLog, mut pending: Vec<u8>) {
+    let (mut buf, mut out) = (Vec::with_capacity(CHUNK), Vec::new());
     while pipe.wait() {
-        let mut buf = Vec::with_capacity(CHUNK);
+        buf.clear();
         let n = match pipe.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if retryable(&e) => continue,
             Err(_) => break,
         };
-        for msg in sink.deliver(log, &mut pending, Bytes::from(buf)).into_iter().flatten() {
-            if sink.tx.blocking_send(msg).is_err() {
-                return;
-            }
+        log.tail.push(&buf);
+        if let Some(framer) = &log.framer {
+            out.clear();
+            framer.frame_into(&mut out, &mut pending, &buf, SystemTime::now());
+            write_stdio(log.stream.fd(), &out);
+        }
+        if let Some(file) = &log.file {
+            with_file(&file.file, |f| f.write(&buf));
         }
         pipe.pace(n, CHUNK);
     }
-    if let Some(msg) = sink.last_line(log, &mut pending) {
-        let _ = sink.tx.blocking_send(msg);
+    if let Some(framer) = &log.framer {
+        write_stdio(log.stream.fd(), &framer.finish(&mut pending, SystemTime::now()));
     }
 }
 

@@ -43,10 +43,17 @@ impl Framer {
     /// buffer and keeps the unfinished tail in `pending`, cut into `MAX_LINE` pieces when it
     /// grows that long. `at` stamps `{time}` and JSON lines.
     pub fn frame(&self, pending: &mut Vec<u8>, data: &[u8], at: SystemTime) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.frame_into(&mut out, pending, data, at);
+        out
+    }
+
+    /// [`Framer::frame`] appending to `out`, so a caller can reuse one buffer.
+    pub fn frame_into(&self, out: &mut Vec<u8>, pending: &mut Vec<u8>, data: &[u8], at: SystemTime) {
         if let Kind::Fixed(prefix) = &self.kind {
-            return fixed(prefix, pending, data);
+            return fixed(out, prefix, pending, data);
         }
-        let mut out = Vec::with_capacity(data.len() + data.len() / 8);
+        out.reserve(data.len() + data.len() / 8);
         let time = || humantime::format_rfc3339_micros(at).to_string();
         let prefix: Option<Vec<u8>> = match &self.kind {
             Kind::Timed { template, name, stream } => Some(
@@ -56,18 +63,17 @@ impl Framer {
         };
         let json_time = matches!(self.kind, Kind::Json { .. }).then(time);
         let mut emit = |a: &[u8], b: &[u8]| match &self.kind {
-            Kind::Fixed(p) => line(&mut out, p, a, b),
-            Kind::Timed { .. } => line(&mut out, prefix.as_deref().unwrap_or_default(), a, b),
+            Kind::Fixed(p) => line(out, p, a, b),
+            Kind::Timed { .. } => line(out, prefix.as_deref().unwrap_or_default(), a, b),
             Kind::Json { program, stream } => {
                 let mut text = String::from_utf8_lossy(a).into_owned();
                 text.push_str(&String::from_utf8_lossy(b));
                 let obj = JsonLine { time: json_time.as_deref().unwrap_or(""), program, stream, line: &text };
-                let _ = serde_json::to_writer(&mut out, &obj);
+                let _ = serde_json::to_writer(&mut *out, &obj);
                 out.push(b'\n');
             }
         };
         split(pending, data, &mut emit);
-        out
     }
 
     /// The last, unfinished line at EOF, as a line of its own.
@@ -89,15 +95,15 @@ struct JsonLine<'a> {
     line: &'a str,
 }
 
-/// The common case, `name | line`, without per-line dispatch: one buffer of the exact size.
-fn fixed(prefix: &[u8], pending: &mut Vec<u8>, data: &[u8]) -> Vec<u8> {
+/// The common case, `name | line`, without per-line dispatch, into room reserved at once.
+fn fixed(out: &mut Vec<u8>, prefix: &[u8], pending: &mut Vec<u8>, data: &[u8]) {
     let lines = memchr::memchr_iter(b'\n', data).count();
-    let mut out = Vec::with_capacity(data.len() + pending.len() + (lines + 1) * prefix.len() + MAX_LINE / 1024);
+    out.reserve(data.len() + pending.len() + (lines + 1) * prefix.len() + MAX_LINE / 1024);
     let mut rest = data;
     if let Some(i) = memchr::memchr(b'\n', rest)
         && !pending.is_empty()
     {
-        line(&mut out, prefix, pending, &rest[..i]);
+        line(out, prefix, pending, &rest[..i]);
         pending.clear();
         rest = &rest[i + 1..];
     }
@@ -108,8 +114,7 @@ fn fixed(prefix: &[u8], pending: &mut Vec<u8>, data: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&rest[start..=i]);
         start = i + 1;
     }
-    split(pending, &rest[start..], &mut |a, b| line(&mut out, prefix, a, b));
-    out
+    split(pending, &rest[start..], &mut |a, b| line(out, prefix, a, b));
 }
 
 fn line(out: &mut Vec<u8>, prefix: &[u8], a: &[u8], b: &[u8]) {

@@ -40,9 +40,8 @@ use crate::config::{Config, ProgramConfig, StreamConfig};
 pub const MAX_LINE: usize = 64 * 1024;
 /// The most read from a pipe at once.
 const CHUNK: usize = 64 * 1024;
-/// How many messages may wait for the writer thread before readers stop reading (a message
-/// is at most a 128 KiB read, framed: about 1 MiB in all).
-const QUEUE: usize = 8;
+/// How many chunks may wait for the writer thread before readers stop reading (1 MiB).
+const QUEUE: usize = 16;
 
 /// Which of supd's own streams passthrough lines go to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,8 +76,6 @@ enum Msg {
     Clear(Vec<Arc<Mutex<LogFile>>>, oneshot::Sender<()>),
     /// Answer once everything queued before has been written.
     Flush(std::sync::mpsc::SyncSender<()>),
-    /// A flood has ended: give the heap it left back to the kernel.
-    Trim,
 }
 
 /// One stream of one program: where its output goes.
@@ -137,11 +134,11 @@ impl Sink {
         std::thread::Builder::new().name("supd-output".into()).stack_size(128 * 1024).spawn(move || {
             while let Some(msg) = rx.blocking_recv() {
                 match msg {
-                    Msg::Write(stream, bytes) => write_all(stream.fd(), &bytes),
+                    Msg::Write(stream, bytes) => write_stdio(stream.fd(), &bytes),
                     Msg::File(file, bytes) => with_file(&file, |f| f.write(&bytes)),
                     Msg::Own(bytes) => match own.as_mut() {
                         Some(f) => f.write(&bytes),
-                        None => write_all(2, &bytes),
+                        None => write_stdio(2, &bytes),
                     },
                     Msg::Reopen(done) => {
                         for file in live(&registry) {
@@ -159,7 +156,6 @@ impl Sink {
                     Msg::Flush(done) => {
                         let _ = done.send(());
                     }
-                    Msg::Trim => release_memory(),
                 }
             }
         })?;
@@ -267,10 +263,18 @@ impl Sink {
             if n < CHUNK / 16 {
                 buf.shrink_to_fit(); // a short line holds no 64 KiB
             }
-            for msg in self.deliver(&log, &mut pending, Bytes::from(buf)).into_iter().flatten() {
-                if self.tx.send(msg).await.is_err() {
+            let chunk = Bytes::from(buf);
+            log.tail.push(&chunk);
+            if let Some(framer) = &log.framer {
+                let lines = framer.frame(&mut pending, &chunk, SystemTime::now());
+                if !lines.is_empty() && self.tx.send(Msg::Write(log.stream, lines)).await.is_err() {
                     return;
                 }
+            }
+            if let Some(file) = &log.file
+                && self.tx.send(Msg::File(Arc::clone(&file.file), chunk)).await.is_err()
+            {
+                return;
             }
             if meter.flooding(n) {
                 match self.hand_off(&pipe, &log, &mut pending) {
@@ -283,8 +287,11 @@ impl Sink {
                 }
             }
         }
-        if let Some(msg) = self.last_line(&log, &mut pending) {
-            let _ = self.tx.send(msg).await;
+        if let Some(framer) = &log.framer {
+            let last = framer.finish(&mut pending, SystemTime::now());
+            if !last.is_empty() {
+                let _ = self.tx.send(Msg::Write(log.stream, last)).await;
+            }
         }
     }
 
@@ -305,20 +312,12 @@ impl Sink {
         Ok(ended)
     }
 
-    /// What one read of a stream becomes: the tail keeps it, and the writer thread is sent its
-    /// framed lines for the passthrough and the raw bytes for the log file.
-    fn deliver(&self, log: &StreamLog, pending: &mut Vec<u8>, chunk: Bytes) -> [Option<Msg>; 2] {
-        log.tail.push_shared(&chunk);
-        let lines = log.framer.as_ref().map(|f| f.frame(pending, &chunk, SystemTime::now()));
-        let lines = lines.filter(|l| !l.is_empty()).map(|l| Msg::Write(log.stream, l));
-        let file = log.file.as_ref().map(|f| Msg::File(Arc::clone(&f.file), chunk));
-        [lines, file]
-    }
-
-    /// The stream's unfinished last line at its end, framed for the passthrough.
-    fn last_line(&self, log: &StreamLog, pending: &mut Vec<u8>) -> Option<Msg> {
-        let last = log.framer.as_ref()?.finish(pending, SystemTime::now());
-        (!last.is_empty()).then(|| Msg::Write(log.stream, last))
+    /// Blocks until everything queued so far is written; for threads outside the runtime.
+    fn wait_written(&self) {
+        let (done, written) = std::sync::mpsc::sync_channel(1);
+        if self.tx.blocking_send(Msg::Flush(done)).is_ok() {
+            let _ = written.recv();
+        }
     }
 
     /// A `tracing` writer for supd's own log lines, which go through the same queue (to
@@ -346,38 +345,18 @@ fn live(registry: &Registry) -> Vec<Arc<Mutex<LogFile>>> {
     registry.lock().map(|files| files.iter().filter_map(Weak::upgrade).collect()).unwrap_or_default()
 }
 
-/// Keeps glibc's malloc from serving the 128 KiB reads of a flood (see the `flood` module)
-/// with a fresh mmap(2) each, which the kernel zeroes page by page, and from giving the heap
-/// back to the kernel between two of them: blocks up to 256 KiB come from the heap, and up to
-/// 2 MiB of free heap is kept (the writer queue's 1 MiB in flight, twice). In bench/logs.py
-/// this took a gigabyte of passthrough from 46,000 page faults to 500 and cut supd's CPU for it
-/// by a quarter. Call it at start-up, before any thread exists.
-pub fn tune_allocator() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only sets the allocator's thresholds; called before other threads exist.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 2 << 20);
-    }
-}
-
-/// Gives the free memory a flood left in the heap back to the kernel (see [`tune_allocator`]).
-fn release_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only returns free heap pages to the kernel.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// The default prefix's width: the longest program name.
 pub fn prefix_width(config: &Config) -> usize {
     config.programs.iter().map(|p| p.name.len()).max().unwrap_or(0)
 }
 
-/// Writes all of `bytes` to `fd`, waiting out EAGAIN on a non-blocking descriptor. Other
-/// errors (EPIPE when nobody reads supd's stdout) drop the rest: there is nowhere to report to.
-fn write_all(fd: RawFd, mut bytes: &[u8]) {
+/// Writes all of `bytes` to supd's `fd` (1 or 2), waiting out EAGAIN on a non-blocking
+/// descriptor. Other errors (EPIPE when nobody reads supd's stdout) drop the rest: there is
+/// nowhere to report to. The writer thread and flood threads take turns on each descriptor, so
+/// each buffer of whole lines goes out whole.
+fn write_stdio(fd: RawFd, mut bytes: &[u8]) {
+    static TURNS: [Mutex<()>; 2] = [Mutex::new(()), Mutex::new(())];
+    let _turn = TURNS[usize::from(fd == 2)].lock();
     while !bytes.is_empty() {
         // SAFETY: writes from a live slice to a descriptor supd keeps open for its lifetime.
         let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
@@ -437,7 +416,7 @@ impl Drop for LogWriter {
             None => Some(buf),
         };
         if let Some(buf) = rejected {
-            write_all(io::stderr().as_raw_fd(), &buf);
+            write_stdio(io::stderr().as_raw_fd(), &buf);
         }
     }
 }

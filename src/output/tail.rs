@@ -16,9 +16,7 @@ pub struct Tail {
     follow: broadcast::Sender<Bytes>,
 }
 
-/// The last `TAIL_BYTES` bytes, in a buffer allocated on first use and filled by memcpy, or,
-/// after a read of 64 KiB or more, that read itself, shared rather than copied: under a flood
-/// every read is that large, and keeping the tail then costs no copy at all.
+/// The last `TAIL_BYTES` bytes, in a buffer allocated on first use and filled by memcpy.
 #[derive(Debug, Default)]
 struct Ring {
     buf: Vec<u8>,
@@ -26,23 +24,10 @@ struct Ring {
     end: usize,
     /// Bytes kept (at most `TAIL_BYTES`).
     len: usize,
-    /// A read that holds the whole tail (then `buf` holds nothing that counts).
-    whole: Option<Bytes>,
 }
 
 impl Ring {
-    fn keep(&mut self, chunk: &Bytes) {
-        if chunk.len() >= TAIL_BYTES {
-            (self.whole, self.end, self.len) = (Some(chunk.clone()), 0, 0);
-        } else {
-            self.push(chunk);
-        }
-    }
-
     fn push(&mut self, data: &[u8]) {
-        if let Some(whole) = self.whole.take() {
-            self.push(&whole);
-        }
         let data = &data[data.len().saturating_sub(TAIL_BYTES)..];
         if self.buf.is_empty() {
             self.buf = vec![0; TAIL_BYTES];
@@ -55,9 +40,6 @@ impl Ring {
     }
 
     fn contents(&self) -> Vec<u8> {
-        if let Some(whole) = &self.whole {
-            return whole[whole.len() - TAIL_BYTES..].to_vec();
-        }
         let start = (self.end + TAIL_BYTES - self.len) % TAIL_BYTES;
         if self.len == 0 {
             Vec::new()
@@ -83,17 +65,6 @@ impl Tail {
         }
         if self.followed() {
             let _ = self.follow.send(Bytes::copy_from_slice(chunk));
-        }
-    }
-
-    /// [`Tail::push`] for a read the caller keeps in a [`Bytes`]: shared, not copied, when it
-    /// holds 64 KiB or more.
-    pub fn push_shared(&self, chunk: &Bytes) {
-        if let Ok(mut ring) = self.ring.lock() {
-            ring.keep(chunk);
-        }
-        if self.followed() {
-            let _ = self.follow.send(chunk.clone());
         }
     }
 
@@ -152,16 +123,5 @@ mod tests {
             r.push(piece);
         }
         assert_eq!(r.contents(), data[100..]);
-    }
-
-    #[test]
-    fn a_large_read_is_kept_shared_until_a_small_one_follows() {
-        let mut r = Ring::default();
-        let big: Vec<u8> = (0..TAIL_BYTES * 2).map(|i| (i % 253) as u8).collect();
-        r.push(b"old");
-        r.keep(&Bytes::from(big.clone()));
-        assert_eq!(r.contents(), big[TAIL_BYTES..]);
-        r.keep(&Bytes::from_static(b"new"));
-        assert_eq!(r.contents(), [&big[TAIL_BYTES + 3..], b"new"].concat());
     }
 }
