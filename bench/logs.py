@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Log throughput for supd (run through bench/run.sh): 1 GiB of 100-byte lines through one
-program's stdout into a log file, beside the same pipeline writing the file itself and beside
-supervisord 4.3.0, and 1 GiB through supd's prefixed passthrough (to /dev/null). Records supd's
-CPU time per MiB and its peak memory (VmHWM), and, as the floor any writer of the file pays, the
-kernel's CPU time per MiB for `dd bs=1M` writing 1 GiB of zeros into the same directory. Each
-measure is the median of RUNS runs, as this machine's page cache makes single runs noisy."""
+program's stdout into a log file, beside the same pipeline writing the file itself, beside
+supervisord 4.3.0 and beside `dd bs=1M` reading the pipe (a plain large-buffer copier); and
+1 GiB through supd's prefixed passthrough (to /dev/null), beside `sed 's/^/gen | /'` doing the
+same prefixing and `cat` doing nothing (the most any reader of the pipe gets here). Records each
+reader's CPU time per MiB and supd's peak memory (VmHWM), and, as the floor any writer of the
+file pays, the kernel's CPU time per MiB for `dd bs=1M` writing 1 GiB of zeros into the same
+directory. Each measure is the median of RUNS runs, as this machine's page cache makes single
+runs noisy."""
 import argparse
 import os
 import resource
@@ -47,6 +50,24 @@ def direct(tmp):
     took = time.perf_counter() - t
     os.remove(out)
     return took
+
+
+def reader(tmp, argv, to_file):
+    """The producer piped into `argv` (output to a file in `tmp`, or /dev/null): the wall time
+    and the reader's own CPU seconds."""
+    out = os.path.join(tmp, "reader.log") if to_file else os.devnull
+    with open(out, "wb") as sink:
+        t = time.perf_counter()
+        producer = subprocess.Popen(["sh", "-c", PRODUCER], stdout=subprocess.PIPE)
+        proc = subprocess.Popen(argv, stdin=producer.stdout, stdout=sink)
+        producer.stdout.close()
+        _, _, usage = os.wait4(proc.pid, 0)
+        producer.wait()
+        took = time.perf_counter() - t
+    proc.returncode = 0  # reaped by wait4 above
+    if to_file:
+        os.remove(out)
+    return took, usage.ru_utime + usage.ru_stime
 
 
 def floor(tmp):
@@ -157,18 +178,27 @@ def main():
     f_took, f_cpu, f_peak = median_of(lambda: supd(args.supd, tmp, to_file=True))
     s_took, s_cpu, s_peak = median_of(lambda: supervisord(tmp))
     p_took, p_cpu, p_peak = median_of(lambda: supd(args.supd, tmp, to_file=False))
+    d_took, d_cpu = median_of(lambda: reader(tmp, ["dd", "bs=1M", "iflag=fullblock", "status=none"], to_file=True))
+    e_took, e_cpu = median_of(lambda: reader(tmp, ["sed", "s/^/gen | /"], to_file=False))
+    c_took, c_cpu = median_of(lambda: reader(tmp, ["cat"], to_file=False))
+    per_mib = lambda cpu: f"{cpu / 1024 * 1000:.3f} ms"
     rows = [
-        ("1 GiB to a file: the producer writing it itself", "baseline", f"{base:.2f} s", ""),
-        ("kernel CPU per MiB to write the page cache (dd bs=1M): the floor", "", f"{least / 1024 * 1000:.3f} ms", ""),
-        ("1 GiB through the program's stdout to its log file", "within 10% of baseline",
-         f"{f_took:.2f} s ({(f_took / base - 1) * 100:+.0f}%)", f"{s_took:.2f} s ({(s_took / base - 1) * 100:+.0f}%)"),
-        ("supervisor CPU per MiB, same", "< 0.3 ms", f"{f_cpu / 1024 * 1000:.3f} ms", f"{s_cpu / 1024 * 1000:.3f} ms"),
-        ("supervisor peak memory (VmHWM), same", "< 8 MiB", f"{f_peak:.1f} MiB", f"{s_peak:.1f} MiB"),
-        ("1 GiB through the prefixed passthrough (to /dev/null)", ">= 1 GiB/s",
-         f"{1 / p_took:.2f} GiB/s ({p_took:.2f} s)", "n/a"),
-        ("supd CPU per MiB and peak memory, same", "< 8 MiB", f"{p_cpu / 1024 * 1000:.3f} ms, {p_peak:.1f} MiB", ""),
+        ("1 GiB to a file: the producer writing it itself", "baseline", "", "", f"{base:.2f} s"),
+        ("kernel CPU per MiB to write the page cache (dd bs=1M from /dev/zero): the floor", "", "", "",
+         per_mib(least)),
+        ("1 GiB through the program's stdout to its log file (plain tool: `dd bs=1M` reading the pipe)", "within 10% of baseline",
+         f"{f_took:.2f} s ({(f_took / base - 1) * 100:+.0f}%)", f"{s_took:.2f} s ({(s_took / base - 1) * 100:+.0f}%)",
+         f"{d_took:.2f} s ({(d_took / base - 1) * 100:+.0f}%)"),
+        ("reader CPU per MiB, same", "< 0.3 ms", per_mib(f_cpu), per_mib(s_cpu), per_mib(d_cpu)),
+        ("supervisor peak memory (VmHWM), same", "< 8 MiB", f"{f_peak:.1f} MiB", f"{s_peak:.1f} MiB", ""),
+        ("1 GiB through the prefixed passthrough to /dev/null (plain tool: `sed` adding the same prefix)", ">= 1 GiB/s",
+         f"{1 / p_took:.2f} GiB/s ({p_took:.2f} s)", "n/a", f"{1 / e_took:.2f} GiB/s ({e_took:.2f} s)"),
+        ("reader CPU per MiB, same", "", per_mib(p_cpu), "", per_mib(e_cpu)),
+        ("supd peak memory (VmHWM), same", "< 8 MiB", f"{p_peak:.1f} MiB", "", ""),
+        ("the same 1 GiB read by `cat` to /dev/null: the most any reader gets here", "", "", "",
+         f"{1 / c_took:.2f} GiB/s ({c_took:.2f} s), {per_mib(c_cpu)}"),
     ]
-    write_table(args.out, ("measure", "target", "supd", "supervisord 4.3.0"), rows)
+    write_table(args.out, ("measure", "target", "supd", "supervisord 4.3.0", "plain tools"), rows)
 
 
 if __name__ == "__main__":
