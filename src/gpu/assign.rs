@@ -24,7 +24,9 @@ impl Assignment {
     }
 
     /// The variables a program gets: `CUDA_VISIBLE_DEVICES` and `NVIDIA_VISIBLE_DEVICES` with
-    /// its indices and `USE_GPU=true`; without a GPU an empty `CUDA_VISIBLE_DEVICES`,
+    /// its indices, `USE_GPU=true` and `CUDA_DEVICE_ORDER=PCI_BUS_ID` (CUDA numbers devices
+    /// fastest first by default; in PCI order its numbers are NVML's and `nvidia-smi`'s, the
+    /// ones assigned here); without a GPU an empty `CUDA_VISIBLE_DEVICES`,
     /// `NVIDIA_VISIBLE_DEVICES=void` (the NVIDIA container toolkit's "none") and
     /// `USE_GPU=false`. A program's own `environment` is applied after these and wins.
     pub fn env(&self) -> Vec<(String, String)> {
@@ -36,11 +38,15 @@ impl Assignment {
             }
             Assignment::NoGpu(_) => (String::new(), "void".into(), "false"),
         };
-        vec![
+        let mut env = vec![
             ("CUDA_VISIBLE_DEVICES".into(), cuda),
             ("NVIDIA_VISIBLE_DEVICES".into(), nvidia),
             ("USE_GPU".into(), use_gpu.into()),
-        ]
+        ];
+        if let Assignment::Gpus(_) = self {
+            env.push(("CUDA_DEVICE_ORDER".into(), "PCI_BUS_ID".into()));
+        }
+        env
     }
 }
 

@@ -26,7 +26,7 @@ fn fake_gpus(lost: bool, xid: Option<u64>) -> String {
 fn program(name: &str, keys: &str) -> String {
     format!(
         "[program.{name}]\ncommand = [\"sh\", \"-c\", \"echo vars: CUDA=[$CUDA_VISIBLE_DEVICES] NVIDIA=[$NVIDIA_VISIBLE_DEVICES] \
-         USE=[$USE_GPU]; exec sleep 300\"]\nstartsecs = 0\n{keys}\n"
+         USE=[$USE_GPU] ORDER=[$CUDA_DEVICE_ORDER]; exec sleep 300\"]\nstartsecs = 0\n{keys}\n"
     )
 }
 
@@ -48,11 +48,16 @@ fn programs_get_their_gpus_in_their_environment() {
     let vars = |name: &str| {
         out.lines().find(|l| l.starts_with(&format!("{name} ")) && l.contains("vars:")).unwrap_or_default().to_string()
     };
-    assert!(vars("plain").ends_with("vars: CUDA=[] NVIDIA=[] USE=[]"), "gpu = none sets nothing: {}", vars("plain"));
-    assert!(vars("opt").ends_with("CUDA=[0,1,2] NVIDIA=[0,1,2] USE=[true]"), "{}", vars("opt"));
-    assert!(vars("worker-a").ends_with("CUDA=[0] NVIDIA=[0] USE=[true]"), "{}", vars("worker-a"));
-    assert!(vars("worker-b").ends_with("CUDA=[1] NVIDIA=[1] USE=[true]"), "distinct GPUs: {}", vars("worker-b"));
-    assert!(vars("pinned").ends_with("CUDA=[2] NVIDIA=[2] USE=[mine]"), "own environment wins: {}", vars("pinned"));
+    let plain = vars("plain");
+    assert!(plain.ends_with("vars: CUDA=[] NVIDIA=[] USE=[] ORDER=[]"), "gpu = none sets nothing: {plain}");
+    // PCI order makes CUDA's device numbers NVML's, the ones supd assigned.
+    let pci = "ORDER=[PCI_BUS_ID]";
+    assert!(vars("opt").ends_with(&format!("CUDA=[0,1,2] NVIDIA=[0,1,2] USE=[true] {pci}")), "{}", vars("opt"));
+    assert!(vars("worker-a").ends_with(&format!("CUDA=[0] NVIDIA=[0] USE=[true] {pci}")), "{}", vars("worker-a"));
+    let worker_b = vars("worker-b");
+    assert!(worker_b.ends_with(&format!("CUDA=[1] NVIDIA=[1] USE=[true] {pci}")), "distinct GPUs: {worker_b}");
+    let pinned = vars("pinned");
+    assert!(pinned.ends_with(&format!("CUDA=[2] NVIDIA=[2] USE=[mine] {pci}")), "own environment wins: {pinned}");
     assert!(out.contains("GPU 0: Fake H100 (GPU-fake-0), 81920 MiB"), "one line per GPU: {out}");
 
     let (code, table, _) = supd.ctl(&["gpu"]);
