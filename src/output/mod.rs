@@ -4,12 +4,13 @@
 //! - a log file with supervisord's rotation (`stdout_logfile` …);
 //! - an in-memory tail of its last 64 KiB, for `supctl tail [-f]`.
 //!
-//! Readers are async tasks on the supervisor's thread; one writer thread owns fds 1 and 2 and
-//! writes the log files, so neither a slow reader of supd's stdout nor a slow disk ever blocks
-//! the event loop. Between them sits a bounded queue: when it is full a reader stops reading,
-//! the program's pipe fills, and the program blocks in write(2). Back-pressure, never dropped
-//! lines. A stream that goes only to a file skips both (the `splice` module); a stream whose
-//! program floods it moves off the event loop to a thread of its own (the `flood` module).
+//! Readers are async tasks on the supervisor's thread; one writer thread writes fds 1 and 2 and
+//! the log files, so neither a slow reader of supd's stdout nor a slow disk ever blocks the
+//! event loop. Between them sits a bounded queue: when it is full a reader stops reading, the
+//! program's pipe fills, and the program blocks in write(2). Back-pressure, never dropped
+//! lines. Two kinds of stream have a thread of their own instead, which reads, and writes what
+//! it read itself: one that goes only to a file (the `splice` module), and one whose program
+//! floods it, from the moment it does (the `flood` module).
 
 mod flood;
 mod frame;
