@@ -163,7 +163,10 @@ async fn tail(
     };
     let mut updates = follow.then(|| log.tail.subscribe());
     let text = |bytes: &[u8]| Response::Tail { data: String::from_utf8_lossy(bytes).into_owned() };
-    send(write, &text(&log.tail.last_lines(lines))).await?;
+    // Off the event loop: a spliced stream's tail is read back from its log file.
+    let tail = Arc::clone(&log.tail);
+    let last = tokio::task::spawn_blocking(move || tail.last_lines(lines)).await.unwrap_or_default();
+    send(write, &text(&last)).await?;
     let Some(updates) = updates.as_mut() else { return Ok(()) };
     tokio::pin!(closed);
     loop {

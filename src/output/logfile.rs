@@ -8,7 +8,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,7 +36,8 @@ impl FileState {
 #[derive(Debug)]
 pub struct LogFile {
     cfg: LogFileConfig,
-    file: Option<File>,
+    /// Shared with the tails of spliced streams, which read their last bytes back from it.
+    file: Option<Arc<File>>,
     size: u64,
     /// Regular files rotate; `/dev/stdout`, FIFOs and the like are written as they are.
     seekable: bool,
@@ -77,8 +77,8 @@ impl LogFile {
                 continue;
             }
             let n = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-            let Some(file) = self.file.as_mut() else { return };
-            match file.write(&data[..n]) {
+            let Some(file) = self.file.as_deref() else { return };
+            match { file }.write(&data[..n]) {
                 Ok(written) => {
                     self.size += written as u64;
                     data = &data[written..];
@@ -97,8 +97,8 @@ impl LogFile {
     /// Moves up to `max` bytes waiting in pipe `from` into the file with splice(2), so they
     /// never pass through supd's memory; stops at the rotation boundary like [`LogFile::write`].
     /// The pipe must be readable (poll it first), so that an empty pipe means its end: the call
-    /// does not wait for the pipe, only for the disk. Returns where the bytes landed, for the
-    /// in-memory tail to read them back.
+    /// does not wait for the pipe, only for the disk. Returns the file and where the bytes
+    /// landed in it, for the in-memory tail to read them back.
     pub fn splice_from(&mut self, from: BorrowedFd<'_>, max: usize) -> Spliced {
         if !self.open() || !self.seekable {
             return Spliced::Refused;
@@ -116,7 +116,7 @@ impl LogFile {
         }
         let room = limit.saturating_sub(self.size);
         let len = max.min(usize::try_from(room).unwrap_or(usize::MAX));
-        let Some(file) = self.file.as_ref() else { return Spliced::Refused };
+        let Some(file) = self.file.clone() else { return Spliced::Refused };
         // SAFETY: both descriptors are open for the call; null offsets use the file positions.
         let n = unsafe {
             libc::splice(
@@ -134,12 +134,12 @@ impl LogFile {
                 let at = self.size;
                 self.size += n as u64;
                 self.recovered();
-                Spliced::Moved { n, at }
+                Spliced::Moved { n, at, file }
             }
             Err(_) => {
                 let e = std::io::Error::last_os_error();
                 match e.kind() {
-                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock => Spliced::Moved { n: 0, at: 0 },
+                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock => Spliced::Again,
                     _ => {
                         self.failed("cannot write", &e);
                         self.file = None;
@@ -148,12 +148,6 @@ impl LogFile {
                 }
             }
         }
-    }
-
-    /// Reads back bytes of the current file from offset `at` into `buf` (for the tail of a
-    /// spliced stream); returns how many were read.
-    pub fn read_back(&self, at: u64, buf: &mut [u8]) -> usize {
-        self.file.as_ref().and_then(|f| f.read_at(buf, at).ok()).unwrap_or(0)
     }
 
     /// Closes the file; the next write opens PATH again (`supctl reopen`, SIGUSR2: after an
@@ -185,7 +179,7 @@ impl LogFile {
             // Without O_APPEND, a file truncated by someone else (logrotate's copytruncate)
             // would be written at the old offset, behind a hole: follow it to its new end.
             if self.seekable && file.metadata().is_ok_and(|m| m.len() < self.size) {
-                self.size = file.seek(SeekFrom::End(0)).unwrap_or(0);
+                self.size = (&**file).seek(SeekFrom::End(0)).unwrap_or(0);
             }
             return true;
         }
@@ -211,7 +205,7 @@ impl LogFile {
                 let meta = file.metadata().ok();
                 self.seekable = meta.as_ref().is_some_and(|m| m.is_file());
                 self.size = meta.map_or(0, |m| m.len());
-                self.file = Some(file);
+                self.file = Some(Arc::new(file));
                 true
             }
             Err(e) => {
@@ -224,8 +218,11 @@ impl LogFile {
     fn rotate(&mut self) {
         self.file = None;
         let path = &self.cfg.path;
+        // With no backups the file is replaced rather than truncated in place: a spliced
+        // stream's tail may still have to read its last bytes from the old one.
         let result = if self.cfg.backups == 0 {
-            File::create(path).map(drop)
+            std::fs::remove_file(path)
+                .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
         } else {
             for i in (1..self.cfg.backups).rev() {
                 let _ = std::fs::rename(backup(path, i), backup(path, i + 1));
@@ -260,15 +257,19 @@ impl LogFile {
 }
 
 /// What [`LogFile::splice_from`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Spliced {
-    /// `n` bytes (0 when the pipe had none after all) now lie in the current file at offset `at`.
+    /// `n` bytes now lie in `file` at offset `at`.
     Moved {
         /// Bytes moved.
         n: usize,
-        /// Their offset in the current file.
+        /// Their offset in `file`.
         at: u64,
+        /// The file they went to (the next move may go to another, after a rotation).
+        file: Arc<File>,
     },
+    /// Nothing moved this time (interrupted, or the pipe had nothing after all).
+    Again,
     /// The pipe's write end is closed and it is empty.
     Eof,
     /// The file cannot take a splice now (not open, not a regular file, or a write fault): the

@@ -1,16 +1,18 @@
 //! The fast path for a stream that goes only to a log file (no passthrough): a thread of its
 //! own moves the pipe's bytes into the file with splice(2), so they are copied once, by the
 //! kernel, and never pass through supd's memory, its event loop or the writer thread. Moves
-//! carry up to a megabyte under a flood (see [`PipeReader`]), and the in-memory tail reads back
-//! only the last 64 KiB of each from the page cache (all of it while someone runs
-//! `supctl tail -f`).
+//! carry up to a megabyte under a flood (see [`PipeReader`]), and the in-memory tail only notes
+//! where they went (`Tail::defer`) and reads them back when asked; while someone runs
+//! `supctl tail -f` every move is read back from the page cache at once.
 //!
 //! When the file refuses a splice (a FIFO or `/dev/stdout`, or a write fault) the thread reads
 //! the bytes itself and hands them to [`LogFile::write`], which keeps the usual rules: nothing
 //! stops the program, faults are reported, writing resumes once they clear.
 
+use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
 use super::logfile::{LogFile, Spliced};
@@ -32,8 +34,13 @@ fn run(pipe: &PipeReader, file: &Mutex<LogFile>, tail: &Tail) {
         let Ok(mut f) = file.lock() else { return };
         let moved = match f.splice_from(pipe.fd(), PIPE_SIZE) {
             Spliced::Eof => return,
-            Spliced::Moved { n, at } => {
-                read_back(&f, at, n, tail, &mut buf);
+            Spliced::Again => 0,
+            Spliced::Moved { n, at, file } if tail.followed() => {
+                read_back(&file, at, n, tail, &mut buf);
+                n
+            }
+            Spliced::Moved { n, at, file } => {
+                tail.defer(&file, at, n);
                 n
             }
             Spliced::Refused => {
@@ -56,21 +63,18 @@ fn run(pipe: &PipeReader, file: &Mutex<LogFile>, tail: &Tail) {
     }
 }
 
-/// Feeds the tail the bytes just moved to offset `at`: the last 64 KiB of them, or all of
-/// them, in 64 KiB pieces, while someone follows the stream.
-fn read_back(f: &LogFile, at: u64, n: usize, tail: &Tail, buf: &mut Vec<u8>) {
-    let from = if tail.followed() { 0 } else { n.saturating_sub(TAIL_BYTES) };
-    let mut off = from;
+/// Feeds a followed tail every byte just moved to offset `at` of `file`, in 64 KiB pieces.
+fn read_back(file: &File, at: u64, n: usize, tail: &Tail, buf: &mut Vec<u8>) {
+    buf.resize(TAIL_BYTES, 0);
+    let mut off = 0;
     while off < n {
         let want = (n - off).min(TAIL_BYTES);
-        if buf.len() < want {
-            buf.resize(want, 0);
+        match file.read_at(&mut buf[..want], at + off as u64) {
+            Ok(0) | Err(_) => return,
+            Ok(got) => {
+                tail.push(&buf[..got]);
+                off += got;
+            }
         }
-        let got = f.read_back(at + off as u64, &mut buf[..want]);
-        if got == 0 {
-            return;
-        }
-        tail.push(&buf[..got]);
-        off += got;
     }
 }

@@ -1,7 +1,13 @@
 //! The in-memory tail of each program stream: its last 64 KiB, for `supctl tail`, whether or
 //! not a log file is configured, and a broadcast of new output for `supctl tail -f`.
+//!
+//! A stream spliced into its log file never passes through supd's memory, so its newest bytes
+//! are kept as a place in that file (a [`Deferred`] span) and read back only when someone asks
+//! for the tail or the stream moves on to another file.
 
-use std::sync::Mutex;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -24,10 +30,39 @@ struct Ring {
     end: usize,
     /// Bytes kept (at most `TAIL_BYTES`).
     len: usize,
+    /// The newest bytes, still only in a log file.
+    deferred: Option<Deferred>,
+}
+
+/// The last `len` bytes (at most `TAIL_BYTES`) spliced into `file`, ending at offset `end`.
+/// The open file is kept, so a rotation (a rename) does not lose them.
+#[derive(Debug)]
+struct Deferred {
+    file: Arc<File>,
+    end: u64,
+    len: usize,
 }
 
 impl Ring {
+    /// Copies the deferred bytes in from their file. A file truncated meanwhile (logrotate's
+    /// `copytruncate`) gives back fewer or none: the tail then lacks them; the file never did.
+    fn settle(&mut self) {
+        let Some(d) = self.deferred.take() else { return };
+        let mut buf = vec![0; d.len];
+        let mut got = 0;
+        while got < d.len {
+            match d.file.read_at(&mut buf[got..], d.end - (d.len - got) as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        self.push(&buf[..got]);
+    }
+
     fn push(&mut self, data: &[u8]) {
+        self.settle();
         let data = &data[data.len().saturating_sub(TAIL_BYTES)..];
         if self.buf.is_empty() {
             self.buf = vec![0; TAIL_BYTES];
@@ -73,9 +108,28 @@ impl Tail {
         self.follow.receiver_count() > 0
     }
 
+    /// Notes that `n` bytes were spliced into `file` at offset `at`, to be read back from it
+    /// only when asked for (see the module's doc); bytes noted in another file before are read
+    /// back now. Blocking: it may read a file.
+    pub fn defer(&self, file: &Arc<File>, at: u64, n: usize) {
+        let Ok(mut ring) = self.ring.lock() else { return };
+        match &mut ring.deferred {
+            Some(d) if Arc::ptr_eq(&d.file, file) && d.end == at => {
+                d.end += n as u64;
+                d.len = (d.len + n).min(TAIL_BYTES);
+            }
+            _ => {
+                ring.settle();
+                ring.deferred = Some(Deferred { file: Arc::clone(file), end: at + n as u64, len: n.min(TAIL_BYTES) });
+            }
+        }
+    }
+
     /// The last `lines` lines kept (fewer if 64 KiB holds fewer; the first may be partial).
+    /// Blocking: it may read a log file (see [`Tail::defer`]).
     pub fn last_lines(&self, lines: usize) -> Vec<u8> {
-        let Ok(ring) = self.ring.lock() else { return Vec::new() };
+        let Ok(mut ring) = self.ring.lock() else { return Vec::new() };
+        ring.settle();
         let all = ring.contents();
         let body = all.strip_suffix(b"\n").unwrap_or(&all);
         let start =
@@ -113,6 +167,26 @@ mod tests {
         assert_eq!(t.last_lines(1), b"end\n");
         t.clear();
         assert!(t.last_lines(5).is_empty());
+    }
+
+    #[test]
+    fn spliced_bytes_are_read_back_from_their_file_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"one\ntwo\nmore\n").unwrap();
+        let t = Tail::default();
+        t.push(b"zero\n");
+        let first = Arc::new(File::open(&a).unwrap());
+        t.defer(&first, 0, 4);
+        t.defer(&first, 4, 4);
+        assert_eq!(t.last_lines(3), b"zero\none\ntwo\n");
+        // More goes to the file, it is renamed away (a rotation), and the next move goes to a
+        // new one: the bytes noted in the first are read back, under its new name.
+        t.defer(&first, 8, 5);
+        std::fs::rename(&a, dir.path().join("a.1")).unwrap();
+        std::fs::write(&b, b"three\n").unwrap();
+        t.defer(&Arc::new(File::open(&b).unwrap()), 0, 6);
+        assert_eq!(t.last_lines(3), b"two\nmore\nthree\n");
     }
 
     #[test]
