@@ -1,7 +1,7 @@
 //! Configuration: TOML files in, a validated [`Config`] out.
 //!
-//! Two stages, as ripgrep does it: [`raw`] checks what the user wrote (shapes, key names,
-//! values, each error with file:line:column and key), then [`resolve`] checks it against the
+//! Two stages, as ripgrep does it: `raw` checks what the user wrote (shapes, key names,
+//! values, each error with file:line:column and key), then `resolve` checks it against the
 //! system (users, groups, environment variables) and fills in defaults. Nothing starts unless
 //! both pass.
 
@@ -141,7 +141,7 @@ pub struct ProgramConfig {
     pub autostart: bool,
     /// `autorestart` ("unexpected").
     pub autorestart: Autorestart,
-    /// `exitcodes` ([0]): the expected exit codes.
+    /// `exitcodes` (`[0]`): the expected exit codes.
     pub exitcodes: Vec<i32>,
     /// `startsecs` (1 s): how long it must stay up for a start to count. Unused when
     /// `ready_when_healthy`.

@@ -279,7 +279,7 @@ pub struct ProgramGpu {
 }
 
 impl Gpus {
-    /// Assigns the GPUs to `programs` (see [`assign`]) and puts each program's GPU variables
+    /// Assigns the GPUs to `programs` (see [`assign()`]) and puts each program's GPU variables
     /// in its environment, before its own `environment`, which wins. Returns, per program,
     /// what it got. Errors: the programs ask for GPUs that do not exist (the message names
     /// them).

@@ -231,7 +231,7 @@ impl Sink {
     /// Passes everything read from `fd` to `log`'s places until EOF (which comes once every
     /// process holding the pipe's write end has closed it). The task's handle lets shutdown
     /// wait for the last lines. A stream that goes only to a file takes the splice path; one
-    /// that floods moves to a thread part way (see [`Sink::pump`]).
+    /// that floods moves to a thread part way (the `flood` module).
     pub fn forward(&self, fd: OwnedFd, log: &StreamLog) -> io::Result<tokio::task::JoinHandle<()>> {
         if let (Some(file), None) = (&log.file, &log.framer) {
             let (done, ended) = oneshot::channel::<()>();

@@ -2,7 +2,7 @@
 //! not a log file is configured, and a broadcast of new output for `supctl tail -f`.
 //!
 //! A stream spliced into its log file never passes through supd's memory, so its newest bytes
-//! are kept as a place in that file (a [`Deferred`] span) and read back only when someone asks
+//! are kept as a place in that file (a `Deferred` span) and read back only when someone asks
 //! for the tail or the stream moves on to another file.
 
 use std::fs::File;

@@ -49,7 +49,7 @@ pub enum Command {
     Restart(Vec<String>),
     /// Send a signal to these programs' processes.
     Signal(Signal, Vec<String>),
-    /// Apply a newly loaded config (see [`reload`]); the answer goes to `reply`: the plan, or
+    /// Apply a newly loaded config (see the `reload` module); the answer goes to `reply`: the plan, or
     /// why the config cannot be applied (its GPU requests cannot be met).
     Reload {
         /// The config, loaded and validated.
@@ -111,7 +111,7 @@ struct Incoming {
 ///
 /// Programs are named by their slot index inside one turn of the loop. Indices come from
 /// `0..slots.len()`, from `by_pid` (rebuilt whenever slots move) or from a lookup by name or
-/// key, and slots only move in [`Supervisor::reindex`], which rebuilds both: so indexing
+/// key, and slots only move in `Supervisor::reindex`, which rebuilds both: so indexing
 /// `slots` cannot panic.
 pub struct Supervisor {
     slots: Vec<Slot>,
