@@ -13,14 +13,14 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::reader::{PipeReader, retryable};
-use super::{Sink, StreamLog, with_file, write_stdio};
+use super::{FRAMED_MAX, Sink, StreamLog, with_file, write_stdio};
 
 /// Bytes within [`FLOOD_WINDOW`] that make a stream a flood (8 MiB/s).
 pub const FLOOD_BYTES: usize = 8 << 20;
 /// See [`FLOOD_BYTES`].
 pub const FLOOD_WINDOW: Duration = Duration::from_secs(1);
-/// The most read at once; the thread holds this and its framed copy, about 256 KiB (larger
-/// reads measured no faster in bench/logs.py).
+/// The most read at once (larger reads measured no faster in bench/logs.py); the thread holds
+/// this and up to `FRAMED_MAX` of framed lines.
 const CHUNK: usize = 128 * 1024;
 
 /// Counts a stream's bytes to tell a flood (see [`FLOOD_BYTES`]).
@@ -72,9 +72,14 @@ fn run(pipe: &PipeReader, log: &StreamLog, mut pending: Vec<u8>) {
         };
         log.tail.push(&buf);
         if let Some(framer) = &log.framer {
-            out.clear();
-            framer.frame_into(&mut out, &mut pending, &buf, SystemTime::now());
-            write_stdio(log.stream.fd(), &out);
+            let (mut rest, now) = (&buf[..], SystemTime::now());
+            while !rest.is_empty() {
+                out.clear();
+                rest = &rest[framer.frame_into(&mut out, &mut pending, rest, now, FRAMED_MAX)..];
+                if !out.is_empty() {
+                    write_stdio(log.stream.fd(), &out);
+                }
+            }
         }
         if let Some(file) = &log.file {
             with_file(&file.file, |f| f.write(&buf));

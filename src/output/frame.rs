@@ -44,16 +44,27 @@ impl Framer {
     /// grows that long. `at` stamps `{time}` and JSON lines.
     pub fn frame(&self, pending: &mut Vec<u8>, data: &[u8], at: SystemTime) -> Vec<u8> {
         let mut out = Vec::new();
-        self.frame_into(&mut out, pending, data, at);
+        self.frame_into(&mut out, pending, data, at, usize::MAX);
         out
     }
 
-    /// [`Framer::frame`] appending to `out`, so a caller can reuse one buffer.
-    pub fn frame_into(&self, out: &mut Vec<u8>, pending: &mut Vec<u8>, data: &[u8], at: SystemTime) {
+    /// [`Framer::frame`] appending to `out`, stopping after the line that brings `out` to `max`
+    /// bytes or more; returns how much of `data` it used (at least one line, so a caller that
+    /// empties `out` and calls again with the rest always gets on). The unfinished tail goes to
+    /// `pending` only once all of `data` is used. The bound keeps memory in check however short
+    /// the lines: an empty line becomes a whole prefix, or a whole JSON object.
+    pub fn frame_into(
+        &self,
+        out: &mut Vec<u8>,
+        pending: &mut Vec<u8>,
+        data: &[u8],
+        at: SystemTime,
+        max: usize,
+    ) -> usize {
         if let Kind::Fixed(prefix) = &self.kind {
-            return fixed(out, prefix, pending, data);
+            return fixed(out, prefix, pending, data, max);
         }
-        out.reserve(data.len() + data.len() / 8);
+        out.reserve((data.len() + data.len() / 8).min(max));
         let time = || humantime::format_rfc3339_micros(at).to_string();
         let prefix: Option<Vec<u8>> = match &self.kind {
             Kind::Timed { template, name, stream } => Some(
@@ -62,18 +73,21 @@ impl Framer {
             _ => None,
         };
         let json_time = matches!(self.kind, Kind::Json { .. }).then(time);
-        let mut emit = |a: &[u8], b: &[u8]| match &self.kind {
-            Kind::Fixed(p) => line(out, p, a, b),
-            Kind::Timed { .. } => line(out, prefix.as_deref().unwrap_or_default(), a, b),
-            Kind::Json { program, stream } => {
-                let mut text = String::from_utf8_lossy(a).into_owned();
-                text.push_str(&String::from_utf8_lossy(b));
-                let obj = JsonLine { time: json_time.as_deref().unwrap_or(""), program, stream, line: &text };
-                let _ = serde_json::to_writer(&mut *out, &obj);
-                out.push(b'\n');
+        let mut emit = |a: &[u8], b: &[u8]| {
+            match &self.kind {
+                Kind::Fixed(p) => line(out, p, a, b),
+                Kind::Timed { .. } => line(out, prefix.as_deref().unwrap_or_default(), a, b),
+                Kind::Json { program, stream } => {
+                    let mut text = String::from_utf8_lossy(a).into_owned();
+                    text.push_str(&String::from_utf8_lossy(b));
+                    let obj = JsonLine { time: json_time.as_deref().unwrap_or(""), program, stream, line: &text };
+                    let _ = serde_json::to_writer(&mut *out, &obj);
+                    out.push(b'\n');
+                }
             }
+            out.len() >= max
         };
-        split(pending, data, &mut emit);
+        split(pending, data, &mut emit)
     }
 
     /// The last, unfinished line at EOF, as a line of its own.
@@ -95,26 +109,29 @@ struct JsonLine<'a> {
     line: &'a str,
 }
 
-/// The common case, `name | line`, without per-line dispatch, into room reserved at once.
-fn fixed(out: &mut Vec<u8>, prefix: &[u8], pending: &mut Vec<u8>, data: &[u8]) {
-    let lines = memchr::memchr_iter(b'\n', data).count();
-    out.reserve(data.len() + pending.len() + (lines + 1) * prefix.len() + MAX_LINE / 1024);
-    let mut rest = data;
-    if let Some(i) = memchr::memchr(b'\n', rest)
-        && !pending.is_empty()
-    {
-        line(out, prefix, pending, &rest[..i]);
-        pending.clear();
-        rest = &rest[i + 1..];
-    }
-    // Every complete line left is copied in one piece: the prefix, then line and newline.
+/// The common case, `name | line`, without per-line dispatch (see [`Framer::frame_into`]).
+fn fixed(out: &mut Vec<u8>, prefix: &[u8], pending: &mut Vec<u8>, data: &[u8], max: usize) -> usize {
+    out.reserve((data.len() + pending.len() + data.len() / 8 + prefix.len()).min(max));
     let mut start = 0;
-    for i in memchr::memchr_iter(b'\n', rest) {
-        out.extend_from_slice(prefix);
-        out.extend_from_slice(&rest[start..=i]);
+    for i in memchr::memchr_iter(b'\n', data) {
+        if out.len() >= max {
+            return start;
+        }
+        // Most lines are copied in one piece: the prefix, then line and newline.
+        if pending.is_empty() {
+            out.extend_from_slice(prefix);
+            out.extend_from_slice(&data[start..=i]);
+        } else {
+            line(out, prefix, pending, &data[start..i]);
+            pending.clear();
+        }
         start = i + 1;
     }
-    split(pending, &rest[start..], &mut |a, b| line(out, prefix, a, b));
+    split(pending, &data[start..], &mut |a, b| {
+        line(out, prefix, a, b);
+        false
+    });
+    data.len()
 }
 
 fn line(out: &mut Vec<u8>, prefix: &[u8], a: &[u8], b: &[u8]) {
@@ -124,16 +141,21 @@ fn line(out: &mut Vec<u8>, prefix: &[u8], a: &[u8], b: &[u8]) {
     out.push(b'\n');
 }
 
-/// Calls `emit(first, second)` for every complete line (without its newline; the line is
-/// `first` then `second`), then for each `MAX_LINE` piece of a longer unfinished one.
-fn split(pending: &mut Vec<u8>, data: &[u8], emit: &mut dyn FnMut(&[u8], &[u8])) {
-    let mut rest = data;
-    while let Some(i) = memchr::memchr(b'\n', rest) {
-        emit(pending, &rest[..i]);
+/// Calls `emit(first, second)` for the complete lines of `data` (without the newline; the line
+/// is `first` then `second`, `first` being `pending` for the first line) until `emit` says the
+/// output is full; returns how much of `data` it used. When that is all of it, the unfinished
+/// tail joins `pending`, and each `MAX_LINE` piece of a longer one is emitted.
+fn split(pending: &mut Vec<u8>, data: &[u8], emit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> usize {
+    let mut used = 0;
+    while let Some(i) = memchr::memchr(b'\n', &data[used..]) {
+        let full = emit(pending, &data[used..used + i]);
         pending.clear();
-        rest = &rest[i + 1..];
+        used += i + 1;
+        if full {
+            return used;
+        }
     }
-    pending.extend_from_slice(rest);
+    pending.extend_from_slice(&data[used..]);
     while pending.len() >= MAX_LINE {
         let piece: Vec<u8> = pending.drain(..MAX_LINE).collect();
         emit(&piece, &[]);
@@ -141,6 +163,7 @@ fn split(pending: &mut Vec<u8>, data: &[u8], emit: &mut dyn FnMut(&[u8], &[u8]))
     if pending.is_empty() && pending.capacity() > 4096 {
         *pending = Vec::new();
     }
+    data.len()
 }
 
 #[cfg(test)]
@@ -161,6 +184,25 @@ mod tests {
         assert!(pending.is_empty());
         assert_eq!(f.frame(&mut pending, b"last", at()), b"");
         assert_eq!(f.finish(&mut pending, at()), b"p | last\n");
+    }
+
+    #[test]
+    fn framing_stops_at_the_bound_and_goes_on_where_it_stopped() {
+        let fixed = Framer::new("program", "stdout", None, false, 1);
+        let json = Framer::new("program", "stdout", None, true, 0);
+        let data = [b"tail\n".as_slice(), &b"\n".repeat(5000), b"last\npartial"].concat();
+        for f in [fixed, json] {
+            let whole = f.frame(&mut b"half a ".to_vec(), &data, at());
+            let (mut joined, mut rest, mut pending) = (Vec::new(), &data[..], b"half a ".to_vec());
+            while !rest.is_empty() {
+                let mut out = Vec::new();
+                rest = &rest[f.frame_into(&mut out, &mut pending, rest, at(), 4096)..];
+                assert!(out.len() < 4096 + 100, "one buffer holds {} bytes", out.len());
+                joined.extend(out);
+            }
+            assert_eq!(joined, whole, "the pieces add up to the whole");
+            assert_eq!(pending, b"partial");
+        }
     }
 
     #[test]

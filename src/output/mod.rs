@@ -41,6 +41,10 @@ use crate::config::{Config, ProgramConfig, StreamConfig};
 pub const MAX_LINE: usize = 64 * 1024;
 /// The most read from a pipe at once.
 const CHUNK: usize = 64 * 1024;
+/// The passthrough lines of one read are framed into buffers of about this size (the last line
+/// may take one past it), so an empty line that becomes a whole prefix or a whole JSON object
+/// cannot blow up memory.
+const FRAMED_MAX: usize = 64 * 1024;
 /// How many chunks may wait for the writer thread before readers stop reading (1 MiB).
 const QUEUE: usize = 16;
 
@@ -267,9 +271,13 @@ impl Sink {
             let chunk = Bytes::from(buf);
             log.tail.push(&chunk);
             if let Some(framer) = &log.framer {
-                let lines = framer.frame(&mut pending, &chunk, SystemTime::now());
-                if !lines.is_empty() && self.tx.send(Msg::Write(log.stream, lines)).await.is_err() {
-                    return;
+                let (mut rest, now) = (&chunk[..], SystemTime::now());
+                while !rest.is_empty() {
+                    let mut lines = Vec::new();
+                    rest = &rest[framer.frame_into(&mut lines, &mut pending, rest, now, FRAMED_MAX)..];
+                    if !lines.is_empty() && self.tx.send(Msg::Write(log.stream, lines)).await.is_err() {
+                        return;
+                    }
                 }
             }
             if let Some(file) = &log.file
