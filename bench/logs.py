@@ -26,7 +26,7 @@ from common import cpu_seconds, memory_mib, supd_status, write_table
 GIB = 1 << 30
 LINE = "0" * 99  # `yes` adds the newline: 100-byte lines
 PRODUCER = f"yes {LINE} | head -c {GIB}"
-RUNS = 3
+RUNS = 5
 
 
 def supd_state(sock, name):
