@@ -77,8 +77,8 @@ impl LogFile {
                 continue;
             }
             let n = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-            let Some(file) = self.file.as_deref() else { return };
-            match { file }.write(&data[..n]) {
+            let Some(mut file) = self.file.as_deref() else { return };
+            match file.write(&data[..n]) {
                 Ok(written) => {
                     self.size += written as u64;
                     data = &data[written..];
