@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -16,10 +16,12 @@ use tokio::sync::broadcast;
 pub const TAIL_BYTES: usize = 64 * 1024;
 
 /// One stream's tail.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Tail {
     ring: Mutex<Ring>,
-    follow: broadcast::Sender<Bytes>,
+    /// The channel to `tail -f` followers, made by the first one: a broadcast channel holds its
+    /// 64 slots from the start, a few KiB per stream, which 200 idle programs would pay for.
+    follow: OnceLock<broadcast::Sender<Bytes>>,
 }
 
 /// The last `TAIL_BYTES` bytes, in a buffer allocated on first use and filled by memcpy.
@@ -86,26 +88,20 @@ impl Ring {
     }
 }
 
-impl Default for Tail {
-    fn default() -> Self {
-        Tail { ring: Mutex::new(Ring::default()), follow: broadcast::channel(64).0 }
-    }
-}
-
 impl Tail {
     /// Keeps `chunk` (dropping the oldest bytes beyond 64 KiB) and passes it to followers.
     pub fn push(&self, chunk: &[u8]) {
         if let Ok(mut ring) = self.ring.lock() {
             ring.push(chunk);
         }
-        if self.followed() {
-            let _ = self.follow.send(Bytes::copy_from_slice(chunk));
+        if let Some(follow) = self.follow.get().filter(|f| f.receiver_count() > 0) {
+            let _ = follow.send(Bytes::copy_from_slice(chunk));
         }
     }
 
     /// Whether someone follows the stream (`supctl tail -f`).
     pub fn followed(&self) -> bool {
-        self.follow.receiver_count() > 0
+        self.follow.get().is_some_and(|f| f.receiver_count() > 0)
     }
 
     /// Notes that `n` bytes were spliced into `file` at offset `at`, to be read back from it
@@ -140,7 +136,7 @@ impl Tail {
     /// New output from now on. A follower that falls more than 64 chunks behind is told how
     /// many it missed (`RecvError::Lagged`).
     pub fn subscribe(&self) -> broadcast::Receiver<Bytes> {
-        self.follow.subscribe()
+        self.follow.get_or_init(|| broadcast::channel(64).0).subscribe()
     }
 
     /// Forgets what is kept (`supctl clear`).
