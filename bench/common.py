@@ -3,6 +3,7 @@ over its control socket."""
 import json
 import os
 import socket
+import time
 
 
 def cpu_seconds(pid):
@@ -38,6 +39,18 @@ def request(sock, line):
 def supd_status(sock):
     """supd's programs by name, as its control socket reports them."""
     return {p["name"]: p for p in json.loads(request(sock, b'{"cmd":"status"}\n'))["programs"]}
+
+
+def wait_until(what, check, timeout=60, poll=0.005):
+    """Calls `check` every `poll` seconds until it returns something true, and returns that;
+    raises TimeoutError naming `what` after `timeout` seconds."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(poll)
+    raise TimeoutError(what)
 
 
 def write_table(path, header, rows):

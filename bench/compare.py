@@ -25,6 +25,8 @@ import xmlrpc.client
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from common import wait_until
+
 POLL = 0.0002
 STARTED = []  # every supervisor started, killed at exit even when a measurement fails
 
@@ -53,16 +55,6 @@ def context_switches(pid):
                 if "ctxt_switches" in line:
                     total += int(line.split()[1])
     return total
-
-
-def wait_for(what, check, timeout=30.0):
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(POLL)
-    raise TimeoutError(what)
 
 
 class Supd:
@@ -148,9 +140,11 @@ def start(kind, bindir, n):
     t0 = time.perf_counter()
     sup.proc = subprocess.Popen(sup.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     STARTED.append(sup.proc)
-    wait_for(
+    wait_until(
         f"{sup.name}: {want} programs RUNNING",
         lambda: (s := sup.states()) and sum(1 for st, _ in s.values() if st == "RUNNING") == want,
+        timeout=30,
+        poll=POLL,
     )
     sup.launch_ms = (time.perf_counter() - t0) * 1000
     return sup
@@ -172,7 +166,8 @@ def restart_ms(sup, trials=5):
         _, old = sup.states()[name]
         t0 = time.perf_counter()
         os.kill(old, signal.SIGKILL)
-        wait_for(f"{sup.name}: {name} restarted", lambda: (s := sup.states()) and s[name][0] == "RUNNING" and s[name][1] != old)
+        restarted = lambda: (s := sup.states()) and s[name][0] == "RUNNING" and s[name][1] != old
+        wait_until(f"{sup.name}: {name} restarted", restarted, timeout=30, poll=POLL)
         times.append((time.perf_counter() - t0) * 1000)
     return statistics.median(times)
 

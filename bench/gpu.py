@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 
-from common import supd_status, write_table
+from common import supd_status, wait_until, write_table
 
 STARTS = 20
 WINDOW = 30
@@ -46,15 +46,13 @@ def config(tmp, interval, programs=10):
 
 
 def wait_up(sock, n):
-    deadline = time.time() + 30
-    while time.time() < deadline:
+    def running():
         try:
-            if sum(p["state"] == "RUNNING" for p in supd_status(sock).values()) == n:
-                return
+            return sum(p["state"] == "RUNNING" for p in supd_status(sock).values()) == n
         except OSError:
-            pass
-        time.sleep(0.01)
-    raise TimeoutError("supd")
+            return False
+
+    wait_until("supd", running, timeout=30, poll=0.01)
 
 
 def detection_ms(bindir, tmp):

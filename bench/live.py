@@ -12,20 +12,10 @@ import tempfile
 import time
 import xmlrpc.client
 
-from common import request, supd_status, write_table
+from common import request, supd_status, wait_until, write_table
 
 N = 200
 ROUNDS = 5
-
-
-def wait(what, f, timeout=60):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = f()
-        if v:
-            return v
-        time.sleep(0.05)
-    sys.exit(f"timed out waiting for {what}")
 
 
 def supd_config(path, sock, port, changed):
@@ -43,8 +33,8 @@ def bench_supd(bindir, tmp):
         ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", f"{bindir}/supd", "-c", conf],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait("supd's programs", lambda: os.path.exists(sock) and all(
-            p["state"] == "RUNNING" for p in supd_status(sock).values()) and len(supd_status(sock)) == N)
+        wait_until("supd's programs", lambda: os.path.exists(sock) and all(
+            p["state"] == "RUNNING" for p in supd_status(sock).values()) and len(supd_status(sock)) == N, poll=0.05)
         times, touched = [], []
         for r in range(1, ROUNDS + 1):
             before = {n: p["pid"] for n, p in supd_status(sock).items()}
@@ -53,7 +43,7 @@ def bench_supd(bindir, tmp):
             answer = request(sock, b'{"cmd":"reload"}\n')
             times.append((time.perf_counter() - t) * 1000)
             assert b'"changed":["p000"]' in answer, answer
-            wait("p000 to run again", lambda: supd_status(sock)["p000"]["state"] == "RUNNING")
+            wait_until("p000 to run again", lambda: supd_status(sock)["p000"]["state"] == "RUNNING", poll=0.05)
             after = {n: p["pid"] for n, p in supd_status(sock).items()}
             touched.append(sum(before[n] != after[n] for n in before))
         scrape = []
@@ -104,7 +94,7 @@ def bench_supervisord(tmp):
         return None
 
     try:
-        wait("supervisord's programs", pids, timeout=120)
+        wait_until("supervisord's programs", pids, timeout=120, poll=0.05)
         times, touched = [], []
         for r in range(1, ROUNDS + 1):
             before = pids()
@@ -112,7 +102,7 @@ def bench_supervisord(tmp):
             t = time.perf_counter()
             subprocess.run([f"{venv}/supervisorctl", "-c", conf, "update"], check=True, stdout=subprocess.DEVNULL)
             times.append((time.perf_counter() - t) * 1000)
-            after = wait("p000 to run again", pids, timeout=60)
+            after = wait_until("p000 to run again", pids, timeout=60, poll=0.05)
             touched.append(sum(before[n] != after.get(n) for n in before))
         return times, touched
     finally:

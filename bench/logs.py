@@ -21,7 +21,7 @@ import xmlrpc.client
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from common import cpu_seconds, memory_mib, supd_status, write_table
+from common import cpu_seconds, memory_mib, supd_status, wait_until, write_table
 
 GIB = 1 << 30
 LINE = "0" * 99  # `yes` adds the newline: 100-byte lines
@@ -49,14 +49,6 @@ def finished_producer(tmp):
             f.read()
 
     return f"{PRODUCER}; echo > {fifo}", done
-
-
-def wait(what, check, timeout=300):
-    deadline = time.time() + timeout
-    while not check():
-        if time.time() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.005)
 
 
 def direct(tmp):
@@ -132,14 +124,14 @@ def supd(bindir, tmp, to_file):
         )
     proc = subprocess.Popen([os.path.join(bindir, "supd"), "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait("supd", lambda: supd_state(sock, "gen") == "STOPPED")
+        wait_until("supd", lambda: supd_state(sock, "gen") == "STOPPED")
         cpu0 = cpu_seconds(proc.pid)
         t = time.perf_counter()
         subprocess.run([os.path.join(bindir, "supctl"), "-s", sock, "start", "gen"], stdout=subprocess.DEVNULL, check=True)
         produced()
-        wait("the program to finish", lambda: supd_state(sock, "gen") == "EXITED")
+        wait_until("the program to finish", lambda: supd_state(sock, "gen") == "EXITED")
         if to_file:
-            wait("the file", lambda: os.path.getsize(log) >= GIB)
+            wait_until("the file", lambda: os.path.getsize(log) >= GIB, timeout=300)
         took = time.perf_counter() - t
         cpu = cpu_seconds(proc.pid) - cpu0
         return took, cpu, memory_mib(proc.pid, "VmHWM")
@@ -171,12 +163,12 @@ def supervisord(tmp):
                 return rpc().supervisor.getState()["statename"] == "RUNNING"
             except Exception:
                 return False
-        wait("supervisord", up)
+        wait_until("supervisord", up)
         cpu0 = cpu_seconds(proc.pid)
         t = time.perf_counter()
         rpc().supervisor.startProcess("gen", False)
         produced()
-        wait("the file", lambda: os.path.getsize(log) >= GIB)
+        wait_until("the file", lambda: os.path.getsize(log) >= GIB, timeout=300)
         took = time.perf_counter() - t
         return took, cpu_seconds(proc.pid) - cpu0, memory_mib(proc.pid, "VmHWM")
     finally:
