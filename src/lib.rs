@@ -6,6 +6,7 @@ pub mod api;
 pub mod config;
 pub mod convert;
 pub mod ctl;
+pub mod deadline;
 pub mod gpu;
 pub mod health;
 pub mod logging;

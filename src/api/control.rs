@@ -199,11 +199,11 @@ impl Handle {
             Request::Start { names } | Request::Stop { names } | Request::Restart { names } => names.clone(),
             Request::Signal { names, .. } => names.clone(),
             Request::Clear { names } => names.clone(),
-            Request::Health
-            | Request::Shutdown
-            | Request::Reopen
+            Request::Health {}
+            | Request::Shutdown {}
+            | Request::Reopen {}
             | Request::Tail { .. }
-            | Request::Gpu
+            | Request::Gpu {}
             | Request::Reload { .. } => Vec::new(),
         };
         let ids = match select(&snapshot, &names) {
@@ -225,9 +225,9 @@ impl Handle {
                 supd: std::process::id(),
                 programs: if names.is_empty() { Vec::new() } else { pids(&snapshot, &ids) },
             },
-            Request::Health => Response::Health(health::report(&snapshot, &self.gpu, now)),
-            Request::Gpu => Response::Gpu(self.gpu.lock().map(|g| g.clone()).unwrap_or_default()),
-            Request::Shutdown => match self.send(Command::Shutdown).await {
+            Request::Health {} => Response::Health(health::report(&snapshot, &self.gpu, now)),
+            Request::Gpu {} => Response::Gpu(self.gpu.lock().map(|g| g.clone()).unwrap_or_default()),
+            Request::Shutdown {} => match self.send(Command::Shutdown).await {
                 Ok(_) => Response::ShuttingDown,
                 Err(e) => error(ErrorKind::ShuttingDown, e),
             },
@@ -238,7 +238,7 @@ impl Handle {
                 self.act(|names| Command::Signal(signal, names), names_of(&snapshot, &ids), Wait::No).await
             }
             Request::Clear { .. } => self.clear(&snapshot, &ids).await,
-            Request::Reopen => {
+            Request::Reopen {} => {
                 self.sink.reopen().await;
                 Response::Done { message: "reopened every log file".into() }
             }
@@ -314,7 +314,7 @@ impl Handle {
             let found = names.iter().filter_map(|n| s.programs.get(find(&s, n)?));
             found.map(|p| p.settle_within).max().unwrap_or_default()
         };
-        let deadline = tokio::time::Instant::now() + limit;
+        let deadline = crate::deadline::after_tokio(tokio::time::Instant::now(), limit);
         let mut results: Vec<Option<ActionResult>> = vec![None; pending.len()];
         loop {
             {

@@ -9,8 +9,12 @@ use crate::supervisor::State;
 
 /// A control request. `names` take `NAME`, `GROUP:NAME`, `GROUP:*` or `all`; an empty list
 /// means all where that makes sense (status, pid).
+///
+/// Unknown fields and wrong types are refused (`{"cmd":"pid","mames":[]}` is an error that
+/// names `mames`), as the config refuses them; that is why the variants without fields are
+/// written `Health {}` (serde lets a unit variant ignore extra fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "lowercase")]
+#[serde(tag = "cmd", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Request {
     /// Program states.
     Status {
@@ -47,7 +51,7 @@ pub enum Request {
         names: Vec<String>,
     },
     /// The same answer as `GET /health`.
-    Health,
+    Health {},
     /// The last lines of a program's output, from its in-memory tail (64 KiB per stream).
     Tail {
         /// The program.
@@ -68,9 +72,9 @@ pub enum Request {
         names: Vec<String>,
     },
     /// Reopen every log file (as SIGUSR2 does), for logrotate's copy-less rotation.
-    Reopen,
+    Reopen {},
     /// The GPUs, their latest readings and which programs hold each.
-    Gpu,
+    Gpu {},
     /// Re-read the config and apply the difference (as SIGHUP does).
     Reload {
         /// Only say what would change.
@@ -78,7 +82,7 @@ pub enum Request {
         dry_run: bool,
     },
     /// Stop everything and exit.
-    Shutdown,
+    Shutdown {},
 }
 
 /// A control response.
@@ -269,4 +273,24 @@ impl HealthReport {
 
 fn ten() -> usize {
     10
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Request;
+
+    fn decode(line: &str) -> Result<Request, String> {
+        serde_json::from_str(line).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_are_refused() {
+        assert_eq!(decode(r#"{"cmd":"pid","names":["a"]}"#), Ok(Request::Pid { names: vec!["a".into()] }));
+        assert!(decode(r#"{"cmd":"pid","mames":["a"]}"#).unwrap_err().contains("mames"));
+        assert!(decode(r#"{"cmd":"health","extra":1}"#).unwrap_err().contains("extra"));
+        assert!(decode(r#"{"cmd":"shutdown","now":true}"#).unwrap_err().contains("now"));
+        assert!(decode(r#"{"cmd":"tail","name":"a","lines":"ten"}"#).is_err());
+        assert!(decode(r#"{"cmd":"stop","names":"a"}"#).is_err());
+        assert!(decode(r#"{"cmd":"launch"}"#).unwrap_err().contains("launch"));
+    }
 }

@@ -116,12 +116,12 @@ fn main() {
         Cmd::Restart { names } => Request::Restart { names },
         Cmd::Signal { signal, names } => Request::Signal { signal, names },
         Cmd::Pid { names } => Request::Pid { names },
-        Cmd::Shutdown => Request::Shutdown,
-        Cmd::Health => Request::Health,
+        Cmd::Shutdown => Request::Shutdown {},
+        Cmd::Health => Request::Health {},
         Cmd::Tail { follow, lines, name, stream } => Request::Tail { name, stream: Some(stream), lines, follow },
         Cmd::Clear { names } => Request::Clear { names },
-        Cmd::Reopen => Request::Reopen,
-        Cmd::Gpu => Request::Gpu,
+        Cmd::Reopen => Request::Reopen {},
+        Cmd::Gpu => Request::Gpu {},
         Cmd::Reload { dry_run } => Request::Reload { dry_run },
         Cmd::Convert { file, output } => std::process::exit(convert(&file, output.as_deref())),
     };
@@ -142,7 +142,7 @@ fn main() {
         Err(e) => {
             eprintln!("supctl: {e}");
             // Docker reads any non-zero as unhealthy, but only 1 is defined for HEALTHCHECK.
-            if matches!(request, Request::Health) { EXIT_FAILED } else { e.code }
+            if matches!(request, Request::Health {}) { EXIT_FAILED } else { e.code }
         }
     };
     std::process::exit(code);

@@ -41,8 +41,8 @@ pub(super) fn resolve(
         timeout: secs(raw.timeout, 2),
         start_period: secs(raw.start_period, 0),
         start_interval: secs(raw.start_interval, 1),
-        retries: raw.retries.unwrap_or(3),
-        success_threshold: raw.success_threshold.unwrap_or(1),
+        retries: raw.retries.map_or(3, |c| c.0),
+        success_threshold: raw.success_threshold.map_or(1, |c| c.0),
         on_unhealthy: raw.on_unhealthy.unwrap_or_default(),
     };
     if check.interval.is_zero() || check.start_interval.is_zero() || check.timeout.is_zero() {

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::value::{Autorestart, Bytes, CommandLine, Octal, Seconds, SignalName, StartSecs};
+use super::value::{Autorestart, Bytes, CommandLine, Count, MAX_COUNT, Octal, Seconds, SignalName, StartSecs};
+
+/// A count bounded by [`MAX_COUNT`].
+pub type Counted = Count<MAX_COUNT>;
 
 /// One config file.
 #[derive(Debug, Deserialize)]
@@ -56,7 +59,7 @@ pub struct RawSupervisor {
     pub log_prefix: Option<String>,
     pub logfile: Option<Spanned<String>>,
     pub logfile_maxbytes: Option<Bytes>,
-    pub logfile_backups: Option<u32>,
+    pub logfile_backups: Option<Counted>,
 }
 
 /// supd's own log format (`[supervisor] log_format`).
@@ -98,7 +101,7 @@ pub struct RawProgram {
     pub autorestart: Option<Autorestart>,
     pub exitcodes: Option<Vec<Spanned<i64>>>,
     pub startsecs: Option<Spanned<StartSecs>>,
-    pub startretries: Option<u32>,
+    pub startretries: Option<Counted>,
     pub stopsignal: Option<SignalName>,
     pub stopwaitsecs: Option<Seconds>,
     pub stopasgroup: Option<bool>,
@@ -112,18 +115,18 @@ pub struct RawProgram {
     pub depends_on: Option<RawDependsOn>,
     pub stdout_logfile: Option<Spanned<String>>,
     pub stdout_logfile_maxbytes: Option<Bytes>,
-    pub stdout_logfile_backups: Option<u32>,
+    pub stdout_logfile_backups: Option<Counted>,
     pub stdout_passthrough: Option<bool>,
     pub stderr_logfile: Option<Spanned<String>>,
     pub stderr_logfile_maxbytes: Option<Bytes>,
-    pub stderr_logfile_backups: Option<u32>,
+    pub stderr_logfile_backups: Option<Counted>,
     pub stderr_passthrough: Option<bool>,
     pub log_prefix: Option<String>,
     pub gpu: Option<Spanned<GpuMode>>,
     pub gpus: Option<Spanned<Vec<Spanned<u32>>>>,
     pub gpu_count: Option<Spanned<u32>>,
     pub numprocs: Option<Spanned<u32>>,
-    pub numprocs_start: Option<u32>,
+    pub numprocs_start: Option<Count<1_000_000>>,
 }
 
 /// `[program.NAME.healthcheck]`: exactly one of `http`, `tcp`, `exec`, and Docker
@@ -141,8 +144,8 @@ pub struct RawHealthcheck {
     pub timeout: Option<Seconds>,
     pub start_period: Option<Seconds>,
     pub start_interval: Option<Seconds>,
-    pub retries: Option<u32>,
-    pub success_threshold: Option<u32>,
+    pub retries: Option<Counted>,
+    pub success_threshold: Option<Counted>,
     pub on_unhealthy: Option<OnUnhealthy>,
 }
 

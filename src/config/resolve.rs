@@ -256,7 +256,7 @@ fn membership<'a>(
 /// `None` for a program without it.
 fn numprocs(found: &Found<'_, RawProgram>) -> Result<Option<std::ops::Range<u32>>, ConfigError> {
     let Some(n) = &found.raw.numprocs else { return Ok(None) };
-    let start = found.raw.numprocs_start.unwrap_or(0);
+    let start = found.raw.numprocs_start.map_or(0, |c| c.0);
     let key = format!("program.{}.numprocs", found.name.get_ref());
     match start.checked_add(*n.get_ref()) {
         _ if *n.get_ref() == 0 => Err(found.error(n.span().start, &key, "numprocs must be at least 1")),
@@ -418,7 +418,7 @@ fn program<E: Fn(&str) -> Option<String>>(
         exitcodes,
         startsecs,
         ready_when_healthy,
-        startretries: raw.startretries.unwrap_or(3),
+        startretries: raw.startretries.map_or(3, |c| c.0),
         stopsignal: raw.stopsignal.map_or(nix::sys::signal::Signal::SIGTERM, |s| s.0),
         stopwaitsecs: raw.stopwaitsecs.map_or(std::time::Duration::from_secs(10), |s| s.0),
         stopasgroup: raw.stopasgroup.unwrap_or(true),
@@ -443,7 +443,7 @@ fn stream(
     source: &Source,
     key: &str,
     logfile: Option<&Spanned<String>>,
-    rotation: (Option<super::value::Bytes>, Option<u32>),
+    rotation: (Option<super::value::Bytes>, Option<super::raw::Counted>),
     passthrough: Option<bool>,
     expand_at: &dyn Fn(&str, usize, &str) -> Result<String, ConfigError>,
 ) -> Result<StreamConfig, ConfigError> {
@@ -462,7 +462,7 @@ fn log_file(
     source: &Source,
     key: &str,
     path: &Spanned<String>,
-    (maxbytes, backups): (Option<super::value::Bytes>, Option<u32>),
+    (maxbytes, backups): (Option<super::value::Bytes>, Option<super::raw::Counted>),
     expand_at: &dyn Fn(&str, usize, &str) -> Result<String, ConfigError>,
 ) -> Result<LogFileConfig, ConfigError> {
     let at = path.span().start;
@@ -470,7 +470,11 @@ fn log_file(
     if !expanded.is_absolute() {
         return Err(source.error_at(at, key, "log file paths must be absolute (or \"NONE\")"));
     }
-    Ok(LogFileConfig { path: expanded, maxbytes: maxbytes.map_or(50 << 20, |b| b.0), backups: backups.unwrap_or(10) })
+    Ok(LogFileConfig {
+        path: expanded,
+        maxbytes: maxbytes.map_or(50 << 20, |b| b.0),
+        backups: backups.map_or(10, |c| c.0),
+    })
 }
 
 fn supervisor(raw: Option<(&Source, &Spanned<RawSupervisor>)>) -> Result<SupervisorConfig, ConfigError> {

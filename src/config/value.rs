@@ -8,8 +8,16 @@ use nix::sys::signal::Signal;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
+/// The longest duration any key takes: one year. Beyond it is a config error, so every
+/// deadline supd computes from a config value stays far from `Instant`'s limits.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// The most any count key takes (`startretries`, `retries`, `success_threshold`,
+/// `*_logfile_backups`): beyond it is a config error rather than a loop of billions.
+pub const MAX_COUNT: u32 = 10_000;
+
 /// A duration: a number means seconds (supervisord style), a string takes units
-/// (`"500ms"`, `"10s"`, `"1m"`, `"1h 30m"`; humantime's syntax).
+/// (`"500ms"`, `"10s"`, `"1m"`, `"1h 30m"`; humantime's syntax). At most [`MAX_DURATION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seconds(pub Duration);
 
@@ -34,28 +42,56 @@ impl Visitor<'_> for DurationVisitor {
         if self.healthy { f.write_str(r#", or "healthy""#) } else { Ok(()) }
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<StartSecs, E> {
-        u64::try_from(v)
-            .map(|s| StartSecs::After(Duration::from_secs(s)))
-            .map_err(|_| E::custom("a duration cannot be negative"))
+        let secs = u64::try_from(v).map_err(|_| E::custom("a duration cannot be negative"))?;
+        self.visit_u64(secs)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<StartSecs, E> {
-        Ok(StartSecs::After(Duration::from_secs(v)))
+        bounded(Duration::from_secs(v))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<StartSecs, E> {
+        if v.is_finite() && v > MAX_DURATION.as_secs_f64() {
+            return bounded(Duration::MAX);
+        }
         Duration::try_from_secs_f64(v)
-            .map(StartSecs::After)
             .map_err(|_| E::custom("a duration must be a finite number of seconds, 0 or more"))
+            .and_then(bounded)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<StartSecs, E> {
         if self.healthy && v.trim() == "healthy" {
             return Ok(StartSecs::Healthy);
         }
         let also = if self.healthy { r#", or "healthy""# } else { "" };
-        humantime::parse_duration(v.trim()).map(StartSecs::After).map_err(|e| {
-            E::custom(format!(
-                r#"invalid duration {v:?} ({e}); write e.g. "500ms", "10s", "1m" or a number of seconds{also}"#
-            ))
-        })
+        humantime::parse_duration(v.trim())
+            .map_err(|e| {
+                E::custom(format!(
+                    r#"invalid duration {v:?} ({e}); write e.g. "500ms", "10s", "1m" or a number of seconds{also}"#
+                ))
+            })
+            .and_then(bounded)
+    }
+}
+
+/// `d`, unless it is longer than [`MAX_DURATION`].
+fn bounded<E: de::Error>(d: Duration) -> Result<StartSecs, E> {
+    if d > MAX_DURATION {
+        return Err(E::custom(format!("duration is too long: at most one year ({} seconds)", MAX_DURATION.as_secs())));
+    }
+    Ok(StartSecs::After(d))
+}
+
+/// A count from 0 to `MAX` (for example `startretries`); more is a config error that says the
+/// maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count<const MAX: u32>(pub u32);
+
+impl<'de, const MAX: u32> Deserialize<'de> for Count<MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        u32::try_from(v)
+            .ok()
+            .filter(|n| *n <= MAX)
+            .map(Count)
+            .ok_or_else(|| de::Error::custom(format!("{v} is out of range: expected a whole number from 0 to {MAX}")))
     }
 }
 
@@ -259,6 +295,19 @@ mod tests {
         assert_eq!(parse::<Seconds>("\"1m\""), Ok(Seconds(Duration::from_secs(60))));
         assert!(parse::<Seconds>("-1").is_err());
         assert!(parse::<Seconds>("\"soon\"").unwrap_err().contains("invalid duration"));
+    }
+
+    #[test]
+    fn durations_and_counts_have_maxima() {
+        assert_eq!(parse::<Seconds>("31536000"), Ok(Seconds(MAX_DURATION)));
+        assert!(parse::<Seconds>("9223372036854775807").unwrap_err().contains("at most one year"));
+        assert!(parse::<Seconds>("31536000.5").unwrap_err().contains("at most one year"));
+        assert!(parse::<Seconds>("\"400days\"").unwrap_err().contains("at most one year"));
+        assert!(parse::<StartSecs>("1e300").unwrap_err().contains("at most one year"));
+        assert_eq!(parse::<Count<10>>("10"), Ok(Count(10)));
+        assert!(parse::<Count<10>>("11").unwrap_err().contains("from 0 to 10"));
+        assert!(parse::<Count<10>>("-1").unwrap_err().contains("from 0 to 10"));
+        assert!(parse::<Count<MAX_COUNT>>("4294967296").unwrap_err().contains("from 0 to 10000"));
     }
 
     #[test]

@@ -13,7 +13,8 @@ pub fn delay(cfg: &BackoffConfig, n: u32, rng: &mut fastrand::Rng) -> Duration {
     }
     let factor = 2u32.saturating_pow(n.saturating_sub(1).min(31));
     let base = cfg.initial.saturating_mul(factor).min(cfg.max);
-    base.mul_f64(0.9 + rng.f64() * 0.2)
+    // `mul_f64` panics on overflow; the config bounds `max` to a year, and this never panics.
+    Duration::try_from_secs_f64(base.as_secs_f64() * (0.9 + rng.f64() * 0.2)).unwrap_or(base)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 use super::backoff;
 use super::state::State;
 use crate::config::{Autorestart, OnUnhealthy, ProgramConfig};
+use crate::deadline::after;
 use crate::health::{Health, ProbeOutcome};
 use crate::process::ExitStatus;
 
@@ -201,7 +202,7 @@ impl Program {
     /// Applies `event` at `now`; returns what to do.
     pub fn on(&mut self, event: Event, now: Instant) -> Vec<Effect> {
         use State::*;
-        self.generation += 1;
+        self.generation = self.generation.wrapping_add(1);
         let waiting = self.waiting.is_some();
         match (self.state, event) {
             (_, Event::Unavailable { reason }) => {
@@ -257,7 +258,7 @@ impl Program {
                 } else if self.cfg.startsecs.is_zero() {
                     self.running(now)
                 } else {
-                    self.enter(Starting, now, Some(now + self.cfg.startsecs))
+                    self.enter(Starting, now, Some(after(now, self.cfg.startsecs)))
                 }
             }
             (Starting, Event::SpawnFailed { error }) => {
@@ -275,7 +276,7 @@ impl Program {
             }
             (Starting | Running, Event::Probe(outcome)) if self.pid.is_some() => self.probed(outcome, now),
             (Backoff, Event::Deadline) => {
-                self.restarts += 1;
+                self.restarts = self.restarts.saturating_add(1);
                 self.spawn(now)
             }
             (Stopping, Event::Exited { status, group_alive }) => {
@@ -285,7 +286,7 @@ impl Program {
             (Stopping, Event::GroupGone) if self.pid.is_none() => self.stopped(now),
             (Stopping, Event::Deadline) if !self.killed => {
                 self.killed = true;
-                self.deadline = Some(now + KILL_GRACE);
+                self.deadline = Some(after(now, KILL_GRACE));
                 let target = self.pid.or(self.pgid);
                 let group = self.cfg.killasgroup || self.pid.is_none();
                 target.map(|pid| vec![Effect::Signal { pid, signal: Signal::SIGKILL, group }]).unwrap_or_default()
@@ -311,7 +312,7 @@ impl Program {
         self.health = check.map(|_| Health::Starting);
         self.probe_failures = 0;
         self.probe_successes = 0;
-        self.start_period_ends = check.filter(|c| !c.start_period.is_zero()).map(|c| now + c.start_period);
+        self.start_period_ends = check.filter(|c| !c.start_period.is_zero()).map(|c| after(now, c.start_period));
     }
 
     /// Docker's health rules: `success_threshold` passes in a row make it healthy, and the
@@ -352,7 +353,7 @@ impl Program {
     }
 
     fn spawn(&mut self, now: Instant) -> Vec<Effect> {
-        self.spawns += 1;
+        self.spawns = self.spawns.wrapping_add(1);
         self.pid = None;
         self.enter(State::Starting, now, None);
         vec![Effect::Spawn]
@@ -366,7 +367,7 @@ impl Program {
     fn stop(&mut self, now: Instant) -> Vec<Effect> {
         let Some(pid) = self.pid else { return self.enter(State::Stopped, now, None) };
         self.killed = false;
-        self.enter(State::Stopping, now, Some(now + self.cfg.stopwaitsecs));
+        self.enter(State::Stopping, now, Some(after(now, self.cfg.stopwaitsecs)));
         vec![Effect::Signal { pid, signal: self.cfg.stopsignal, group: self.cfg.stopasgroup }]
     }
 
@@ -391,7 +392,7 @@ impl Program {
     /// them in a row is FATAL. Retries back off like restarts do (1 s, 2 s, 4 s … by default).
     fn failed_start(&mut self, now: Instant) -> Vec<Effect> {
         self.pgid = None;
-        self.failed_starts += 1;
+        self.failed_starts = self.failed_starts.saturating_add(1);
         if self.shutting_down {
             return self.enter(State::Exited, now, None);
         }
@@ -432,7 +433,7 @@ impl Program {
         let delay = backoff::delay(&self.cfg.backoff, self.streak, &mut self.rng);
         self.streak = self.streak.saturating_add(1);
         if delay.is_zero() {
-            self.restarts += 1;
+            self.restarts = self.restarts.saturating_add(1);
             return self.spawn(now);
         }
         self.backoff(delay, now)
@@ -440,7 +441,7 @@ impl Program {
 
     fn backoff(&mut self, delay: Duration, now: Instant) -> Vec<Effect> {
         self.backoff_delay = delay;
-        self.enter(State::Backoff, now, Some(now + delay))
+        self.enter(State::Backoff, now, Some(after(now, delay)))
     }
 
     fn enter(&mut self, state: State, now: Instant, deadline: Option<Instant>) -> Vec<Effect> {

@@ -174,11 +174,12 @@ impl ProgramView {
 fn settle_within(cfg: &crate::config::ProgramConfig) -> Duration {
     let start = match &cfg.healthcheck {
         Some(h) if cfg.ready_when_healthy => {
-            h.start_period + (h.interval + h.timeout) * (h.retries + h.success_threshold)
+            let probes = h.retries.saturating_add(h.success_threshold);
+            h.start_period.saturating_add(h.interval.saturating_add(h.timeout).saturating_mul(probes))
         }
         _ => cfg.startsecs,
     };
-    start + cfg.stopwaitsecs + super::program::KILL_GRACE + Duration::from_secs(5)
+    start.saturating_add(cfg.stopwaitsecs).saturating_add(super::program::KILL_GRACE + Duration::from_secs(5))
 }
 
 /// `H:MM:SS`, as supervisorctl shows uptimes.
