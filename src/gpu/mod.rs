@@ -3,9 +3,11 @@
 //!
 //! The [`Backend`] trait keeps NVML behind one small seam: [`nvml`] is the only real backend
 //! (it loads `libnvidia-ml.so.1` at run time, so supd has no link-time dependency on NVIDIA's
-//! libraries), and [`fake`] lets tests describe devices, their loss and XID errors in a file.
+//! libraries), and `fake` (only in a build with the `fake-gpu` feature, never in a default
+//! one) lets tests describe devices, their loss and XID errors in a file.
 
 pub mod assign;
+#[cfg(feature = "fake-gpu")]
 pub mod fake;
 pub mod nvml;
 
@@ -69,12 +71,17 @@ pub trait Backend: Send + 'static {
     fn poll(&mut self) -> Vec<Poll>;
 }
 
-/// Finds the backend: the fake one when `SUPD_GPU_FAKE` names a file (tests), else NVML.
-/// Errors: the one line saying why there is no GPU (`no NVIDIA GPU: libnvidia-ml.so.1 not
-/// found`).
+/// Finds the backend: NVML (or, in a build with the `fake-gpu` feature, the fake one when
+/// `SUPD_GPU_FAKE` names a file; a default build ignores that variable, so no environment can
+/// fool a shipped supd). Errors: the one line saying why there is no GPU (`no NVIDIA GPU:
+/// libnvidia-ml.so.1 not found`).
 pub fn detect() -> Result<Box<dyn Backend>, String> {
-    let backend: Box<dyn Backend> = match std::env::var_os(fake::ENV) {
-        Some(path) => Box::new(fake::Fake::open(path.into())?),
+    #[cfg(feature = "fake-gpu")]
+    let fake = std::env::var_os(fake::ENV).map(|path| fake::Fake::open(path.into())).transpose()?;
+    #[cfg(not(feature = "fake-gpu"))]
+    let fake: Option<nvml::Nvml> = None;
+    let backend: Box<dyn Backend> = match fake {
+        Some(fake) => Box::new(fake),
         None => Box::new(nvml::Nvml::open()?),
     };
     if backend.inventory().devices.is_empty() {
@@ -351,5 +358,27 @@ impl Setup {
             warn!("cannot start the GPU poller: {e}; GPU readings stay as at start-up");
         }
         rx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A default build has no test seam: `SUPD_GPU_FAKE` cannot describe GPUs to it. (Run by
+    /// `cargo test --lib` without features, as CI does.)
+    #[cfg(not(feature = "fake-gpu"))]
+    #[test]
+    fn a_default_build_ignores_supd_gpu_fake() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gpus.json");
+        std::fs::write(
+            &file,
+            r#"{"driver": "1", "devices": [{"index": 0, "name": "Fake", "uuid": "GPU-f",
+            "memory_total_bytes": 1, "memory_used_bytes": 0, "utilization_percent": 0, "temperature_celsius": 1}]}"#,
+        )
+        .unwrap();
+        // SAFETY: no other test of this binary reads or writes the environment.
+        unsafe { std::env::set_var("SUPD_GPU_FAKE", &file) };
+        let found = super::detect().map(|b| b.inventory().devices.iter().map(|d| d.name.clone()).collect::<Vec<_>>());
+        assert!(!matches!(&found, Ok(names) if names.iter().any(|n| n == "Fake")), "{:?}", found.err());
     }
 }

@@ -368,7 +368,15 @@ impl Program {
         let Some(pid) = self.pid else { return self.enter(State::Stopped, now, None) };
         self.killed = false;
         self.enter(State::Stopping, now, Some(after(now, self.cfg.stopwaitsecs)));
-        vec![Effect::Signal { pid, signal: self.cfg.stopsignal, group: self.cfg.stopasgroup }]
+        let (signal, group) = (self.cfg.stopsignal, self.cfg.stopasgroup);
+        let mut effects = vec![Effect::Signal { pid, signal, group }];
+        // A stopped (SIGSTOP, traced) process cannot act on `stopsignal` until it runs again,
+        // and would cost the whole stopwaitsecs; SIGCONT right after lets it act at once
+        // (systemd does the same).
+        if !matches!(signal, Signal::SIGKILL | Signal::SIGCONT) {
+            effects.push(Effect::Signal { pid, signal: Signal::SIGCONT, group });
+        }
+        effects
     }
 
     fn stopped(&mut self, now: Instant) -> Vec<Effect> {
@@ -677,12 +685,13 @@ mod tests {
     }
 
     #[test]
-    fn stop_signals_the_group_then_kills_after_stopwaitsecs() {
+    fn stop_signals_the_group_and_continues_it_then_kills_after_stopwaitsecs() {
         let mut r = Rig::new(|c| c.stopsignal = Signal::SIGINT);
         r.on(Event::Start);
         r.fire();
         let effects = r.on(Event::Stop);
-        assert_eq!(effects, vec![Effect::Signal { pid: 101, signal: Signal::SIGINT, group: true }]);
+        let sig = |signal| Effect::Signal { pid: 101, signal, group: true };
+        assert_eq!(effects, vec![sig(Signal::SIGINT), sig(Signal::SIGCONT)]);
         assert_eq!(r.p.state(), State::Stopping);
         let effects = r.fire();
         assert_eq!(effects, vec![Effect::Signal { pid: 101, signal: Signal::SIGKILL, group: true }]);
@@ -792,7 +801,7 @@ mod tests {
         r.advance(Duration::from_secs(31));
         let effects = r.probe(false);
         assert_eq!(r.p.health(), Some(Health::Unhealthy));
-        assert_eq!(effects, vec![Effect::Signal { pid: 101, signal: Signal::SIGTERM, group: true }]);
+        assert_eq!(effects[0], Effect::Signal { pid: 101, signal: Signal::SIGTERM, group: true });
     }
 
     #[test]

@@ -6,5 +6,6 @@
 #[allow(dead_code)]
 mod harness;
 
+mod frozen;
 mod limits;
 mod protocol;

@@ -1,4 +1,4 @@
-//! NVIDIA GPUs through the fake backend (`SUPD_GPU_FAKE`), and through the real NVML path on a
+//! NVIDIA GPUs through the fake backend (`SUPD_GPU_FAKE`, in a `--features fake-gpu` build), and through the real NVML path on a
 //! machine without NVIDIA's libraries: variables, distinct assignment, over-subscription,
 //! `required` without a GPU, GPU loss and XID errors, `supctl gpu` and `/health`.
 
@@ -31,6 +31,7 @@ fn program(name: &str, keys: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(feature = "fake-gpu"), ignore = "needs the fake backend: cargo test --features fake-gpu")]
 fn programs_get_their_gpus_in_their_environment() {
     let programs = [
         program("plain", ""),
@@ -91,6 +92,7 @@ fn start_over_fake(programs: &str) -> (Supd, std::path::PathBuf, tempfile::TempD
 }
 
 #[test]
+#[cfg_attr(not(feature = "fake-gpu"), ignore = "needs the fake backend: cargo test --features fake-gpu")]
 fn asking_for_more_gpus_than_exist_starts_nothing_and_names_the_programs() {
     let programs =
         [program("a", "gpu = \"required\"\ngpu_count = 3"), program("b", "gpu = \"optional\"\ngpu_count = 1")].concat();
@@ -119,6 +121,7 @@ fn without_nvidia_libraries_supd_runs_and_required_programs_are_fatal() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "fake-gpu"), ignore = "needs the fake backend: cargo test --features fake-gpu")]
 fn a_lost_gpu_or_an_xid_error_makes_the_required_program_holding_it_unhealthy() {
     let programs = [
         program("needs-0", "gpu = \"required\"\ngpus = [0]"),
