@@ -141,7 +141,9 @@ fn supervise(mut cfg: Config, path: PathBuf) -> i32 {
         }
         code
     });
-    last_lines.flush(std::time::Duration::from_secs(1));
+    // Bounded so that shutdown ends within stopwaitsecs + 1 s even when nobody reads supd's
+    // stdout: the supervisor's drain took at most 0.5 s of that.
+    last_lines.flush(std::time::Duration::from_millis(400));
     code
 }
 

@@ -100,6 +100,13 @@ impl Metrics {
             "How long each healthcheck probe took, seconds",
             self.probes.clone(),
         );
+        let dropped = Counter::<u64>::default();
+        dropped.inc_by(crate::output::own_lines_dropped());
+        registry.register(
+            "supd_log_lines_dropped",
+            "supd's own log lines dropped because its stdout/stderr or log file could not take them",
+            dropped,
+        );
         if let Some(s) = &sample {
             own(&mut registry, &s.own);
         }

@@ -21,6 +21,7 @@ pub mod tail;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
@@ -47,6 +48,17 @@ const CHUNK: usize = 64 * 1024;
 const FRAMED_MAX: usize = 64 * 1024;
 /// How many chunks may wait for the writer thread before readers stop reading (1 MiB).
 const QUEUE: usize = 16;
+
+/// supd's own log lines dropped since the writer thread last said so (see [`LogWriter`]).
+static OWN_DROPPED: AtomicU64 = AtomicU64::new(0);
+/// supd's own log lines dropped since it started, for `/metrics`.
+static OWN_DROPPED_TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// How many of supd's own log lines were dropped because its stdout/stderr (or log file) could
+/// not take them, since it started (`supd_log_lines_dropped_total`).
+pub fn own_lines_dropped() -> u64 {
+    OWN_DROPPED_TOTAL.load(Ordering::Relaxed)
+}
 
 /// Which of supd's own streams passthrough lines go to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +150,12 @@ impl Sink {
         let registry = Arc::clone(&files);
         std::thread::Builder::new().name("supd-output".into()).stack_size(128 * 1024).spawn(move || {
             while let Some(msg) = rx.blocking_recv() {
+                // Output flows again: say what was lost meanwhile (through the queue, so the
+                // line has supd's log format; should it not fit, it is counted again).
+                let dropped = OWN_DROPPED.swap(0, Ordering::Relaxed);
+                if dropped > 0 {
+                    tracing::warn!("supd: {dropped} of its own log lines dropped while stdout was blocked");
+                }
                 match msg {
                     Msg::Write(stream, bytes) => write_stdio(stream.fd(), &bytes),
                     Msg::File(file, bytes) => with_file(&file, |f| f.write(&bytes)),
@@ -331,8 +349,10 @@ impl Sink {
 
     /// A `tracing` writer for supd's own log lines, which go through the same queue (to
     /// `[supervisor] logfile`, or stderr) so they interleave whole with program lines. When the
-    /// queue is full (a flooding program and a stalled stderr) the line is written directly to
-    /// stderr rather than lost or awaited.
+    /// queue is full (a stalled reader of supd's stdout, a flooding program) the line is
+    /// dropped and counted, never awaited or written on the caller's thread: that thread is
+    /// the event loop, which must not block. The writer thread reports the count once output
+    /// flows again, and `/metrics` has the total.
     pub fn log_writer(&self) -> LogWriter {
         LogWriter { sink: Some(self.clone()), buf: Vec::new() }
     }
@@ -415,17 +435,16 @@ impl Drop for LogWriter {
         if buf.is_empty() {
             return;
         }
-        let rejected = match &self.sink {
-            Some(sink) => sink.tx.try_send(Msg::Own(buf)).err().and_then(|e| match e {
-                mpsc::error::TrySendError::Full(Msg::Own(b)) | mpsc::error::TrySendError::Closed(Msg::Own(b)) => {
-                    Some(b)
+        match &self.sink {
+            Some(sink) => {
+                if sink.tx.try_send(Msg::Own(buf)).is_err() {
+                    OWN_DROPPED.fetch_add(1, Ordering::Relaxed);
+                    OWN_DROPPED_TOTAL.fetch_add(1, Ordering::Relaxed);
                 }
-                _ => None,
-            }),
-            None => Some(buf),
-        };
-        if let Some(buf) = rejected {
-            write_stdio(io::stderr().as_raw_fd(), &buf);
+            }
+            // Before the writer thread exists (start-up, single-command mode): nothing else
+            // writes yet, and a blocked stderr can only delay start-up.
+            None => write_stdio(io::stderr().as_raw_fd(), &buf),
         }
     }
 }

@@ -9,3 +9,4 @@ mod harness;
 mod frozen;
 mod limits;
 mod protocol;
+mod stdout;

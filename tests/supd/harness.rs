@@ -52,6 +52,17 @@ impl Supd {
     /// Starts supd with `env` added to its environment and does not wait for it (it may exit
     /// at once); `programs` may use `@DIR@`, and so may `env`'s values.
     pub fn launch(env: &[(&str, &str)], supervisor_extra: &str, programs: &str) -> Supd {
+        Self::launch_to(env, supervisor_extra, programs, None)
+    }
+
+    /// [`Supd::launch`] with supd's stdout and stderr both going to `output` (a pipe, say)
+    /// instead of `stdout.log` and `stderr.log`.
+    pub fn launch_to(
+        env: &[(&str, &str)],
+        supervisor_extra: &str,
+        programs: &str,
+        output: Option<std::os::fd::OwnedFd>,
+    ) -> Supd {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let socket = dir.path().join("supd.sock");
@@ -62,7 +73,10 @@ impl Supd {
         let mut argv: Vec<&std::ffi::OsStr> = vec!["env".as_ref()];
         argv.extend(env.iter().map(std::ffi::OsStr::new));
         argv.extend([SUPD.as_ref(), "-c".as_ref(), config.as_os_str()]);
-        let child = spawn_pid1(dir.path(), &argv);
+        let child = match output {
+            Some(fd) => spawn_pid1_to(&argv, Stdio::from(fd.try_clone().expect("dup")), Stdio::from(fd)),
+            None => spawn_pid1(dir.path(), &argv),
+        };
         Supd { child, dir, socket, port, exit: None }
     }
 
@@ -169,6 +183,11 @@ impl Drop for Supd {
 pub fn spawn_pid1(dir: &Path, argv: &[&std::ffi::OsStr]) -> Child {
     let out = std::fs::File::create(dir.join("stdout.log")).expect("log");
     let err = std::fs::File::create(dir.join("stderr.log")).expect("log");
+    spawn_pid1_to(argv, Stdio::from(out), Stdio::from(err))
+}
+
+/// Starts `argv` as PID 1 of a new PID namespace with these stdout and stderr.
+pub fn spawn_pid1_to(argv: &[&std::ffi::OsStr], out: Stdio, err: Stdio) -> Child {
     Command::new("unshare")
         .args(["--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL"])
         .args(argv)
