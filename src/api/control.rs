@@ -14,16 +14,16 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
+use super::admission::{Admission, MAX_CONNECTIONS, Ticket};
 use super::health;
 use super::protocol::{ActionResult, ErrorKind, ProgramPid, Request, Response};
+use super::{REQUEST_TIMEOUT, WRITE_TIMEOUT};
 use crate::config::{SignalName, SupervisorConfig};
 use crate::output::Sink;
 use crate::supervisor::{Command, Envelope, Snapshot, State};
 
 /// A request line longer than this is refused.
 const MAX_REQUEST: u64 = 64 * 1024;
-/// How long a client may take to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Binds the control socket: creates its directory, replaces a stale socket file, and applies
 /// `socket_mode` and `socket_group`. Errors name the path and the failing step.
@@ -68,18 +68,18 @@ pub struct Handle {
     pub config: PathBuf,
 }
 
-/// Serves connections on `listener` until the task is dropped.
+/// Serves connections on `listener` until the task is dropped, admitting each as
+/// [`Admission`] says (idle and slow clients lose their slots to new ones).
 pub async fn serve(listener: UnixListener, handle: Handle) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(super::MAX_CONNECTIONS));
+    let slots = Admission::new(MAX_CONNECTIONS);
     loop {
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
         match listener.accept().await {
             Ok((stream, _)) => {
-                let handle = handle.clone();
-                tokio::spawn(async move {
-                    connection(stream, handle).await;
-                    drop(slot);
-                });
+                let Some(ticket) = slots.admit() else {
+                    debug!("control socket: every connection is busy; refusing a new one");
+                    continue;
+                };
+                tokio::spawn(connection(stream, handle.clone(), ticket));
             }
             Err(e) => {
                 warn!("control socket accept failed: {e}");
@@ -89,11 +89,15 @@ pub async fn serve(listener: UnixListener, handle: Handle) {
     }
 }
 
-async fn connection(stream: UnixStream, handle: Handle) {
+async fn connection(stream: UnixStream, handle: Handle, mut ticket: Ticket) {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read.take(MAX_REQUEST));
-    let request = match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
+    let read = tokio::select! {
+        read = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)) => read,
+        () = ticket.evicted() => return,
+    };
+    let request = match read {
         Ok(Ok(_)) => serde_json::from_str::<Request>(&line),
         Ok(Err(e)) => {
             let _ = send(&mut write, &error(ErrorKind::BadRequest, format!("cannot read the request: {e}"))).await;
@@ -101,6 +105,9 @@ async fn connection(stream: UnixStream, handle: Handle) {
         }
         Err(_) => return,
     };
+    if !ticket.busy() {
+        return; // closed to make room just as its request came in
+    }
     let result = match request {
         Ok(Request::Tail { name, stream, lines, follow }) => {
             let closed = async move {
@@ -118,10 +125,14 @@ async fn connection(stream: UnixStream, handle: Handle) {
     }
 }
 
+/// Writes one response line; a client that does not take it within [`WRITE_TIMEOUT`] is given
+/// up on (a `tail -f` follower that stopped reading, say).
 async fn send(write: &mut (impl AsyncWriteExt + Unpin), response: &Response) -> std::io::Result<()> {
     let mut out = serde_json::to_vec(response).unwrap_or_default();
     out.push(b'\n');
-    write.write_all(&out).await
+    tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&out))
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client took no answer")))
 }
 
 /// `tail`: the last lines of one stream, then, with `follow`, new output as it comes until the

@@ -18,12 +18,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use super::REQUEST_TIMEOUT;
+use super::admission::{Admission, MAX_CONNECTIONS, Ticket};
 use super::health;
 use crate::metrics::Metrics;
 use crate::supervisor::Snapshot;
 
-/// A client that has not sent its headers in this time is dropped.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a rendered `/health` body is served again while the snapshot stays the same. Every
 /// state change makes a new snapshot and so a new body at once; only the fields computed from
 /// the clock (uptimes, backoff countdowns) can be this much behind.
@@ -75,11 +75,10 @@ pub async fn serve(
     gpu: crate::gpu::Shared,
     metrics: Arc<Metrics>,
 ) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(super::MAX_CONNECTIONS));
+    let slots = Admission::new(MAX_CONNECTIONS);
     let rendered = std::sync::Mutex::new(Rendered::default());
     let shared = Arc::new(Shared { snapshot, gpu, metrics, rendered });
     loop {
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
         let (stream, _) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) => {
@@ -88,23 +87,42 @@ pub async fn serve(
                 continue;
             }
         };
+        let Some(ticket) = slots.admit() else {
+            debug!("http: every connection is busy; refusing a new one");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let shared = Arc::clone(&shared);
-                async move { Ok::<_, Infallible>(route(&req, &shared).await) }
-            });
-            // hyper's header timeout only works with a timer; without one it is silently off.
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                debug!("http connection ended: {e}");
+        tokio::spawn(connection(stream, Arc::clone(&shared), ticket));
+    }
+}
+
+/// Serves one connection until it closes, times out on its request head, or is closed to make
+/// room (see [`Admission`]): between requests it is idle, during one busy.
+async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, ticket: Ticket) {
+    let evicted = ticket.eviction();
+    let ticket = Arc::new(std::sync::Mutex::new(ticket));
+    let service = service_fn(move |req| {
+        let (shared, ticket) = (Arc::clone(&shared), Arc::clone(&ticket));
+        async move {
+            // A ticket chosen for eviction just now is closed by the select below.
+            let _ = ticket.lock().map(|mut t| t.busy());
+            let resp = route(&req, &shared).await;
+            if let Ok(mut t) = ticket.lock() {
+                t.idle();
             }
-            drop(slot);
-        });
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    // hyper's header timeout only works with a timer; without one it is silently off.
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(REQUEST_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        result = conn => if let Err(e) = result {
+            debug!("http connection ended: {e}");
+        },
+        () = evicted.notified() => debug!("http connection closed to make room"),
     }
 }
 

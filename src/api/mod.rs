@@ -1,11 +1,14 @@
 //! supd's interfaces: the control API on a unix socket (what supctl speaks), the read-only
 //! HTTP listener, and the JSON shapes they share with supctl.
 
+pub mod admission;
 pub mod control;
 pub mod health;
 pub mod http;
 pub mod protocol;
 
-/// Connections served at once on each listener; more wait in the kernel's accept queue, so an
-/// idle or hostile client cannot exhaust PID 1's descriptors.
-pub const MAX_CONNECTIONS: usize = 128;
+/// How long a client may take to send a complete request (the control socket's line, an HTTP
+/// request head). Real clients send theirs at once.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long supd waits for a client to take an answer before it gives up on the client.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

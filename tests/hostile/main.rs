@@ -6,6 +6,7 @@
 #[allow(dead_code)]
 mod harness;
 
+mod connections;
 mod frozen;
 mod limits;
 mod protocol;
