@@ -129,6 +129,8 @@ pub struct Supervisor {
     /// Exit statuses awaited by exec probes.
     waiters: Waiters,
     by_pid: HashMap<i32, usize>,
+    /// Slot by program name; rebuilt with `by_pid`.
+    by_name: HashMap<String, usize>,
     sink: Sink,
     /// Output readers still running, so shutdown can wait for programs' last lines.
     readers: Vec<tokio::task::JoinHandle<()>>,
@@ -165,6 +167,7 @@ impl Supervisor {
             broken: BTreeMap::new(),
             waiters: Waiters::default(),
             by_pid: HashMap::new(),
+            by_name: HashMap::new(),
             sink,
             readers: Vec::new(),
             shutdown: None,
@@ -198,21 +201,26 @@ impl Supervisor {
         Slot { key: self.keys, program, logs, deps: Vec::new(), rank, probe: None, gpu, next: None }
     }
 
-    /// Rebuilds what names slots by index: dependencies and `by_pid`.
+    /// Rebuilds what names slots by index: dependencies, `by_pid` and `by_name`. (A removed
+    /// program that still stops can share its name with one a later reload added again; a
+    /// reload puts the new config's programs first, so the first slot of a name is the live one.)
     fn reindex(&mut self) {
-        let index: HashMap<String, usize> =
-            self.slots.iter().enumerate().map(|(i, s)| (s.program.cfg.name.clone(), i)).collect();
+        let mut index: HashMap<String, usize> = HashMap::with_capacity(self.slots.len());
+        for (i, s) in self.slots.iter().enumerate() {
+            index.entry(s.program.cfg.name.clone()).or_insert(i);
+        }
         for slot in &mut self.slots {
             let deps = &slot.program.cfg.depends_on;
             slot.deps = deps.iter().filter_map(|d| Some((*index.get(&d.program)?, d.condition))).collect();
         }
+        self.by_name = index;
         self.by_pid = self.slots.iter().enumerate().filter_map(|(i, s)| Some((s.program.pid()?, i))).collect();
         self.moved = true;
     }
 
     /// The slot of the program named `name`.
     fn find(&self, name: &str) -> Option<usize> {
-        self.slots.iter().position(|s| s.program.cfg.name == name)
+        self.by_name.get(name).copied()
     }
 
     /// Runs until shutdown completes; returns supd's exit code: 0, or 1 when a `required`

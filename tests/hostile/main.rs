@@ -7,6 +7,7 @@
 mod harness;
 
 mod connections;
+mod depends;
 mod frozen;
 mod limits;
 mod protocol;
