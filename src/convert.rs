@@ -228,6 +228,9 @@ impl Converter {
                 (_, None) => self.warn(file, &section, format!("{key}: not carried (unknown key)")),
             }
         }
+        for stream in ["stdout", "stderr"] {
+            self.std_stream_logfile(&mut table, stream, file, &section);
+        }
         if !environment_table.is_empty() {
             table.insert("environment".into(), Value::Table(environment_table));
         }
@@ -326,6 +329,32 @@ fn include(here: &Path, props: &Properties) -> Vec<PathBuf> {
 }
 
 /// supervisord's boolean spellings.
+impl Converter {
+    /// `stdout_logfile=/dev/stdout` and the like (see [`crate::config::std_stream`]): supd
+    /// passes such a stream through to its own stdout or stderr, whole lines, so the key goes
+    /// (for the stream's own) or stays without its rotation keys (across), with a note.
+    fn std_stream_logfile(&mut self, table: &mut Table, stream: &str, file: &Path, section: &str) {
+        let key = format!("{stream}_logfile");
+        let Some(Value::String(path)) = table.get(&key) else { return };
+        let Some(to) = crate::config::std_stream(Path::new(path)) else { return };
+        let path = path.clone();
+        for rotation in ["maxbytes", "backups"] {
+            table.remove(&format!("{key}_{rotation}"));
+        }
+        let to = match to {
+            crate::config::StdStream::Stdout => "stdout",
+            crate::config::StdStream::Stderr => "stderr",
+        };
+        let note = if to == stream {
+            table.remove(&key);
+            format!("{key}={path}: left to supd's default, prefixed whole lines on its {to} (docker logs)")
+        } else {
+            format!("{key}={path}: supd passes these lines through to its {to}, prefixed and whole")
+        };
+        self.warn(file, section, note);
+    }
+}
+
 fn truthy(value: &str) -> Option<bool> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" | "1" => Some(true),

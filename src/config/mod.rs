@@ -74,6 +74,33 @@ pub struct StreamConfig {
     /// Lines go to supd's own stdout/stderr, behind the prefix: the default, and with a file
     /// only when `*_passthrough = true`. `*_logfile = "NONE"` turns both off.
     pub passthrough: bool,
+    /// Which of supd's streams the passthrough goes to: `None` for the stream's own (stdout
+    /// to stdout), `Some` when `*_logfile` names one of supd's (`/dev/stdout`, `/dev/fd/2`,
+    /// `/proc/self/fd/1` …, see [`std_stream`]).
+    pub to: Option<StdStream>,
+}
+
+/// One of supd's own output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StdStream {
+    /// fd 1.
+    Stdout,
+    /// fd 2.
+    Stderr,
+}
+
+/// The stream a log file path names, if it names one of supd's own: `/dev/stdout`,
+/// `/dev/stderr`, `/dev/fd/1`, `/dev/fd/2`, `/proc/self/fd/1`, `/proc/self/fd/2`. supervisord
+/// configs use these to reach `docker logs`; opened as files, they would be written from
+/// several places at once at their own offsets, tearing lines or (when supd's stdout is a
+/// regular file) overwriting them, so they mean the passthrough instead.
+pub fn std_stream(path: &std::path::Path) -> Option<StdStream> {
+    match path.to_str()? {
+        "/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1" => Some(StdStream::Stdout),
+        "/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2" => Some(StdStream::Stderr),
+        _ => None,
+    }
 }
 
 /// A log file and its rotation (supervisord's `*_logfile`, `*_logfile_maxbytes`,
@@ -327,8 +354,8 @@ impl ProgramConfig {
             depends_on: vec![],
             gpu: GpuMode::None,
             gpu_devices: GpuDevices::All,
-            stdout: StreamConfig { file: None, passthrough: true },
-            stderr: StreamConfig { file: None, passthrough: true },
+            stdout: StreamConfig { file: None, passthrough: true, to: None },
+            stderr: StreamConfig { file: None, passthrough: true, to: None },
             log_prefix: None,
             log_json: false,
         }

@@ -448,13 +448,17 @@ fn stream(
     expand_at: &dyn Fn(&str, usize, &str) -> Result<String, ConfigError>,
 ) -> Result<StreamConfig, ConfigError> {
     let Some(path) = logfile else {
-        return Ok(StreamConfig { file: None, passthrough: passthrough.unwrap_or(true) });
+        return Ok(StreamConfig { file: None, passthrough: passthrough.unwrap_or(true), to: None });
     };
     if path.get_ref() == "NONE" {
-        return Ok(StreamConfig { file: None, passthrough: passthrough.unwrap_or(false) });
+        return Ok(StreamConfig { file: None, passthrough: passthrough.unwrap_or(false), to: None });
     }
     let file = log_file(source, key, path, rotation, expand_at)?;
-    Ok(StreamConfig { file: Some(file), passthrough: passthrough.unwrap_or(false) })
+    if let Some(to) = super::std_stream(&file.path) {
+        // `/dev/stdout` and the like: the passthrough, whole lines (see `std_stream`).
+        return Ok(StreamConfig { file: None, passthrough: true, to: Some(to) });
+    }
+    Ok(StreamConfig { file: Some(file), passthrough: passthrough.unwrap_or(false), to: None })
 }
 
 /// A log file path (absolute, `${VAR}` expanded) with its rotation keys.

@@ -34,7 +34,7 @@ pub use frame::Framer;
 pub use logfile::{FileState, LogFile};
 pub use tail::Tail;
 
-use crate::config::{Config, ProgramConfig, StreamConfig};
+use crate::config::{Config, ProgramConfig, StdStream, StreamConfig};
 
 /// A line longer than this is passed through in pieces of this size, each its own prefixed
 /// line, so memory stays bounded whatever a program writes (Docker splits at 16 KiB the same
@@ -206,6 +206,11 @@ impl Sink {
                 FileLog { file, state }
             });
             let framer = s.passthrough.then(|| Framer::new(&p.name, name, p.log_prefix.as_deref(), p.log_json, width));
+            let to = match s.to {
+                Some(StdStream::Stdout) => Stream::Stdout,
+                Some(StdStream::Stderr) => Stream::Stderr,
+                None => to,
+            };
             StreamLog { tail: Arc::default(), file, framer, stream: to }
         };
         ProgramLogs {

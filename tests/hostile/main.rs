@@ -8,6 +8,7 @@ mod harness;
 
 mod connections;
 mod depends;
+mod devstdout;
 mod frozen;
 mod limits;
 mod protocol;
