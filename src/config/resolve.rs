@@ -474,6 +474,10 @@ fn log_file(
     if !expanded.is_absolute() {
         return Err(source.error_at(at, key, "log file paths must be absolute (or \"NONE\")"));
     }
+    // supervisord refuses a log file in a missing directory too; say so before anything runs.
+    if let Some(dir) = expanded.parent().filter(|d| !d.is_dir()) {
+        return Err(source.error_at(at, key, format!("directory {} does not exist", dir.display())));
+    }
     Ok(LogFileConfig {
         path: expanded,
         maxbytes: maxbytes.map_or(50 << 20, |b| b.0),

@@ -65,6 +65,12 @@ impl LogFile {
         Arc::clone(&self.state)
     }
 
+    /// Opens (or creates) the file now if it is not open, so a program that writes nothing
+    /// still has its file, and a file that cannot be opened shows its fault at once.
+    pub fn open_now(&mut self) {
+        self.open();
+    }
+
     /// Appends `data`, rotating exactly at `maxbytes` so every byte lands in one file once.
     pub fn write(&mut self, mut data: &[u8]) {
         while !data.is_empty() {

@@ -91,6 +91,8 @@ enum Msg {
     Reopen(oneshot::Sender<()>),
     /// Truncate these log files and drop their backups.
     Clear(Vec<Arc<Mutex<LogFile>>>, oneshot::Sender<()>),
+    /// Open a log file now, if it is not open (a program starts).
+    Open(Arc<Mutex<LogFile>>),
     /// Answer once everything queued before has been written.
     Flush(std::sync::mpsc::SyncSender<()>),
 }
@@ -159,6 +161,7 @@ impl Sink {
                 match msg {
                     Msg::Write(stream, bytes) => write_stdio(stream.fd(), &bytes),
                     Msg::File(file, bytes) => with_file(&file, |f| f.write(&bytes)),
+                    Msg::Open(file) => with_file(&file, LogFile::open_now),
                     Msg::Own(bytes) => match own.as_mut() {
                         Some(f) => f.write(&bytes),
                         None => write_stdio(2, &bytes),
@@ -216,6 +219,21 @@ impl Sink {
         ProgramLogs {
             stdout: stream_log(&p.stdout, "stdout", Stream::Stdout),
             stderr: stream_log(&p.stderr, "stderr", Stream::Stderr),
+        }
+    }
+
+    /// Opens `logs`' files now, off the event loop (a program starts): through the writer
+    /// thread, or, when its queue is full (a stalled stdout), a blocking-pool thread.
+    pub fn open_files(&self, logs: &ProgramLogs) {
+        for file in [&logs.stdout.file, &logs.stderr.file].into_iter().flatten() {
+            if let Err(e) = self.tx.try_send(Msg::Open(Arc::clone(&file.file))) {
+                let (mpsc::error::TrySendError::Full(Msg::Open(file))
+                | mpsc::error::TrySendError::Closed(Msg::Open(file))) = e
+                else {
+                    continue;
+                };
+                tokio::task::spawn_blocking(move || with_file(&file, LogFile::open_now));
+            }
         }
     }
 

@@ -406,6 +406,7 @@ impl Supervisor {
                 self.by_pid.insert(child.pid, i);
                 self.readers.retain(|r| !r.is_finished());
                 let logs = &self.slots[i].logs;
+                self.sink.open_files(logs);
                 for (fd, log) in [(Some(child.stdout), &logs.stdout), (child.stderr, &logs.stderr)] {
                     let Some(fd) = fd else { continue };
                     match self.sink.forward(fd, log) {

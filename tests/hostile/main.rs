@@ -11,5 +11,6 @@ mod depends;
 mod devstdout;
 mod frozen;
 mod limits;
+mod logfiles;
 mod protocol;
 mod stdout;
