@@ -2,8 +2,9 @@
 //!
 //! Most values mirror the latest [`Snapshot`], so a scrape builds them afresh from it and
 //! nothing is kept in step by hand. Two things are not in the snapshot: probe durations, a
-//! histogram the supervisor feeds as results come in, and process-tree usage, which the
-//! [`sample`] thread reads from /proc so that a scrape never walks /proc itself.
+//! histogram the supervisor feeds as results come in, and process-tree usage, which [`sample`]
+//! reads from /proc on demand, off the event loop, at most once a second however many scrapes
+//! come.
 //!
 //! Labels are `program` and `group` names only (and `state` from a fixed set, `gpu` indices),
 //! so their number stays bounded by the config.
@@ -89,8 +90,8 @@ impl Metrics {
         self.probes.remove(&ProgramLabels { program: program.into(), group: group.into() });
     }
 
-    /// The metrics text for `snapshot` and `gpu`. Never walks /proc: tree usage comes from
-    /// the sampler (whose first sample the first scrape waits for, at most 1 s).
+    /// The metrics text for `snapshot` and `gpu`. Tree usage comes from the sampler: a sample
+    /// at most a second old, or a new one taken on a thread while this waits (at most 2 s).
     pub async fn render(&self, snapshot: &Snapshot, gpu: &crate::gpu::Shared) -> String {
         let sample = self.sampler.latest().await;
         let mut registry = Registry::default();

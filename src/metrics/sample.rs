@@ -1,20 +1,24 @@
-//! Process-tree samples from /proc, taken on a thread of their own so that a scrape never
-//! walks /proc: resident memory and CPU time of each program's whole tree, and supd's own.
+//! Process-tree samples from /proc (read with the procfs crate): resident memory and CPU time of
+//! each program's whole tree, and supd's own.
 //!
-//! The thread starts with the first scrape and then samples every [`INTERVAL`]: a supd that is
-//! never scraped never wakes for it.
+//! Taken on demand: a scrape that finds no sample younger than [`MAX_AGE`] has one taken on a
+//! short-lived thread (never on the event loop) and waits for it; scrapes that come meanwhile
+//! wait for the same one, so a burst of scrapes costs one walk of /proc. Nothing runs between
+//! scrapes, so a supd that is scraped now and then is back to zero wake-ups in between.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing::warn;
 
 use crate::supervisor::Snapshot;
 
-/// Time between samples once scraping has begun.
-pub const INTERVAL: Duration = Duration::from_secs(5);
+/// How old a sample may be and still serve a scrape.
+pub const MAX_AGE: Duration = Duration::from_secs(1);
+/// How long a scrape waits for a new sample before it goes without one.
+const WAIT: Duration = Duration::from_secs(2);
 
 /// One process tree's totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -53,80 +57,51 @@ pub struct Sample {
     pub own: Own,
 }
 
-/// The sampler: started by the first [`Sampler::latest`].
+/// The sampler: the latest sample and when it was taken.
 #[derive(Debug)]
 pub struct Sampler {
     snapshot: watch::Receiver<Arc<Snapshot>>,
-    latest: std::sync::Mutex<Option<watch::Receiver<Arc<Sample>>>>,
+    /// Held across the wait for a new sample, so concurrent scrapes share it.
+    latest: tokio::sync::Mutex<Option<(Instant, Arc<Sample>)>>,
 }
 
 impl Sampler {
     /// A sampler of the programs in `snapshot`; nothing runs until the first call to `latest`.
     pub fn new(snapshot: watch::Receiver<Arc<Snapshot>>) -> Sampler {
-        Sampler { snapshot, latest: std::sync::Mutex::new(None) }
+        Sampler { snapshot, latest: tokio::sync::Mutex::new(None) }
     }
 
-    /// The latest sample. The first call starts the sampling thread and waits (at most 1 s)
-    /// for its first sample; later calls never wait. `None` when the thread cannot start.
+    /// A sample at most [`MAX_AGE`] old: the cached one, or a new one taken now off the event
+    /// loop. `None` when none can be taken (no thread, or /proc took longer than 2 s).
     pub async fn latest(&self) -> Option<Arc<Sample>> {
-        let mut rx = {
-            let Ok(mut latest) = self.latest.lock() else { return None };
-            match latest.as_ref() {
-                Some(rx) => return Some(rx.borrow().clone()),
-                None => {
-                    let rx = start(self.snapshot.clone())?;
-                    *latest = Some(rx.clone());
-                    rx
-                }
-            }
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(1), rx.changed()).await;
-        Some(rx.borrow().clone())
-    }
-}
-
-fn start(snapshot: watch::Receiver<Arc<Snapshot>>) -> Option<watch::Receiver<Arc<Sample>>> {
-    let (tx, rx) = watch::channel(Arc::new(Sample::default()));
-    let spawned = std::thread::Builder::new().name("supd-sampler".into()).stack_size(256 * 1024).spawn(move || {
-        loop {
-            let roots: Vec<i32> = snapshot.borrow().programs.iter().filter_map(|p| p.pid).collect();
-            if tx.send(Arc::new(take(&roots))).is_err() {
-                return;
-            }
-            std::thread::sleep(INTERVAL);
+        let mut latest = self.latest.lock().await;
+        if let Some((at, sample)) = latest.as_ref()
+            && at.elapsed() < MAX_AGE
+        {
+            return Some(Arc::clone(sample));
         }
-    });
-    match spawned {
-        Ok(_) => Some(rx),
-        Err(e) => {
+        let roots: Vec<i32> = self.snapshot.borrow().programs.iter().filter_map(|p| p.pid).collect();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new().name("supd-sampler".into()).stack_size(256 * 1024).spawn(move || {
+            let _ = tx.send(take(&roots));
+        });
+        if let Err(e) = spawned {
             warn!("cannot start the metrics sampler: {e}; process-tree metrics are left out");
-            None
+            return None;
         }
+        let sample = Arc::new(tokio::time::timeout(WAIT, rx).await.ok()?.ok()?);
+        *latest = Some((Instant::now(), Arc::clone(&sample)));
+        Some(sample)
     }
-}
-
-/// One process as /proc/PID/stat has it.
-#[derive(Debug, Clone, Copy)]
-struct Stat {
-    ppid: i32,
-    /// utime + stime + cutime + cstime, clock ticks.
-    ticks: u64,
-    rss_pages: u64,
-    threads: u64,
-    start_ticks: u64,
-    vsize: u64,
 }
 
 /// Reads every process once and sums each root's tree (the root and all its descendants).
-fn take(roots: &[i32]) -> Sample {
-    let (tick, page) = (clock_ticks(), page_size());
-    let mut procs: HashMap<i32, Stat> = HashMap::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for entry in dir.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-            if let Some(stat) = read_stat(pid) {
-                procs.insert(pid, stat);
-            }
+pub fn take(roots: &[i32]) -> Sample {
+    let (tick, page) = (procfs::ticks_per_second().max(1) as f64, procfs::page_size());
+    let mut procs: HashMap<i32, procfs::process::Stat> = HashMap::new();
+    if let Ok(all) = procfs::process::all_processes() {
+        for stat in all.flatten().filter_map(|p| p.stat().ok()) {
+            procs.insert(stat.pid, stat);
         }
     }
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
@@ -139,8 +114,8 @@ fn take(roots: &[i32]) -> Sample {
         let mut stack = vec![root];
         while let Some(pid) = stack.pop() {
             let Some(stat) = procs.get(&pid) else { continue };
-            usage.rss_bytes += stat.rss_pages * page;
-            usage.cpu_seconds += stat.ticks as f64 / tick;
+            usage.rss_bytes = usage.rss_bytes.saturating_add(stat.rss.saturating_mul(page));
+            usage.cpu_seconds += ticks(stat, true) as f64 / tick;
             stack.extend(children.get(&pid).into_iter().flatten());
         }
         trees.insert(root, usage);
@@ -148,72 +123,32 @@ fn take(roots: &[i32]) -> Sample {
     Sample { trees, own: own(tick, page) }
 }
 
+/// utime + stime, and with `children` the reaped children's too.
+fn ticks(stat: &procfs::process::Stat, children: bool) -> u64 {
+    let reaped = if children { stat.cutime.max(0).saturating_add(stat.cstime.max(0)) as u64 } else { 0 };
+    stat.utime.saturating_add(stat.stime).saturating_add(reaped)
+}
+
 fn own(tick: f64, page: u64) -> Own {
-    let Some(stat) = read_stat(std::process::id() as i32) else { return Own::default() };
-    let boot = std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok()))
-        .unwrap_or(0.0);
-    let open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as u64).unwrap_or(0);
+    let Ok(me) = procfs::process::Process::myself() else { return Own::default() };
+    let Ok(stat) = me.stat() else { return Own::default() };
+    let boot = procfs::boot_time_secs().unwrap_or(0) as f64;
     let max_fds = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map(|(soft, _)| soft);
     Own {
         // Without children: those are the programs, counted by their own metrics.
-        cpu_seconds: stat.ticks as f64 / tick,
-        rss_bytes: stat.rss_pages * page,
+        cpu_seconds: ticks(&stat, false) as f64 / tick,
+        rss_bytes: stat.rss.saturating_mul(page),
         virtual_bytes: stat.vsize,
-        start_time_seconds: boot + stat.start_ticks as f64 / tick,
-        open_fds,
+        start_time_seconds: boot + stat.starttime as f64 / tick,
+        open_fds: me.fd_count().map_or(0, |n| n as u64),
         max_fds: max_fds.unwrap_or(0),
-        threads: stat.threads,
+        threads: u64::try_from(stat.num_threads).unwrap_or(0),
     }
-}
-
-/// Parses /proc/PID/stat (proc(5)); fields are counted after the `)` that ends the name,
-/// which may itself hold spaces and parentheses.
-fn read_stat(pid: i32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text, pid == std::process::id() as i32)
-}
-
-fn parse_stat(text: &str, own: bool) -> Option<Stat> {
-    let (_, rest) = text.rsplit_once(')')?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // f[0] is field 3 (state) of proc(5), so field N is f[N - 3].
-    let num = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
-    let (utime, stime, cutime, cstime) = (num(14)?, num(15)?, num(16)?, num(17)?);
-    Some(Stat {
-        ppid: f.get(1)?.parse().ok()?,
-        ticks: utime + stime + if own { 0 } else { cutime + cstime },
-        threads: num(20)?,
-        start_ticks: num(22)?,
-        vsize: num(23)?,
-        rss_pages: num(24)?,
-    })
-}
-
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf reads a constant.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf reads a constant.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 { p as u64 } else { 4096 }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_fields_are_counted_after_the_name() {
-        let line = "42 (a) b (c)) S 7 42 42 0 -1 4194560 1 2 3 4 10 20 30 40 20 0 3 0 500 8192 25 18446744073709551615";
-        let s = parse_stat(line, false).unwrap();
-        assert_eq!((s.ppid, s.ticks, s.threads, s.start_ticks, s.vsize, s.rss_pages), (7, 100, 3, 500, 8192, 25));
-        assert_eq!(parse_stat(line, true).unwrap().ticks, 30, "supd's own CPU leaves its children out");
-    }
 
     #[test]
     fn a_tree_sums_the_root_and_its_descendants() {

@@ -14,3 +14,4 @@ mod limits;
 mod logfiles;
 mod protocol;
 mod stdout;
+mod wakeups;
