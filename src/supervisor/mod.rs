@@ -34,6 +34,11 @@ use shutdown::Shutdown;
 pub use snapshot::{ProgramView, Snapshot};
 pub use state::State;
 
+/// Exit statuses handled in one turn of the loop; the rest wait for the next turn, after the
+/// other sources (commands, probe reports, signals, other tasks) have had theirs, so that a
+/// storm of exits (restart churn, orphans) cannot starve them.
+const REAP_BATCH: usize = 8;
+
 /// How long shutdown waits for programs' last output lines.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -128,6 +133,8 @@ pub struct Supervisor {
     broken: BTreeMap<u32, String>,
     /// Exit statuses awaited by exec probes.
     waiters: Waiters,
+    /// Exit statuses reaped and not yet handled (see [`REAP_BATCH`]).
+    exits: std::collections::VecDeque<(i32, crate::process::ExitStatus)>,
     by_pid: HashMap<i32, usize>,
     /// Slot by program name; rebuilt with `by_pid`.
     by_name: HashMap<String, usize>,
@@ -166,6 +173,7 @@ impl Supervisor {
             gpu_faults: Some(faults),
             broken: BTreeMap::new(),
             waiters: Waiters::default(),
+            exits: std::collections::VecDeque::new(),
             by_pid: HashMap::new(),
             by_name: HashMap::new(),
             sink,
@@ -249,6 +257,10 @@ impl Supervisor {
                 self.drain_output().await;
                 return Ok(code);
             }
+            // Let the other tasks (control and HTTP clients, output readers) have a turn, now
+            // that the snapshot shows this turn's changes: a busy loop would otherwise hold the
+            // thread for its whole cooperative budget.
+            tokio::task::yield_now().await;
             let deadline = self.slots.iter().filter_map(|s| s.program.deadline()).min();
             let sleep = async {
                 match deadline {
@@ -256,8 +268,14 @@ impl Supervisor {
                     None => std::future::pending().await,
                 }
             };
+            let more_exits = async {
+                if self.exits.is_empty() {
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
                 _ = sigchld.recv() => {} // reaped at the top of the loop
+                () = more_exits => {} // handled at the top of the loop, in turn with the rest
                 _ = sigterm.recv() => self.begin_shutdown(0, "SIGTERM"),
                 _ = sigint.recv() => self.begin_shutdown(0, "SIGINT"),
                 _ = sigquit.recv() => self.begin_shutdown(0, "SIGQUIT"),
@@ -443,13 +461,15 @@ impl Supervisor {
         }
     }
 
-    /// Drains every exit status and routes it by pid; orphans are only logged.
+    /// Drains every exit status, and routes up to [`REAP_BATCH`] of them by pid; orphans are
+    /// only logged.
     fn reap(&mut self, now: Instant) {
-        let exits = reaper::reap_all();
-        if exits.is_empty() {
+        self.exits.extend(reaper::reap_all());
+        if self.exits.is_empty() {
             return;
         }
-        for (pid, status) in exits {
+        let batch: Vec<_> = self.exits.drain(..self.exits.len().min(REAP_BATCH)).collect();
+        for (pid, status) in batch {
             let Some(i) = self.by_pid.remove(&pid) else {
                 if !self.waiters.deliver(pid, status) {
                     debug!("reaped orphan pid={pid} ({status})");

@@ -6,6 +6,7 @@
 #[allow(dead_code)]
 mod harness;
 
+mod churn;
 mod connections;
 mod depends;
 mod devstdout;
