@@ -200,6 +200,13 @@ pub fn status_table(programs: &[ProgramStatus]) -> String {
     programs
         .iter()
         .zip(states)
-        .map(|(p, state)| format!("{:<width$}{state:<state_width$}{}\n", p.full_name, p.description))
+        .map(|(p, state)| {
+            let mut line = format!("{:<width$}{state:<state_width$}{}\n", p.full_name, p.description);
+            // `status --tree`: each process below its program.
+            for proc in p.processes.iter().flatten() {
+                line.push_str(&format!("    pid {:<8} {}\n", proc.pid, proc.command));
+            }
+            line
+        })
         .collect()
 }

@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 
 use super::admission::{Admission, MAX_CONNECTIONS, Ticket};
 use super::health;
-use super::protocol::{ActionResult, ErrorKind, ProgramPid, Request, Response};
+use super::protocol::{ActionResult, ErrorKind, ProcessEntry, ProgramPid, Request, Response};
 use super::{REQUEST_TIMEOUT, WRITE_TIMEOUT};
 use crate::config::{SignalName, SupervisorConfig};
 use crate::output::Sink;
@@ -206,7 +206,7 @@ impl Handle {
         let snapshot = self.snapshot.borrow().clone();
         let now = Instant::now();
         let names = match &request {
-            Request::Status { names } | Request::Pid { names } => names.clone(),
+            Request::Status { names, .. } | Request::Pid { names } => names.clone(),
             Request::Start { names } | Request::Stop { names } | Request::Restart { names } => names.clone(),
             Request::Signal { names, .. } => names.clone(),
             Request::Clear { names } => names.clone(),
@@ -229,9 +229,19 @@ impl Handle {
             return error(ErrorKind::BadRequest, "name a program, GROUP:* or all");
         }
         match request {
-            Request::Status { .. } => Response::Status {
-                programs: ids.iter().filter_map(|&i| snapshot.programs.get(i)).map(|p| p.status(now)).collect(),
-            },
+            Request::Status { tree, .. } => {
+                let mut programs: Vec<_> =
+                    ids.iter().filter_map(|&i| snapshot.programs.get(i)).map(|p| p.status(now)).collect();
+                if tree {
+                    let views: Vec<_> = ids.iter().filter_map(|&i| snapshot.programs.get(i).cloned()).collect();
+                    // /proc is read off the event loop.
+                    let found = tokio::task::spawn_blocking(move || processes(&views)).await.unwrap_or_default();
+                    for (status, found) in programs.iter_mut().zip(found) {
+                        status.processes = Some(found);
+                    }
+                }
+                Response::Status { programs }
+            }
             Request::Pid { names } => Response::Pid {
                 supd: std::process::id(),
                 programs: if names.is_empty() { Vec::new() } else { pids(&snapshot, &ids) },
@@ -386,12 +396,42 @@ fn settle(p: &crate::supervisor::ProgramView, answer: &Result<u64, String>, wait
     match wait {
         Wait::No => result(true, "signalled".into()),
         Wait::Stopped if p.state.is_active() => None,
+        Wait::Stopped if !p.survivors.is_empty() => result(false, survivors(&p.survivors)),
         Wait::Stopped => result(true, "stopped".into()),
         Wait::Started if p.spawns == spawns_before && (p.state.is_active() || p.restart_pending) => None,
         Wait::Started if p.state == State::Starting || p.state == State::Stopping => None,
+        Wait::Started if p.state == State::Running && !p.survivors.is_empty() => {
+            result(false, format!("started, but the old process: {}", survivors(&p.survivors)))
+        }
         Wait::Started if p.state == State::Running => result(true, "started".into()),
         Wait::Started => result(false, format!("{}: {}", p.state, p.status(now).description)),
     }
+}
+
+/// What a stop that could not end a program's tree says: its pids.
+fn survivors(pids: &[i32]) -> String {
+    let pids: Vec<String> = pids.iter().map(i32::to_string).collect();
+    format!("still alive after SIGKILL: pid {}", pids.join(", "))
+}
+
+/// Every process of each of `programs` now: its cgroup's, or its process tree and the
+/// processes marked with its name (see [`crate::process::tree`]).
+fn processes(programs: &[crate::supervisor::ProgramView]) -> Vec<Vec<ProcessEntry>> {
+    let census = crate::process::tree::Census::take();
+    let command = |pid: i32| {
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        String::from_utf8_lossy(&raw).replace('\0', " ").trim().to_string()
+    };
+    programs
+        .iter()
+        .map(|p| {
+            let pids = match &p.cgroup {
+                Some(cg) => cg.pids(),
+                None => census.members(&p.name, p.pid),
+            };
+            pids.into_iter().map(|pid| ProcessEntry { pid, command: command(pid) }).collect()
+        })
+        .collect()
 }
 
 /// The names of the programs `ids` of `snapshot`.

@@ -24,6 +24,8 @@ use super::health;
 use crate::metrics::Metrics;
 use crate::supervisor::Snapshot;
 
+/// The largest request head read, bytes (hyper's minimum is 8 KiB).
+const MAX_HEAD: usize = 16 * 1024;
 /// How long a rendered `/health` body is served again while the snapshot stays the same. Every
 /// state change makes a new snapshot and so a new body at once; only the fields computed from
 /// the clock (uptimes, backoff countdowns) can be this much behind.
@@ -117,6 +119,9 @@ async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, ticket: 
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(REQUEST_TIMEOUT)
+        // A request head of more than 16 KiB is refused: 256 connections can then hold at
+        // most 4 MiB of buffers, where hyper's default (about 400 KiB each) would allow 100.
+        .max_buf_size(MAX_HEAD)
         .serve_connection(TokioIo::new(stream), service);
     tokio::select! {
         result = conn => if let Err(e) = result {

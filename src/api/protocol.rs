@@ -21,6 +21,9 @@ pub enum Request {
         /// Which programs; empty for all.
         #[serde(default)]
         names: Vec<String>,
+        /// Also list each program's processes (`supctl status --tree`).
+        #[serde(default)]
+        tree: bool,
     },
     /// Start, and wait until RUNNING or a failure.
     Start {
@@ -201,6 +204,22 @@ pub struct ProgramStatus {
     /// Faults of its log files (disk full, …); empty when they are written.
     #[serde(default)]
     pub log_errors: Vec<String>,
+    /// Processes of it that outlived SIGKILL in its last stop (pids).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub survivors: Vec<i32>,
+    /// Every process of it now, with `status --tree`: its process group and whatever left it
+    /// (in its cgroup, or found by `SUPD_PROCESS_NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<Vec<ProcessEntry>>,
+}
+
+/// One process of a program (`supctl status --tree`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessEntry {
+    /// Its pid.
+    pub pid: i32,
+    /// Its command line, arguments joined by spaces.
+    pub command: String,
 }
 
 impl ProgramStatus {

@@ -31,7 +31,12 @@ const EXIT_CODES: &str = "Exit codes: 0 ok; 1 failed (an action did not work, ba
 #[derive(Subcommand)]
 enum Cmd {
     /// Show program states (NAME, GROUP:*, or all; default all).
-    Status { names: Vec<String> },
+    Status {
+        /// Also list each program's processes: its process group and whatever left it.
+        #[arg(long)]
+        tree: bool,
+        names: Vec<String>,
+    },
     /// Start programs and wait until RUNNING or a failure.
     Start {
         #[arg(required = true)]
@@ -110,7 +115,7 @@ fn main() {
         }
     };
     let request = match cli.command {
-        Cmd::Status { names } => Request::Status { names },
+        Cmd::Status { names, tree } => Request::Status { names, tree },
         Cmd::Start { names } => Request::Start { names },
         Cmd::Stop { names } => Request::Stop { names },
         Cmd::Restart { names } => Request::Restart { names },

@@ -64,6 +64,20 @@ pub struct SupervisorConfig {
     /// supd's own log file (`logfile`, with `logfile_maxbytes` and `logfile_backups`);
     /// `None` writes it to stderr.
     pub logfile: Option<LogFileConfig>,
+    /// `cgroup`: where programs' cgroups go.
+    pub cgroup: CgroupSetting,
+}
+
+/// `[supervisor] cgroup`: `"auto"` (the default), `"off"`, or a cgroup2 directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupSetting {
+    /// supd's own cgroup, when a cgroup2 hierarchy shows it writable.
+    Auto,
+    /// No cgroups: stop finds a program's processes by `SUPD_PROCESS_NAME`.
+    Off,
+    /// This cgroup2 directory.
+    Path(PathBuf),
 }
 
 /// Where one stream of a program's output goes.

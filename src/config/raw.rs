@@ -60,6 +60,7 @@ pub struct RawSupervisor {
     pub logfile: Option<Spanned<String>>,
     pub logfile_maxbytes: Option<Bytes>,
     pub logfile_backups: Option<Counted>,
+    pub cgroup: Option<Spanned<String>>,
 }
 
 /// supd's own log format (`[supervisor] log_format`).

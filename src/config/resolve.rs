@@ -527,7 +527,20 @@ fn supervisor(raw: Option<(&Source, &Spanned<RawSupervisor>)>) -> Result<Supervi
         }
         _ => None,
     };
+    let cgroup = match sup.cgroup.as_ref().map(|c| (c.get_ref().as_str(), c.span().start)) {
+        None | Some(("auto", _)) => super::CgroupSetting::Auto,
+        Some(("off", _)) => super::CgroupSetting::Off,
+        Some((path, _)) if path.starts_with('/') => super::CgroupSetting::Path(PathBuf::from(path)),
+        Some((other, at)) => {
+            return Err(error(
+                at,
+                "supervisor.cgroup",
+                format!("expected \"auto\", \"off\" or the absolute path of a cgroup2 directory, not {other:?}"),
+            ));
+        }
+    };
     Ok(SupervisorConfig {
+        cgroup,
         logfile,
         socket: PathBuf::from(sup.socket.as_deref().unwrap_or(DEFAULT_SOCKET)),
         socket_mode: sup.socket_mode.map_or(0o600, |m| m.0),

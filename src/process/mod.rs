@@ -5,9 +5,11 @@
 //! waits on a child whose exec failed; a concurrent `waitpid(-1)` would steal that status and
 //! make std panic).
 
+pub mod cgroup;
 pub mod reaper;
 pub mod signal;
 pub mod spawn;
+pub mod tree;
 
 use std::fmt;
 

@@ -3,7 +3,7 @@
 //! `O_CLOEXEC`, so nothing of supd's leaks into a program.
 
 use std::ffi::{CString, OsString};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use nix::fcntl::OFlag;
 use nix::unistd::pipe2;
 
+use super::cgroup::ProgramCgroup;
 use crate::config::{Credentials, ProgramConfig};
 
 /// A started process and the read ends of its output pipes.
@@ -51,9 +52,9 @@ pub enum SpawnError {
     },
 }
 
-/// Starts `program`. Synchronous and short: it returns once the child has exec'd (or failed
-/// to), which std learns through a CLOEXEC pipe.
-pub fn spawn(program: &ProgramConfig) -> Result<Spawned, SpawnError> {
+/// Starts `program`, in `cgroup` when it has one. Synchronous and short: it returns once the
+/// child has exec'd (or failed to), which std learns through a CLOEXEC pipe.
+pub fn spawn(program: &ProgramConfig, cgroup: Option<&ProgramCgroup>) -> Result<Spawned, SpawnError> {
     let (stdout_r, stdout_w) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
     let (stderr_r, stderr_w) = if program.redirect_stderr {
         (None, stdout_w.try_clone().map_err(|e| SpawnError::Pipe(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?)
@@ -61,7 +62,10 @@ pub fn spawn(program: &ProgramConfig) -> Result<Spawned, SpawnError> {
         let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
         (Some(r), w)
     };
-    let mut cmd = command(program, &program.command)?;
+    // Opened before fork, so the child only writes; one that cannot be opened leaves the
+    // program outside its cgroup (stop then finds its processes as without cgroups).
+    let cgroup_procs = cgroup.and_then(|c| c.procs_for_child().ok());
+    let mut cmd = command(program, &program.command, cgroup_procs)?;
     cmd.stdout(Stdio::from(stdout_w)).stderr(Stdio::from(stderr_w));
     let pid = start(cmd, &program.command[0])?;
     Ok(Spawned { pid, stdout: stdout_r, stderr: stderr_r })
@@ -71,13 +75,13 @@ pub fn spawn(program: &ProgramConfig) -> Result<Spawned, SpawnError> {
 /// output discarded: an exec health probe. Returns its pid, which is also its process group.
 pub fn spawn_probe(program: &ProgramConfig, argv: &[String]) -> Result<i32, SpawnError> {
     let Some(first) = argv.first() else { return Err(SpawnError::NotFound(String::new())) };
-    let mut cmd = command(program, argv)?;
+    let mut cmd = command(program, argv, None)?;
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     start(cmd, first)
 }
 
 /// A Command for `argv` with `program`'s executable lookup, environment and child setup.
-fn command(program: &ProgramConfig, argv: &[String]) -> Result<Command, SpawnError> {
+fn command(program: &ProgramConfig, argv: &[String], cgroup_procs: Option<OwnedFd>) -> Result<Command, SpawnError> {
     let Some((first, args)) = argv.split_first() else { return Err(SpawnError::NotFound(String::new())) };
     let env = environment(program);
     let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
@@ -89,7 +93,7 @@ fn command(program: &ProgramConfig, argv: &[String]) -> Result<Command, SpawnErr
     }
     let mut cmd = Command::new(&executable);
     cmd.arg0(first).args(args).env_clear().envs(env).stdin(Stdio::null());
-    let child_setup = ChildSetup::new(program);
+    let child_setup = ChildSetup::new(program, cgroup_procs);
     // SAFETY: the closure only makes async-signal-safe libc calls on data prepared before fork.
     unsafe {
         cmd.pre_exec(move || child_setup.apply());
@@ -106,16 +110,18 @@ fn start(mut cmd: Command, name: &str) -> Result<i32, SpawnError> {
 
 /// What the child does between fork and exec, prepared in the parent.
 struct ChildSetup {
+    /// The program's `cgroup.procs`, which the child joins by writing `0` to it.
+    cgroup_procs: Option<OwnedFd>,
     switch_user: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
     directory: Option<CString>,
     umask: Option<libc::mode_t>,
 }
 
 impl ChildSetup {
-    fn new(program: &ProgramConfig) -> Self {
+    fn new(program: &ProgramConfig, cgroup_procs: Option<OwnedFd>) -> Self {
         let switch_user = program.user.as_ref().filter(|c| needs_switch(c)).map(|c| (c.uid, c.gid, c.groups.clone()));
         let directory = program.directory.as_ref().and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
-        Self { switch_user, directory, umask: program.umask }
+        Self { cgroup_procs, switch_user, directory, umask: program.umask }
     }
 
     /// Runs in the child. Order matters: a new session first; then, as credentials(7) and
@@ -126,6 +132,10 @@ impl ChildSetup {
         let check = |rc: libc::c_int| if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
         // SAFETY: plain syscalls on memory owned by self, which outlives the call.
         unsafe {
+            if let Some(procs) = &self.cgroup_procs {
+                // Joining its cgroup before anything else: failing, it runs outside it.
+                libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1);
+            }
             super::reset_signal_dispositions();
             super::cloexec_from_3();
             check(libc::setsid())?;
@@ -154,7 +164,9 @@ fn needs_switch(creds: &Credentials) -> bool {
 }
 
 /// The program's environment: supd's own, then the user's identity (`HOME`, `USER`, `LOGNAME`,
-/// `SHELL`), then `SUPD_PROCESS_NAME`/`SUPD_GROUP_NAME`, then the program's `environment`.
+/// `SHELL`), then `SUPD_GROUP_NAME`, then the program's `environment`, then
+/// `SUPD_PROCESS_NAME` (last, so nothing overrides it: it marks the program's processes, see
+/// [`super::tree`]).
 pub fn environment(program: &ProgramConfig) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     let mut set = |k: &str, v: OsString| {
@@ -167,11 +179,11 @@ pub fn environment(program: &ProgramConfig) -> Vec<(OsString, OsString)> {
         set("LOGNAME", c.user.clone().into());
         set("SHELL", c.shell.clone().into());
     }
-    set("SUPD_PROCESS_NAME", program.name.clone().into());
     set("SUPD_GROUP_NAME", program.group.clone().into());
     for (k, v) in &program.environment {
         set(k, v.into());
     }
+    set(super::tree::MARKER, program.name.clone().into());
     env
 }
 

@@ -11,6 +11,7 @@ mod reload;
 mod shutdown;
 pub mod snapshot;
 pub mod state;
+mod tree;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -95,6 +96,8 @@ struct Slot {
     gpu: ProgramGpu,
     /// What a reload decided for it, carried out once it has stopped.
     next: Option<Next>,
+    /// Its cgroup, made at its first spawn when supd has cgroups.
+    cgroup: Option<crate::process::cgroup::ProgramCgroup>,
 }
 
 /// What becomes of a slot once its program has stopped.
@@ -149,6 +152,10 @@ pub struct Supervisor {
     fixed: reload::Fixed,
     /// Where probe durations are recorded.
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// supd's cgroup v2, where it can make one for each program.
+    cgroups: Option<crate::process::cgroup::Cgroups>,
+    /// The processes as /proc showed them this turn of the loop, when a stop needed them.
+    census: Option<crate::process::tree::Census>,
 }
 
 impl Supervisor {
@@ -183,6 +190,19 @@ impl Supervisor {
             moved: true,
             fixed: reload::Fixed::of(config),
             metrics: None,
+            cgroups: match crate::process::cgroup::Cgroups::set_up(&config.supervisor.cgroup) {
+                Ok(c) => {
+                    info!("cgroup v2 at {}: each program runs in a cgroup of its own", c.base().display());
+                    Some(c)
+                }
+                Err(why) => {
+                    info!(
+                        "no cgroup v2 for programs ({why}): a stop finds what left a program's process group by SUPD_PROCESS_NAME"
+                    );
+                    None
+                }
+            },
+            census: None,
         };
         let ranks = crate::config::ranks(&config.programs);
         let logs = me.sink.logs_for(config);
@@ -206,7 +226,7 @@ impl Supervisor {
     fn slot(&mut self, cfg: Arc<ProgramConfig>, logs: ProgramLogs, gpu: ProgramGpu, rank: u32, now: Instant) -> Slot {
         self.keys += 1;
         let program = Program::new(cfg, now, self.seed.wrapping_add(self.keys));
-        Slot { key: self.keys, program, logs, deps: Vec::new(), rank, probe: None, gpu, next: None }
+        Slot { key: self.keys, program, logs, deps: Vec::new(), rank, probe: None, gpu, next: None, cgroup: None }
     }
 
     /// Rebuilds what names slots by index: dependencies, `by_pid` and `by_name`. (A removed
@@ -248,12 +268,14 @@ impl Supervisor {
             self.begin(i, now);
         }
         loop {
+            self.census = None;
             self.reap(Instant::now());
             self.settle_reloads(Instant::now());
             self.check_dependencies(Instant::now());
             self.advance_shutdown(Instant::now());
             self.publish();
             if let Some(code) = self.finished() {
+                self.remove_cgroups();
                 self.drain_output().await;
                 return Ok(code);
             }
@@ -355,6 +377,9 @@ impl Supervisor {
                         if let Err(e) = sig::send(pid, signal, group) {
                             warn!("cannot send {} to {name} (pid {pid}): {e}", signal.as_str());
                         }
+                        if group {
+                            self.signal_escaped(i, pid, signal);
+                        }
                     }
                 }
             }
@@ -419,7 +444,8 @@ impl Supervisor {
 
     fn spawn(&mut self, i: usize, now: Instant) -> Vec<Effect> {
         let cfg = Arc::clone(&self.slots[i].program.cfg);
-        let event = match spawn::spawn(&cfg) {
+        let cgroup = self.cgroup_of(i);
+        let event = match spawn::spawn(&cfg, cgroup.as_ref()) {
             Ok(child) => {
                 self.by_pid.insert(child.pid, i);
                 self.readers.retain(|r| !r.is_finished());
@@ -476,15 +502,20 @@ impl Supervisor {
                 }
                 continue;
             };
-            let cfg = &self.slots[i].program.cfg;
-            let group_alive = (cfg.stopasgroup || cfg.killasgroup) && sig::group_alive(pid);
+            let p = &self.slots[i].program;
+            // A stop waits for the whole tree (what left the group too); otherwise the group.
+            let group_alive = if p.state() == State::Stopping {
+                self.tree_alive(i)
+            } else {
+                (p.cfg.stopasgroup || p.cfg.killasgroup) && sig::group_alive(pid)
+            };
             self.apply(i, Event::Exited { status, group_alive }, now);
         }
-        // A STOPPING program whose leader is gone waits for the rest of its group; each reaped
+        // A STOPPING program whose leader is gone waits for the rest of its tree; each reaped
         // orphan may have been the last of one.
         for i in 0..self.slots.len() {
             let p = &self.slots[i].program;
-            if p.state() == State::Stopping && p.pid().is_none() && p.pgid().is_some_and(|g| !sig::group_alive(g)) {
+            if p.state() == State::Stopping && p.pid().is_none() && p.pgid().is_some() && !self.tree_alive(i) {
                 self.apply(i, Event::GroupGone, now);
             }
         }
@@ -493,8 +524,14 @@ impl Supervisor {
     fn fire_deadlines(&mut self, now: Instant) {
         for i in 0..self.slots.len() {
             if self.slots[i].program.deadline().is_some_and(|d| d <= now) {
-                let pid = self.slots[i].program.pid();
-                self.apply(i, Event::Deadline, now);
+                let p = &self.slots[i].program;
+                let pid = p.pid();
+                let event = if p.state() == State::Stopping && p.killed() {
+                    Event::KillTimedOut { survivors: self.tree_members(i) }
+                } else {
+                    Event::Deadline
+                };
+                self.apply(i, event, now);
                 // A STOPPING program that outlived SIGKILL is given up on: forget its pid, so
                 // a late exit is not taken for a later process of the same program.
                 if let Some(pid) = pid
@@ -581,7 +618,7 @@ impl Supervisor {
                 || current.programs.iter().zip(&self.slots).any(|(v, s)| v.generation != s.program.generation())
         };
         if changed {
-            let programs = self.slots.iter().map(|s| ProgramView::of(&s.program, &s.logs)).collect();
+            let programs = self.slots.iter().map(|s| ProgramView::of(&s.program, &s.logs, s.cgroup.as_ref())).collect();
             self.snapshot.send_replace(Arc::new(Snapshot { programs, shutting_down: self.shutdown.is_some() }));
         }
     }

@@ -49,6 +49,12 @@ pub enum Event {
     GroupGone,
     /// Its [`Program::deadline`] has passed.
     Deadline,
+    /// Its process tree outlived SIGKILL by [`KILL_GRACE`]; `survivors` are the pids still
+    /// alive (the supervisor sends this instead of [`Event::Deadline`] once it has killed).
+    KillTimedOut {
+        /// What is left of it.
+        survivors: Vec<i32>,
+    },
     /// A probe of its current process finished.
     Probe(ProbeOutcome),
     /// It waits for its dependencies; this says which (shown in status).
@@ -158,6 +164,8 @@ pub struct Program {
     gpu_fault: Option<String>,
     /// Bumped by every event, so readers can tell that something changed.
     generation: u64,
+    /// Processes that outlived SIGKILL in the last stop; cleared when a stop begins.
+    survivors: Vec<i32>,
 }
 
 impl Program {
@@ -191,6 +199,7 @@ impl Program {
             unavailable: None,
             gpu_fault: None,
             generation: 0,
+            survivors: Vec::new(),
         }
     }
 
@@ -291,8 +300,15 @@ impl Program {
                 let group = self.cfg.killasgroup || self.pid.is_none();
                 target.map(|pid| vec![Effect::Signal { pid, signal: Signal::SIGKILL, group }]).unwrap_or_default()
             }
-            (Stopping, Event::Deadline) => {
-                self.error = Some("the process group did not exit after SIGKILL".into());
+            (Stopping, Event::Deadline) => self.on(Event::KillTimedOut { survivors: Vec::new() }, now),
+            (Stopping, Event::KillTimedOut { survivors }) if self.killed => {
+                self.error = Some(if survivors.is_empty() {
+                    "the process group did not exit after SIGKILL".into()
+                } else {
+                    let pids: Vec<String> = survivors.iter().map(i32::to_string).collect();
+                    format!("still alive after SIGKILL: pid {}", pids.join(", "))
+                });
+                self.survivors = survivors;
                 self.pid = None;
                 self.stopped(now)
             }
@@ -367,6 +383,7 @@ impl Program {
     fn stop(&mut self, now: Instant) -> Vec<Effect> {
         let Some(pid) = self.pid else { return self.enter(State::Stopped, now, None) };
         self.killed = false;
+        self.survivors.clear();
         self.enter(State::Stopping, now, Some(after(now, self.cfg.stopwaitsecs)));
         let (signal, group) = (self.cfg.stopsignal, self.cfg.stopasgroup);
         let mut effects = vec![Effect::Signal { pid, signal, group }];
@@ -528,6 +545,14 @@ impl Program {
     pub fn waiting(&self) -> Option<&str> {
         self.waiting.as_deref()
     }
+    /// Whether SIGKILL was sent in the stop in progress.
+    pub const fn killed(&self) -> bool {
+        self.killed
+    }
+    /// Processes that outlived SIGKILL in the last stop (pids).
+    pub fn survivors(&self) -> &[i32] {
+        &self.survivors
+    }
     /// Changes with every event.
     pub const fn generation(&self) -> u64 {
         self.generation
@@ -588,6 +613,25 @@ mod tests {
         assert_eq!(r.p.deadline(), Some(r.now + Duration::from_secs(1)));
         r.fire();
         assert_eq!(r.p.state(), State::Running);
+    }
+
+    #[test]
+    fn a_tree_that_outlives_sigkill_is_reported_until_the_next_stop() {
+        let mut r = Rig::new(|_| {});
+        r.on(Event::Start);
+        r.fire();
+        r.on(Event::Stop);
+        r.fire(); // SIGKILL
+        assert!(r.p.killed());
+        r.now = r.p.deadline().unwrap();
+        r.on(Event::KillTimedOut { survivors: vec![7, 9] });
+        assert_eq!((r.p.state(), r.p.survivors()), (State::Stopped, &[7, 9][..]));
+        assert_eq!(r.p.error(), Some("still alive after SIGKILL: pid 7, 9"));
+        r.on(Event::Start);
+        r.fire();
+        assert_eq!(r.p.survivors(), &[7, 9], "still shown while the next process runs");
+        r.on(Event::Stop);
+        assert!(r.p.survivors().is_empty(), "a new stop starts afresh");
     }
 
     #[test]

@@ -171,6 +171,9 @@ impl Supervisor {
             if let Some(m) = metrics.as_ref().filter(|_| gone) {
                 m.forget(&s.program.cfg.name, &s.program.cfg.group);
             }
+            if let Some(cg) = s.cgroup.as_ref().filter(|_| gone) {
+                cg.remove();
+            }
             !gone
         });
         if self.slots.len() != before {

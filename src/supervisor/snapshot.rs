@@ -63,11 +63,15 @@ pub struct ProgramView {
     pub logs: ProgramLogs,
     /// When its current process was spawned (wall clock), while there is one.
     pub started: Option<SystemTime>,
+    /// Processes that outlived SIGKILL in its last stop (pids).
+    pub survivors: Vec<i32>,
+    /// Its cgroup, when it has one (for `supctl status --tree`).
+    pub cgroup: Option<crate::process::cgroup::ProgramCgroup>,
 }
 
 impl ProgramView {
-    /// A copy of `p`'s visible state; `logs` is where its output goes.
-    pub fn of(p: &Program, logs: &ProgramLogs) -> Self {
+    /// A copy of `p`'s visible state; `logs` is where its output goes, `cgroup` its cgroup.
+    pub fn of(p: &Program, logs: &ProgramLogs, cgroup: Option<&crate::process::cgroup::ProgramCgroup>) -> Self {
         let cfg = &p.cfg;
         Self {
             name: cfg.name.clone(),
@@ -92,6 +96,8 @@ impl ProgramView {
             started: p
                 .spawned_at()
                 .and_then(|at| SystemTime::now().checked_sub(Instant::now().saturating_duration_since(at))),
+            survivors: p.survivors().to_vec(),
+            cgroup: cgroup.cloned(),
         }
     }
 
@@ -128,6 +134,8 @@ impl ProgramView {
                 latency_ms: o.latency.as_secs_f64() * 1000.0,
                 secs_ago: now.saturating_duration_since(o.at).as_secs(),
             }),
+            survivors: self.survivors.clone(),
+            processes: None,
         }
     }
 

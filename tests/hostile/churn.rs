@@ -25,6 +25,7 @@ fn p99(mut times: Vec<Duration>) -> Duration {
 /// from 7 to 26 MiB.
 #[test]
 fn restart_churn_starves_no_client() {
+    let _heavy = crate::heavy();
     let supd = Supd::start(&churners(200));
     std::thread::sleep(Duration::from_secs(1));
     let rss_before = supd.rss_kib();

@@ -24,6 +24,7 @@ pub fn graph(shape: &str, n: usize, extra: &str) -> String {
 /// Before: a chain of 4,000 took over 60 s to check (cycle detection walked every path).
 #[test]
 fn ten_thousand_programs_in_chains_fans_and_diamonds_check_quickly() {
+    let _heavy = crate::heavy();
     let dir = tempfile::tempdir().unwrap();
     for shape in ["chain", "fan", "diamond"] {
         let path = write_config(dir.path(), "supd.toml", &graph(shape, 10_000, ""));
@@ -51,6 +52,7 @@ fn ten_thousand_programs_in_chains_fans_and_diamonds_check_quickly() {
 
 #[test]
 fn a_reload_of_ten_thousand_programs_is_quick() {
+    let _heavy = crate::heavy();
     let supd = Supd::start(&graph("diamond", 10_000, "autostart = false\n"));
     supd.rewrite("", &graph("diamond", 10_000, "autostart = false\nstartsecs = 2\n"));
     let t = Instant::now();

@@ -36,6 +36,7 @@ fn queued(fd: &impl AsRawFd) -> i32 {
 /// queue was full, so `supctl status` timed out and SIGTERM was ignored.
 #[test]
 fn a_stalled_stdout_reader_freezes_nothing() {
+    let _heavy = crate::heavy();
     let (mut reader, writer) = std::io::pipe().unwrap();
     let mut supd = Supd::launch_to(&[], "", PROGRAMS, Some(OwnedFd::from(writer)));
     supd.wait_ready();

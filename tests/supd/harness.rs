@@ -63,14 +63,41 @@ impl Supd {
         programs: &str,
         output: Option<std::os::fd::OwnedFd>,
     ) -> Supd {
+        Self::launch_behind(&[], env, supervisor_extra, programs, output)
+    }
+
+    /// supd with `programs` in a private cgroup2 hierarchy: the namespace mounts one over
+    /// `/sys/fs/cgroup` and moves itself into a cgroup of its own (`supd-tests/NAME`, NAME unique)
+    /// before it execs supd, which then finds that cgroup writable.
+    #[allow(dead_code)] // tests/hostile uses it
+    pub fn start_in_cgroup2(programs: &str) -> Supd {
+        let unique = format!("t{}-{}", std::process::id(), free_port());
+        let script = format!(
+            "mount -t cgroup2 none /sys/fs/cgroup && rmdir /sys/fs/cgroup/supd-tests/*/* /sys/fs/cgroup/supd-tests/* 2>/dev/null; \
+             mkdir -p /sys/fs/cgroup/supd-tests/{unique} && \
+             echo $$ > /sys/fs/cgroup/supd-tests/{unique}/cgroup.procs && exec \"$@\""
+        );
+        let supd = Self::launch_behind(&["sh", "-c", &script, "sh"], &[], "", programs, None);
+        supd.wait_ready();
+        supd
+    }
+
+    fn launch_behind(
+        prefix: &[&str],
+        env: &[(&str, &str)],
+        supervisor_extra: &str,
+        programs: &str,
+        output: Option<std::os::fd::OwnedFd>,
+    ) -> Supd {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let socket = dir.path().join("supd.sock");
         let config = write_config(dir.path(), "supd.toml", &config_text(&socket, port, supervisor_extra, programs));
         let env: Vec<String> =
             env.iter().map(|(k, v)| format!("{k}={}", v.replace("@DIR@", &dir.path().display().to_string()))).collect();
-        // `env` execs supd, which so stays PID 1.
-        let mut argv: Vec<&std::ffi::OsStr> = vec!["env".as_ref()];
+        // `env` (and any prefix) execs supd, which so stays PID 1.
+        let mut argv: Vec<&std::ffi::OsStr> = prefix.iter().map(std::ffi::OsStr::new).collect();
+        argv.push("env".as_ref());
         argv.extend(env.iter().map(std::ffi::OsStr::new));
         argv.extend([SUPD.as_ref(), "-c".as_ref(), config.as_os_str()]);
         let child = match output {
