@@ -39,6 +39,8 @@ pub use state::State;
 /// other sources (commands, probe reports, signals, other tasks) have had theirs, so that a
 /// storm of exits (restart churn, orphans) cannot starve them.
 const REAP_BATCH: usize = 8;
+/// The same for exits of orphans and probes, which cost next to nothing each.
+const ORPHAN_BATCH: usize = 1024;
 
 /// How long shutdown waits for programs' last output lines.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -487,21 +489,24 @@ impl Supervisor {
         }
     }
 
-    /// Drains every exit status, and routes up to [`REAP_BATCH`] of them by pid; orphans are
-    /// only logged.
+    /// Drains every exit status, and routes up to [`REAP_BATCH`] programs' (and
+    /// [`ORPHAN_BATCH`] others') by pid; orphans are only logged.
     fn reap(&mut self, now: Instant) {
         self.exits.extend(reaper::reap_all());
         if self.exits.is_empty() {
             return;
         }
-        let batch: Vec<_> = self.exits.drain(..self.exits.len().min(REAP_BATCH)).collect();
-        for (pid, status) in batch {
+        let (mut programs, mut others) = (0, 0);
+        while programs < REAP_BATCH && others < ORPHAN_BATCH {
+            let Some((pid, status)) = self.exits.pop_front() else { break };
             let Some(i) = self.by_pid.remove(&pid) else {
+                others += 1;
                 if !self.waiters.deliver(pid, status) {
                     debug!("reaped orphan pid={pid} ({status})");
                 }
                 continue;
             };
+            programs += 1;
             let p = &self.slots[i].program;
             // A stop waits for the whole tree (what left the group too); otherwise the group.
             let group_alive = if p.state() == State::Stopping {

@@ -14,6 +14,7 @@ mod escape;
 mod frozen;
 mod limits;
 mod logfiles;
+mod orphans;
 mod protocol;
 mod stdout;
 mod wakeups;
