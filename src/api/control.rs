@@ -92,7 +92,8 @@ pub async fn serve(listener: UnixListener, handle: Handle) {
 async fn connection(stream: UnixStream, handle: Handle, mut ticket: Ticket) {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    let mut reader = BufReader::new(read.take(MAX_REQUEST));
+    // A small buffer: requests are short, and 256 idle connections hold one each.
+    let mut reader = BufReader::with_capacity(1024, read.take(MAX_REQUEST));
     let read = tokio::select! {
         read = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)) => read,
         () = ticket.evicted() => return,
