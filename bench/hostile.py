@@ -6,7 +6,7 @@
   supervisord) while a client holds 1,000 idle and 1,000 byte-a-second connections open on
   each listener, reconnecting whatever is closed;
 - status p99, restarts a second and peak RSS while 200 programs each exit every 100 ms;
-- `supd check` of 10,000 programs in a dependency chain;
+- `supd check` of 10,000 programs in a dependency chain, a fan and diamonds;
 - wake-ups (context switches) in 30 s after one scrape of /metrics;
 - `restart` of a SIGSTOPped program (stopwaitsecs 10);
 - status p99 during an orphan storm (100,000 orphans from tests/fixtures/orphans.c).
@@ -239,12 +239,38 @@ def supd_restarts(sup):
         return 0
 
 
-def chain_check(bindir, tmp):
-    path = os.path.join(tmp, "chain.toml")
+def graph_text(shape, n=10_000):
+    """n programs in a chain (p0 needs p1 needs p2 …), a fan (all need p0) or diamonds (p{i}
+    needs p{2i+1} and p{2i+2})."""
+    out = []
+    for i in range(n):
+        deps = {"chain": [i + 1], "fan": [0] if i else [], "diamond": [2 * i + 1, 2 * i + 2]}[shape]
+        names = ", ".join(f'"p{d}"' for d in deps if d < n)
+        out.append(f'[program.p{i}]\ncommand = "sleep 60"\nautostart = false\ndepends_on = [{names}]\n')
+    return "".join(out)
+
+
+def graph_reload(bindir, shape):
+    """`supctl reload` of 10,000 programs (none running) with one changed, as graph_check's."""
+    tmp = tempfile.mkdtemp(prefix="supd-bench-reload-")
+    sup = Supd("supd", bindir, tmp, graph_text(shape))
+    try:
+        with open(sup.conf) as f:
+            text = f.read()
+        with open(sup.conf, "w") as f:
+            f.write(text.replace('[program.p5]\ncommand = "sleep 60"', '[program.p5]\ncommand = "sleep 61"'))
+        t = time.perf_counter()
+        code, _ = sup.ctl("reload", timeout=60)
+        return ms(time.perf_counter() - t) if code == 0 else "failed"
+    finally:
+        sup.stop()
+
+
+def graph_check(bindir, tmp, shape):
+    """`supd check` of 10,000 programs in `shape` (see graph_text)."""
+    path = os.path.join(tmp, f"{shape}.toml")
     with open(path, "w") as f:
-        for i in range(10_000):
-            dep = f'depends_on = ["p{i + 1}"]\n' if i + 1 < 10_000 else ""
-            f.write(f'[program.p{i}]\ncommand = "sleep 60"\n{dep}')
+        f.write(graph_text(shape))
     t = time.perf_counter()
     try:
         subprocess.run([os.path.join(bindir, "supd"), "check", "-c", path], stdout=subprocess.DEVNULL,
@@ -330,7 +356,9 @@ def main():
         p, rate, hwm = run(name, lambda tmp: Supd(name, bindir, tmp, churners(200)),
                            lambda s, tmp: churn(s, lambda: supd_restarts(s)))
         col["churn_status"], col["churn_rate"], col["churn_rss"] = ms(p), rate, f"{hwm:.1f} MiB"
-        col["chain"] = chain_check(bindir, tempfile.mkdtemp(prefix="supd-bench-chain-"))
+        for shape in ("chain", "fan", "diamond"):
+            col[shape] = graph_check(bindir, tempfile.mkdtemp(prefix="supd-bench-graph-"), shape)
+            col[shape + "_reload"] = graph_reload(bindir, shape) if "before" not in name else "not measured"
         col["wakeups"] = run(name, lambda tmp: Supd(name, bindir, tmp, one), lambda s, tmp: wakeups_after_scrape(s))
 
         def pid_of(s):
@@ -349,7 +377,9 @@ def main():
     # supervisord keeps no restart count, so its rate is not shown.
     p, _, hwm = run("supervisord", lambda tmp: Supervisord(tmp, sd_churn), lambda s, tmp: churn(s, lambda: 0))
     col["churn_status"], col["churn_rate"], col["churn_rss"] = ms(p), "n/a", f"{hwm:.1f} MiB"
-    col["chain"], col["wakeups"] = "n/a (no dependencies)", "n/a (no metrics)"
+    for key in ("chain", "fan", "diamond", "chain_reload", "fan_reload", "diamond_reload"):
+        col[key] = "n/a (no dependencies)"
+    col["wakeups"] = "n/a (no metrics)"
     col["orphans"] = "n/a (not PID 1 or a subreaper)"
 
     def sd_pid(s):
@@ -367,6 +397,11 @@ def main():
         ("restarts a second, same", "", "churn_rate"),
         ("peak RSS, same", "< 10 MiB", "churn_rss"),
         ("`supd check`, 10,000 programs in a dependency chain", "< 1 s", "chain"),
+        ("`supd check`, 10,000 programs in a fan (all need one)", "< 1 s", "fan"),
+        ("`supd check`, 10,000 programs in diamonds (binary tree)", "< 1 s", "diamond"),
+        ("`supctl reload` of the chain, one program changed", "< 1 s", "chain_reload"),
+        ("`supctl reload` of the fan, same", "< 1 s", "fan_reload"),
+        ("`supctl reload` of the diamonds, same", "< 1 s", "diamond_reload"),
         ("wake-ups in 30 s after one scrape of /metrics", "0", "wakeups"),
         ("`restart` of a SIGSTOPped program (stopwaitsecs 10)", "", "frozen"),
         ("status p99 while 100,000 orphans exit, and zombies left", "< 50 ms, 0", "orphans"),
