@@ -146,11 +146,15 @@ fn health_goes_healthy_and_recovers_from_a_hung_service_without_a_container_rest
     c.wait("healthy", 60 * S, |c| c.health() == "healthy");
     let (_, pid, _) = c.exec(&["supctl", "pid", "web"]);
     // A hung service: it stops answering its probe, supd restarts it, health comes back.
+    // (supd's stop sends SIGCONT after SIGTERM, so the frozen process goes at once, and the
+    // whole recovery can take less than Docker's 2 x 1 s to notice: Docker may or may not
+    // show `unhealthy` on the way.)
     assert_eq!(c.exec(&["kill", "-STOP", &pid]).0, 0);
-    c.wait("unhealthy", 60 * S, |c| c.health() == "unhealthy");
+    c.wait("supd to replace the hung process", 60 * S, |c| {
+        let (_, now, _) = c.exec(&["supctl", "pid", "web"]);
+        now != pid && now != "0"
+    });
     c.wait("healthy again", 60 * S, |c| c.health() == "healthy");
-    let (_, new_pid, _) = c.exec(&["supctl", "pid", "web"]);
-    assert_ne!(new_pid, pid);
     assert_eq!(c.inspect("{{.RestartCount}}"), "0", "the container itself was not restarted");
     assert!(c.logs().contains("web is unhealthy"));
 }
