@@ -165,8 +165,8 @@ fn needs_switch(creds: &Credentials) -> bool {
 
 /// The program's environment: supd's own, then the user's identity (`HOME`, `USER`, `LOGNAME`,
 /// `SHELL`), then `SUPD_GROUP_NAME`, then the program's `environment`, then
-/// `SUPD_PROCESS_NAME` (last, so nothing overrides it: it marks the program's processes, see
-/// [`super::tree`]).
+/// `SUPD_PROCESS_NAME` and `SUPD_INSTANCE` (last, so nothing overrides them: they mark the
+/// program's processes, see [`super::tree`]).
 pub fn environment(program: &ProgramConfig) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     let mut set = |k: &str, v: OsString| {
@@ -184,6 +184,7 @@ pub fn environment(program: &ProgramConfig) -> Vec<(OsString, OsString)> {
         set(k, v.into());
     }
     set(super::tree::MARKER, program.name.clone().into());
+    set(super::tree::INSTANCE, super::tree::instance().into());
     env
 }
 

@@ -1,6 +1,7 @@
 //! A program's processes when it has no cgroup of its own: those that left its process group
-//! (`setsid`, a double fork) are still found, by the `SUPD_PROCESS_NAME` every program's
-//! environment carries and its descendants inherit, and by parent links from its process. They
+//! (`setsid`, a double fork) are still found, by the `SUPD_PROCESS_NAME` (with this supd's
+//! `SUPD_INSTANCE`) every program's environment carries and its descendants inherit, and by
+//! parent links from its process. They
 //! are signalled through pidfds, so a pid that was reused between finding and signalling is
 //! never hit.
 
@@ -9,6 +10,19 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// The variable that marks a program's processes (see [`super::spawn::environment`]).
 pub const MARKER: &str = "SUPD_PROCESS_NAME";
+/// The variable that says which supd started them, so that another supd on the same host with
+/// a program of the same name is never taken for this one: [`instance`].
+pub const INSTANCE: &str = "SUPD_INSTANCE";
+
+/// This supd's instance id: its pid and its start time (clock ticks since boot), unique on
+/// the host while it runs.
+pub fn instance() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let start = procfs::process::Process::myself().and_then(|p| p.stat()).map_or(0, |s| s.starttime);
+        format!("{}.{start}", std::process::id())
+    })
+}
 
 /// Every live process once (zombies and supd itself left out), read from /proc: its parent,
 /// its process group and its program's name from its environment. Taken at most once a turn
@@ -73,14 +87,15 @@ impl Census {
     }
 }
 
-/// The program name in process `pid`'s environment, if it has one.
+/// The program name in process `pid`'s environment, if it has one and this supd started it.
 fn marker(pid: i32) -> Option<String> {
     let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    let prefix = format!("{MARKER}=");
-    environ
-        .split(|b| *b == 0)
-        .find_map(|entry| entry.strip_prefix(prefix.as_bytes()))
-        .map(|name| String::from_utf8_lossy(name).into_owned())
+    let (name, ours) = (format!("{MARKER}="), format!("{INSTANCE}={}", instance()));
+    let mut entries = environ.split(|b| *b == 0);
+    if !entries.clone().any(|entry| entry == ours.as_bytes()) {
+        return None;
+    }
+    entries.find_map(|entry| entry.strip_prefix(name.as_bytes())).map(|n| String::from_utf8_lossy(n).into_owned())
 }
 
 /// Whether process `pid`'s environment has `SUPD_PROCESS_NAME=name`.
@@ -137,22 +152,29 @@ fn descends(pid: i32, root: i32) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn finds_a_marked_process_that_left_the_tree() {
-        let name = format!("tree-test-{}", std::process::id());
-        // setsid and a double fork: the grandchild is in no tree of ours and no group of ours.
+    /// Starts `sleep 30` as a grandchild in a session of its own with `env`; its pid.
+    fn escaped_sleep(env: &[(&str, &str)]) -> i32 {
         let mut child = std::process::Command::new("setsid")
             .args(["sh", "-c", "sleep 30 >/dev/null & echo $!"])
-            .env(MARKER, &name)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let mut out = String::new();
         std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
         child.wait().unwrap();
-        let grandchild: i32 = out.trim().parse().unwrap();
-        assert_eq!(Census::take().members(&name, None), vec![grandchild]);
-        assert_eq!(signal(&[grandchild], &name, None, nix::sys::signal::Signal::SIGKILL), 1);
-        assert_eq!(signal(&[grandchild], "someone-else", None, nix::sys::signal::Signal::SIGKILL), 0);
+        out.trim().parse().unwrap()
+    }
+
+    #[test]
+    fn finds_a_marked_process_that_left_the_tree_and_only_its_own_supds() {
+        let name = format!("tree-test-{}", std::process::id());
+        // setsid and a double fork: the grandchild is in no tree of ours and no group of ours.
+        let ours = escaped_sleep(&[(MARKER, &name), (INSTANCE, instance())]);
+        let theirs = escaped_sleep(&[(MARKER, &name), (INSTANCE, "another-supd")]);
+        assert_eq!(Census::take().members(&name, None), vec![ours]);
+        assert_eq!(signal(&[ours, theirs], &name, None, nix::sys::signal::Signal::SIGKILL), 1);
+        assert_eq!(signal(&[ours], "someone-else", None, nix::sys::signal::Signal::SIGKILL), 0);
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(theirs), nix::sys::signal::Signal::SIGKILL);
     }
 }
