@@ -6,6 +6,7 @@
 
 pub mod backoff;
 mod depends;
+mod exits;
 pub mod program;
 mod reload;
 mod shutdown;
@@ -28,19 +29,12 @@ use crate::gpu::{Gpus, ProgramGpu};
 use crate::health::Health;
 use crate::health::probe::{self, Report};
 use crate::output::{ProgramLogs, Sink};
-use crate::process::reaper::{self, Waiters};
+use crate::process::reaper::Waiters;
 use crate::process::{signal as sig, spawn};
 pub use program::{Effect, Event, Program};
 use shutdown::Shutdown;
 pub use snapshot::{ProgramView, Snapshot};
 pub use state::State;
-
-/// Exit statuses handled in one turn of the loop; the rest wait for the next turn, after the
-/// other sources (commands, probe reports, signals, other tasks) have had theirs, so that a
-/// storm of exits (restart churn, orphans) cannot starve them.
-const REAP_BATCH: usize = 8;
-/// The same for exits of orphans and probes, which cost next to nothing each.
-const ORPHAN_BATCH: usize = 1024;
 
 /// How long shutdown waits for programs' last output lines.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -486,65 +480,6 @@ impl Supervisor {
         if after == State::Fatal && p.cfg.required && self.shutdown.is_none() {
             error!("{name} is required and FATAL: stopping everything, exit code 1");
             self.begin_shutdown(1, "a required program is FATAL");
-        }
-    }
-
-    /// Drains every exit status, and routes up to [`REAP_BATCH`] programs' (and
-    /// [`ORPHAN_BATCH`] others') by pid; orphans are only logged.
-    fn reap(&mut self, now: Instant) {
-        self.exits.extend(reaper::reap_all());
-        if self.exits.is_empty() {
-            return;
-        }
-        let (mut programs, mut others) = (0, 0);
-        while programs < REAP_BATCH && others < ORPHAN_BATCH {
-            let Some((pid, status)) = self.exits.pop_front() else { break };
-            let Some(i) = self.by_pid.remove(&pid) else {
-                others += 1;
-                if !self.waiters.deliver(pid, status) {
-                    debug!("reaped orphan pid={pid} ({status})");
-                }
-                continue;
-            };
-            programs += 1;
-            let p = &self.slots[i].program;
-            // A stop waits for the whole tree (what left the group too); otherwise the group.
-            let group_alive = if p.state() == State::Stopping {
-                self.tree_alive(i)
-            } else {
-                (p.cfg.stopasgroup || p.cfg.killasgroup) && sig::group_alive(pid)
-            };
-            self.apply(i, Event::Exited { status, group_alive }, now);
-        }
-        // A STOPPING program whose leader is gone waits for the rest of its tree; each reaped
-        // orphan may have been the last of one.
-        for i in 0..self.slots.len() {
-            let p = &self.slots[i].program;
-            if p.state() == State::Stopping && p.pid().is_none() && p.pgid().is_some() && !self.tree_alive(i) {
-                self.apply(i, Event::GroupGone, now);
-            }
-        }
-    }
-
-    fn fire_deadlines(&mut self, now: Instant) {
-        for i in 0..self.slots.len() {
-            if self.slots[i].program.deadline().is_some_and(|d| d <= now) {
-                let p = &self.slots[i].program;
-                let pid = p.pid();
-                let event = if p.state() == State::Stopping && p.killed() {
-                    Event::KillTimedOut { survivors: self.tree_members(i) }
-                } else {
-                    Event::Deadline
-                };
-                self.apply(i, event, now);
-                // A STOPPING program that outlived SIGKILL is given up on: forget its pid, so
-                // a late exit is not taken for a later process of the same program.
-                if let Some(pid) = pid
-                    && self.slots[i].program.pid().is_none()
-                {
-                    self.by_pid.remove(&pid);
-                }
-            }
         }
     }
 
