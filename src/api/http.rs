@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ACCEPT, ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -147,9 +147,11 @@ async fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>
     let now = Instant::now();
     let snapshot = shared.snapshot.borrow().clone();
     if path == "/metrics" {
-        let text = shared.metrics.render(&snapshot, &shared.gpu).await;
+        let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
+        let format = crate::metrics::Format::from_accept(accept);
+        let text = shared.metrics.render(&snapshot, &shared.gpu, format).await;
         let mut resp = Response::new(Full::new(Bytes::from(text)));
-        resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(crate::metrics::CONTENT_TYPE));
+        resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
         return resp;
     }
     let (ready, body) = match one {

@@ -26,8 +26,57 @@ use tokio::sync::watch;
 use crate::health::Health;
 use crate::supervisor::{ProgramView, Snapshot, State};
 
-/// The content type of [`Metrics::render`]'s text (OpenMetrics, which Prometheus reads).
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Which text a scrape gets: Prometheus text 0.0.4 unless it asks for OpenMetrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus' text exposition format 0.0.4 (the default, and for `Accept: text/plain`).
+    Text004,
+    /// OpenMetrics 1.0 (for `Accept: application/openmetrics-text`).
+    OpenMetrics,
+}
+
+impl Format {
+    /// The format an `Accept` header asks for (none, or anything else: text 0.0.4).
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Text004,
+        }
+    }
+
+    /// The `Content-Type` of a body in this format.
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            Format::Text004 => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// Prometheus text 0.0.4 from OpenMetrics text as prometheus-client writes it: a counter's
+/// family is named with its `_total` (as its samples are), and `# UNIT` and `# EOF` go.
+fn text_004(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> =
+        openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "].into_iter().find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match meta {
+            Some((prefix, rest)) if rest.split(' ').next().is_some_and(|name| counters.contains(name)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(&format!("{prefix}{name}_total {tail}\n"));
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
 
 /// Every state, for the one-hot `supd_program_state`.
 const STATES: [State; 7] =
@@ -90,9 +139,9 @@ impl Metrics {
         self.probes.remove(&ProgramLabels { program: program.into(), group: group.into() });
     }
 
-    /// The metrics text for `snapshot` and `gpu`. Tree usage comes from the sampler: a sample
+    /// The metrics text for `snapshot` and `gpu`, in `format`. Tree usage comes from the sampler: a sample
     /// at most a second old, or a new one taken on a thread while this waits (at most 2 s).
-    pub async fn render(&self, snapshot: &Snapshot, gpu: &crate::gpu::Shared) -> String {
+    pub async fn render(&self, snapshot: &Snapshot, gpu: &crate::gpu::Shared, format: Format) -> String {
         let sample = self.sampler.latest().await;
         let mut registry = Registry::default();
         programs(&mut registry, snapshot, sample.as_deref());
@@ -116,7 +165,10 @@ impl Metrics {
         }
         let mut out = String::with_capacity(64 * 1024);
         let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-        out
+        match format {
+            Format::OpenMetrics => out,
+            Format::Text004 => text_004(&out),
+        }
     }
 }
 
@@ -233,4 +285,29 @@ fn int_gauge(v: u64) -> Gauge {
     let gauge = Gauge::default();
     gauge.set(i64::try_from(v).unwrap_or(i64::MAX));
     gauge
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_004_names_counter_families_with_total_and_drops_eof() {
+        let om = "# HELP up Up.\n# TYPE up gauge\nup 1\n# HELP restarts Restarts.\n# TYPE restarts counter\n\
+                  # UNIT restarts restarts\nrestarts_total{program=\"a\"} 2\n# EOF\n";
+        assert_eq!(
+            text_004(om),
+            "# HELP up Up.\n# TYPE up gauge\nup 1\n# HELP restarts_total Restarts.\n# TYPE restarts_total counter\n\
+             restarts_total{program=\"a\"} 2\n"
+        );
+    }
+
+    #[test]
+    fn accept_picks_the_format() {
+        assert_eq!(Format::from_accept(None), Format::Text004);
+        assert_eq!(Format::from_accept(Some("text/plain;version=0.0.4;q=0.5,*/*;q=0.1")), Format::Text004);
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,\
+                          text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::from_accept(Some(prometheus)), Format::OpenMetrics);
+    }
 }

@@ -83,3 +83,71 @@ fn metrics_parse_and_follow_state_changes() {
     assert_eq!(value(&m, "supd_program_healthy", "web", None), Some(0.0));
     assert_eq!(value(&m, "supd_program_start_time_seconds", "web", None), None, "no process, no start time");
 }
+
+/// GET /metrics with an `Accept` header: (content type, body).
+fn scrape_as(supd: &Supd, accept: Option<&str>) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", supd.port)).unwrap();
+    let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n{accept}Connection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    let ctype = head.lines().find_map(|l| l.strip_prefix("content-type: ")).unwrap_or_default();
+    (ctype.to_string(), body.to_string())
+}
+
+/// Parses `body` with prometheus_client's parser for `format` ("text" or "openmetrics"); the
+/// names of the counter families it found.
+fn python_counters(body: &str, format: &str) -> String {
+    let parser = match format {
+        "text" => "from prometheus_client.parser import text_string_to_metric_families as parse",
+        _ => "from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse",
+    };
+    let script = format!(
+        "import sys\n{parser}\nprint(' '.join(sorted(f.name for f in parse(sys.stdin.read()) if f.type == 'counter' and f.samples)))"
+    );
+    let python = "/opt/supd-test-venv/bin/python";
+    let mut child = std::process::Command::new(python)
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{python} (scripts/setup-test-env makes it): {e}"));
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client ({format}) cannot parse it: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn metrics_are_prometheus_text_unless_openmetrics_is_asked_for() {
+    let supd = Supd::start("[program.a]\ncommand = \"sleep 600\"\nstartsecs = 0\n");
+    supd.wait_state("a", "RUNNING", 5 * S);
+    for accept in [None, Some("text/plain;version=0.0.4;q=1,*/*;q=0.1")] {
+        let (ctype, body) = scrape_as(&supd, accept);
+        assert_eq!(ctype, "text/plain; version=0.0.4; charset=utf-8");
+        assert!(body.contains("# TYPE supd_program_restarts_total counter\n") && !body.contains("# EOF"), "{body}");
+        let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
+        assert!(
+            scrape
+                .samples
+                .iter()
+                .any(|s| s.metric == "supd_program_restarts_total" && matches!(s.value, Value::Counter(v) if v == 0.0))
+        );
+        // prometheus_client's text parser sees the counters (with OpenMetrics it saw them empty).
+        let counters = python_counters(&body, "text");
+        assert!(counters.contains("supd_program_restarts"), "{counters}");
+    }
+    let prometheus = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let (ctype, body) = scrape_as(&supd, Some(prometheus));
+    assert_eq!(ctype, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    assert!(body.ends_with("# EOF\n") && body.contains("# TYPE supd_program_restarts counter\n"), "{body}");
+    let counters = python_counters(&body, "openmetrics");
+    assert!(counters.contains("supd_program_restarts"), "{counters}");
+}
