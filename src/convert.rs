@@ -116,7 +116,8 @@ impl Converter {
                     };
                     self.warn(path, section, format!("not carried: supd has no event listeners; {advice}"));
                 }
-                "unix_http_server" | "inet_http_server" | "supervisorctl" | "rpcinterface" => self.warn(
+                "unix_http_server" => self.unix_http_server(path, &here, props),
+                "inet_http_server" | "supervisorctl" | "rpcinterface" => self.warn(
                     path,
                     section,
                     "not carried: supctl talks to supd's [supervisor] socket; [supervisor] http serves \
@@ -128,6 +129,43 @@ impl Converter {
             }
         }
         Ok(())
+    }
+
+    /// `[unix_http_server]`: supervisorctl's socket is supctl's. `file`, `chmod` and the group
+    /// of `chown` carry over to `socket`, `socket_mode` and `socket_group`.
+    fn unix_http_server(&mut self, file: &Path, here: &Path, props: &Properties) {
+        for (key, value) in props.iter() {
+            let value = substitute(value, here, "", "");
+            match key {
+                "file" => {
+                    self.supervisor.insert("socket".into(), Value::String(value));
+                }
+                "chmod" => {
+                    self.supervisor.insert("socket_mode".into(), Value::String(value));
+                }
+                "chown" => {
+                    let (user, group) = value.split_once(':').unwrap_or((value.as_str(), ""));
+                    if !group.is_empty() {
+                        self.supervisor.insert("socket_group".into(), Value::String(group.into()));
+                    }
+                    if user != "root" {
+                        self.warn(
+                            file,
+                            "unix_http_server",
+                            format!(
+                                "chown={value}: the socket stays supd's (root's); its group is socket_group, \
+                                 and socket_mode = \"0660\" lets that group in"
+                            ),
+                        );
+                    }
+                }
+                _ => self.warn(
+                    file,
+                    "unix_http_server",
+                    format!("{key}: not carried; the socket's file permissions (socket_mode, socket_group) guard it"),
+                ),
+            }
+        }
     }
 
     fn supervisord(&mut self, file: &Path, here: &Path, props: &Properties) {
