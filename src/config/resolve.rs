@@ -523,7 +523,10 @@ fn supervisor(raw: Option<(&Source, &Spanned<RawSupervisor>)>) -> Result<Supervi
         (Some(path), Some(src)) if path.get_ref() != "NONE" => {
             let no_env =
                 |v: &str, at: usize, k: &str| expand(v, |n| std::env::var(n).ok()).map_err(|m| src.error_at(at, k, m));
-            Some(log_file(src, "supervisor.logfile", path, (sup.logfile_maxbytes, sup.logfile_backups), &no_env)?)
+            let file = log_file(src, "supervisor.logfile", path, (sup.logfile_maxbytes, sup.logfile_backups), &no_env)?;
+            // `/dev/stdout` and the like (see `std_stream`): supd's own log stays on its stderr,
+            // which `docker logs` shows beside stdout, rather than a second writer of fd 1.
+            super::std_stream(&file.path).is_none().then_some(file)
         }
         _ => None,
     };
@@ -611,6 +614,20 @@ mod tests {
         assert_eq!(deps, ["worker_01", "worker_02"]);
         let err = resolve_texts(&[("a.toml", "[program.w]\ncommand = \"x\"\nnumprocs = 0\n")]).unwrap_err();
         assert!(err.contains("a.toml:3:12") && err.contains("program.w.numprocs"), "{err}");
+    }
+
+    #[test]
+    fn std_streams_as_log_files_mean_the_passthrough() {
+        let cfg = resolve_texts(&[(
+            "a.toml",
+            "[supervisor]\nlogfile = \"/dev/stdout\"\n[program.a]\ncommand = \"x\"\n\
+             stdout_logfile = \"/dev/stderr\"\nstderr_logfile = \"/proc/self/fd/1\"\n",
+        )])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.supervisor.logfile, None, "supd's own log stays on stderr");
+        let (out, err) = (&cfg.programs[0].stdout, &cfg.programs[0].stderr);
+        assert_eq!((out.file.is_none(), out.passthrough, out.to), (true, true, Some(super::super::StdStream::Stderr)));
+        assert_eq!((err.file.is_none(), err.passthrough, err.to), (true, true, Some(super::super::StdStream::Stdout)));
     }
 
     #[test]
