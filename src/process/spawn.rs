@@ -1,5 +1,6 @@
 //! Spawning a program: its own session, its user's credentials, a clean environment, stdin
-//! from /dev/null and stdout/stderr on fresh pipes. supd opens every descriptor with
+//! from /dev/null and stdout/stderr on fresh pipes (or /dev/null, for a stream that goes
+//! nowhere). supd opens every descriptor with
 //! `O_CLOEXEC`, so nothing of supd's leaks into a program.
 
 use std::ffi::{CString, OsString};
@@ -14,16 +15,17 @@ use nix::fcntl::OFlag;
 use nix::unistd::pipe2;
 
 use super::cgroup::ProgramCgroup;
-use crate::config::{Credentials, ProgramConfig};
+use crate::config::{Credentials, ProgramConfig, StreamConfig};
 
 /// A started process and the read ends of its output pipes.
 #[derive(Debug)]
 pub struct Spawned {
     /// Its pid, which is also its process group and session id.
     pub pid: i32,
-    /// Read end of its stdout (and of stderr when `redirect_stderr`).
-    pub stdout: OwnedFd,
-    /// Read end of its stderr; `None` when `redirect_stderr`.
+    /// Read end of its stdout (and of stderr when `redirect_stderr`); `None` when it goes to
+    /// /dev/null.
+    pub stdout: Option<OwnedFd>,
+    /// Read end of its stderr; `None` when `redirect_stderr`, or when it goes to /dev/null.
     pub stderr: Option<OwnedFd>,
 }
 
@@ -55,20 +57,32 @@ pub enum SpawnError {
 /// Starts `program`, in `cgroup` when it has one. Synchronous and short: it returns once the
 /// child has exec'd (or failed to), which std learns through a CLOEXEC pipe.
 pub fn spawn(program: &ProgramConfig, cgroup: Option<&ProgramCgroup>) -> Result<Spawned, SpawnError> {
-    let (stdout_r, stdout_w) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
+    let (stdout_r, stdout_w) = output(&program.stdout)?;
     let (stderr_r, stderr_w) = if program.redirect_stderr {
-        (None, stdout_w.try_clone().map_err(|e| SpawnError::Pipe(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?)
+        let clone = stdout_w.as_ref().map(OwnedFd::try_clone).transpose();
+        (None, clone.map_err(|e| SpawnError::Pipe(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?)
     } else {
-        let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
-        (Some(r), w)
+        output(&program.stderr)?
     };
     // Opened before fork, so the child only writes; one that cannot be opened leaves the
     // program outside its cgroup (stop then finds its processes as without cgroups).
     let cgroup_procs = cgroup.and_then(|c| c.procs_for_child().ok());
     let mut cmd = command(program, &program.command, cgroup_procs)?;
-    cmd.stdout(Stdio::from(stdout_w)).stderr(Stdio::from(stderr_w));
+    let to = |w: Option<OwnedFd>| w.map_or_else(Stdio::null, Stdio::from);
+    cmd.stdout(to(stdout_w)).stderr(to(stderr_w));
     let pid = start(cmd, &program.command[0])?;
     Ok(Spawned { pid, stdout: stdout_r, stderr: stderr_r })
+}
+
+/// A pipe for one output stream, as (read end, write end); neither when the stream goes
+/// nowhere (`*_logfile = "NONE"` without passthrough), so the program writes to /dev/null and
+/// supd holds no pipe and reads nothing for it.
+fn output(stream: &StreamConfig) -> Result<(Option<OwnedFd>, Option<OwnedFd>), SpawnError> {
+    if stream.file.is_none() && !stream.passthrough {
+        return Ok((None, None));
+    }
+    let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
+    Ok((Some(r), Some(w)))
 }
 
 /// Starts `argv` the way `program` runs (user, environment, directory, own session), with

@@ -447,7 +447,7 @@ impl Supervisor {
                 self.readers.retain(|r| !r.is_finished());
                 let logs = &self.slots[i].logs;
                 self.sink.open_files(logs);
-                for (fd, log) in [(Some(child.stdout), &logs.stdout), (child.stderr, &logs.stderr)] {
+                for (fd, log) in [(child.stdout, &logs.stdout), (child.stderr, &logs.stderr)] {
                     let Some(fd) = fd else { continue };
                     match self.sink.forward(fd, log) {
                         Ok(reader) => self.readers.push(reader),

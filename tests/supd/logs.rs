@@ -303,3 +303,29 @@ fn an_abandoned_follower_frees_its_connection() {
     assert_eq!(supd.ctl(&["--timeout", "2", "status", "quiet"]).0, 0, "supctl got no answer: no free connection slot");
     assert!(started.elapsed() < 2 * S, "status waited for a free slot");
 }
+
+/// `*_logfile = "NONE"` (without passthrough) sends the stream to /dev/null: no pipe in the
+/// program, none for supd to hold or read.
+#[test]
+fn a_discarded_stream_goes_straight_to_dev_null() {
+    let supd = crate::harness::Supd::start(
+        "[program.quiet]\ncommand = [\"sh\", \"-c\", \"echo lost; exec sleep 601\"]\nstartsecs = 0\n\
+         stdout_logfile = \"NONE\"\nstderr_logfile = \"NONE\"\n\
+         [program.half]\ncommand = [\"sh\", \"-c\", \"exec sleep 602\"]\nstartsecs = 0\nstdout_logfile = \"NONE\"\n\
+         [program.merged]\ncommand = [\"sh\", \"-c\", \"exec sleep 603\"]\nstartsecs = 0\nstdout_logfile = \"NONE\"\n\
+         redirect_stderr = true\n",
+    );
+    let fds = |cmd: &str| {
+        let p = crate::harness::wait_until(cmd, std::time::Duration::from_secs(10), || {
+            supd.ns_processes().into_iter().find(|p| p.cmdline == cmd)
+        });
+        let link = |fd: u32| std::fs::read_link(format!("/proc/{}/fd/{fd}", p.pid)).unwrap().display().to_string();
+        (link(1), link(2))
+    };
+    assert_eq!(fds("sleep 601"), ("/dev/null".to_string(), "/dev/null".to_string()));
+    let (out, err) = fds("sleep 602");
+    assert_eq!(out, "/dev/null");
+    assert!(err.starts_with("pipe:"), "stderr still passes through: {err}");
+    assert_eq!(fds("sleep 603"), ("/dev/null".to_string(), "/dev/null".to_string()));
+    assert!(!supd.output().contains("lost"));
+}
