@@ -418,7 +418,8 @@ fn survivors(pids: &[i32]) -> String {
 /// Every process of each of `programs` now: its cgroup's, or its process tree and the
 /// processes marked with its name (see [`crate::process::tree`]).
 fn processes(programs: &[crate::supervisor::ProgramView]) -> Vec<Vec<ProcessEntry>> {
-    let census = crate::process::tree::Census::take();
+    // All of /proc is read only when some program has no cgroup.
+    let census = programs.iter().any(|p| p.cgroup.is_none()).then(crate::process::tree::Census::take);
     let command = |pid: i32| {
         let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         String::from_utf8_lossy(&raw).replace('\0', " ").trim().to_string()
@@ -426,9 +427,10 @@ fn processes(programs: &[crate::supervisor::ProgramView]) -> Vec<Vec<ProcessEntr
     programs
         .iter()
         .map(|p| {
-            let pids = match &p.cgroup {
-                Some(cg) => cg.pids(),
-                None => census.members(&p.name, p.pid),
+            let pids = match (&p.cgroup, &census) {
+                (Some(cg), _) => cg.pids(),
+                (None, Some(census)) => census.members(&p.name, p.pid),
+                (None, None) => Vec::new(),
             };
             pids.into_iter().map(|pid| ProcessEntry { pid, command: command(pid) }).collect()
         })

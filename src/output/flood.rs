@@ -77,7 +77,7 @@ fn run(pipe: &PipeReader, log: &StreamLog, mut pending: Vec<u8>) {
                 out.clear();
                 rest = &rest[framer.frame_into(&mut out, &mut pending, rest, now, FRAMED_MAX)..];
                 if !out.is_empty() {
-                    write_stdio(log.stream.fd(), &out);
+                    write_stdio(super::fd(log.stream), &out);
                 }
             }
         }
@@ -87,7 +87,7 @@ fn run(pipe: &PipeReader, log: &StreamLog, mut pending: Vec<u8>) {
         pipe.pace(n, CHUNK);
     }
     if let Some(framer) = &log.framer {
-        write_stdio(log.stream.fd(), &framer.finish(&mut pending, SystemTime::now()));
+        write_stdio(super::fd(log.stream), &framer.finish(&mut pending, SystemTime::now()));
     }
 }
 

@@ -34,7 +34,7 @@ pub use frame::Framer;
 pub use logfile::{FileState, LogFile};
 pub use tail::Tail;
 
-use crate::config::{Config, ProgramConfig, StdStream, StreamConfig};
+use crate::config::{Config, ProgramConfig, StreamConfig};
 
 /// A line longer than this is passed through in pieces of this size, each its own prefixed
 /// line, so memory stays bounded whatever a program writes (Docker splits at 16 KiB the same
@@ -60,21 +60,14 @@ pub fn own_lines_dropped() -> u64 {
     OWN_DROPPED_TOTAL.load(Ordering::Relaxed)
 }
 
-/// Which of supd's own streams passthrough lines go to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    /// fd 1.
-    Stdout,
-    /// fd 2.
-    Stderr,
-}
+/// Which of supd's own streams passthrough lines go to (the config's name for them).
+pub use crate::config::StdStream as Stream;
 
-impl Stream {
-    fn fd(self) -> RawFd {
-        match self {
-            Stream::Stdout => 1,
-            Stream::Stderr => 2,
-        }
+/// The descriptor of `stream`.
+fn fd(stream: Stream) -> RawFd {
+    match stream {
+        Stream::Stdout => 1,
+        Stream::Stderr => 2,
     }
 }
 
@@ -159,7 +152,7 @@ impl Sink {
                     tracing::warn!("supd: {dropped} of its own log lines dropped while stdout was blocked");
                 }
                 match msg {
-                    Msg::Write(stream, bytes) => write_stdio(stream.fd(), &bytes),
+                    Msg::Write(stream, bytes) => write_stdio(fd(stream), &bytes),
                     Msg::File(file, bytes) => with_file(&file, |f| f.write(&bytes)),
                     Msg::Open(file) => with_file(&file, LogFile::open_now),
                     Msg::Own(bytes) => match own.as_mut() {
@@ -209,12 +202,7 @@ impl Sink {
                 FileLog { file, state }
             });
             let framer = s.passthrough.then(|| Framer::new(&p.name, name, p.log_prefix.as_deref(), p.log_json, width));
-            let to = match s.to {
-                Some(StdStream::Stdout) => Stream::Stdout,
-                Some(StdStream::Stderr) => Stream::Stderr,
-                None => to,
-            };
-            StreamLog { tail: Arc::default(), file, framer, stream: to }
+            StreamLog { tail: Arc::default(), file, framer, stream: s.to.unwrap_or(to) }
         };
         ProgramLogs {
             stdout: stream_log(&p.stdout, "stdout", Stream::Stdout),
@@ -227,11 +215,7 @@ impl Sink {
     pub fn open_files(&self, logs: &ProgramLogs) {
         for file in [&logs.stdout.file, &logs.stderr.file].into_iter().flatten() {
             if let Err(e) = self.tx.try_send(Msg::Open(Arc::clone(&file.file))) {
-                let (mpsc::error::TrySendError::Full(Msg::Open(file))
-                | mpsc::error::TrySendError::Closed(Msg::Open(file))) = e
-                else {
-                    continue;
-                };
+                let Msg::Open(file) = e.into_inner() else { continue };
                 tokio::task::spawn_blocking(move || with_file(&file, LogFile::open_now));
             }
         }

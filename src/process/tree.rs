@@ -87,6 +87,11 @@ impl Census {
     }
 }
 
+/// Process `pid`'s process group, if it is alive.
+pub fn pgrp(pid: i32) -> Option<i32> {
+    procfs::process::Process::new(pid).and_then(|p| p.stat()).ok().map(|s| s.pgrp)
+}
+
 /// The program name in process `pid`'s environment, if it has one and this supd started it.
 fn marker(pid: i32) -> Option<String> {
     let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;

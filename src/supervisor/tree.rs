@@ -51,7 +51,8 @@ impl Supervisor {
                 }
                 return;
             }
-            let outside = self.census().outside_group(&cg.pids(), pgid);
+            // Only the cgroup's few processes are read, not all of /proc.
+            let outside = cg.pids().into_iter().filter(|&pid| tree::pgrp(pid).is_some_and(|g| g != pgid));
             for pid in outside {
                 debug!("sending {} to {name}'s pid {pid}, outside its process group", signal.as_str());
                 let _ = sig::send(pid, signal, false);
