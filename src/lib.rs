@@ -4,14 +4,13 @@
 
 pub mod api;
 pub mod config;
-pub mod convert;
-pub mod ctl;
 pub mod deadline;
 pub mod gpu;
-pub mod health;
+pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod output;
+pub mod probe;
 pub mod process;
 pub mod single;
 pub mod supervisor;

@@ -15,12 +15,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
 use super::admission::{Admission, MAX_CONNECTIONS, Ticket};
-use super::health;
 use super::protocol::{ActionResult, ErrorKind, ProcessEntry, ProgramPid, Request, Response};
+use super::readiness;
 use super::{REQUEST_TIMEOUT, WRITE_TIMEOUT};
 use crate::config::{SignalName, SupervisorConfig};
+use crate::lifecycle::settle::{self, Awaited, Progress, Settled};
 use crate::output::Sink;
-use crate::supervisor::{Command, Envelope, Snapshot, State};
+use crate::supervisor::{Command, Envelope, ProgramView, Snapshot};
 
 /// A request line longer than this is refused.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -231,8 +232,11 @@ impl Handle {
         }
         match request {
             Request::Status { tree, .. } => {
-                let mut programs: Vec<_> =
-                    ids.iter().filter_map(|&i| snapshot.programs.get(i)).map(|p| p.status(now)).collect();
+                let mut programs: Vec<_> = ids
+                    .iter()
+                    .filter_map(|&i| snapshot.programs.get(i))
+                    .map(|p| super::status::status(p, now))
+                    .collect();
                 if tree {
                     let views: Vec<_> = ids.iter().filter_map(|&i| snapshot.programs.get(i).cloned()).collect();
                     // /proc is read off the event loop.
@@ -247,7 +251,7 @@ impl Handle {
                 supd: std::process::id(),
                 programs: if names.is_empty() { Vec::new() } else { pids(&snapshot, &ids) },
             },
-            Request::Health {} => Response::Health(health::report(&snapshot, &self.gpu, now)),
+            Request::Health {} => Response::Health(readiness::report(&snapshot, &self.gpu, now)),
             Request::Gpu {} => Response::Gpu(self.gpu.lock().map(|g| g.clone()).unwrap_or_default()),
             Request::Shutdown {} => match self.send(Command::Shutdown).await {
                 Ok(_) => Response::ShuttingDown,
@@ -266,9 +270,15 @@ impl Handle {
             }
             Request::Tail { .. } => error(ErrorKind::BadRequest, "tail is answered on its own connection"),
             Request::Reload { dry_run } => self.reload(dry_run).await,
-            Request::Start { .. } => self.act(Command::Start, names_of(&snapshot, &ids), Wait::Started).await,
-            Request::Restart { .. } => self.act(Command::Restart, names_of(&snapshot, &ids), Wait::Started).await,
-            Request::Stop { .. } => self.act(Command::Stop, names_of(&snapshot, &ids), Wait::Stopped).await,
+            Request::Start { .. } => {
+                self.act(Command::Start, names_of(&snapshot, &ids), Wait::For(Awaited::Started)).await
+            }
+            Request::Restart { .. } => {
+                self.act(Command::Restart, names_of(&snapshot, &ids), Wait::For(Awaited::Started)).await
+            }
+            Request::Stop { .. } => {
+                self.act(Command::Stop, names_of(&snapshot, &ids), Wait::For(Awaited::Stopped)).await
+            }
         }
     }
 
@@ -345,7 +355,7 @@ impl Handle {
                     if slot.is_none()
                         && let Some(p) = find(&s, name).and_then(|i| s.programs.get(i))
                     {
-                        *slot = settle(p, answer, wait);
+                        *slot = outcome(p, answer, wait);
                     }
                 }
             }
@@ -380,32 +390,30 @@ impl Handle {
 enum Wait {
     /// Nothing: the answer is the result.
     No,
-    /// A new process RUNNING, or a failure.
-    Started,
-    /// No process left.
-    Stopped,
+    /// As the lifecycle says ([`settle::settled`]).
+    For(Awaited),
 }
 
-/// The result for one program if it has settled, else `None`.
-fn settle(p: &crate::supervisor::ProgramView, answer: &Result<u64, String>, wait: Wait) -> Option<ActionResult> {
+/// The result for one program if its action is done, else `None`.
+fn outcome(p: &ProgramView, answer: &Result<u64, String>, wait: Wait) -> Option<ActionResult> {
     let result = |ok: bool, message: String| Some(ActionResult { name: p.full_name(), ok, message, state: p.state });
     let spawns_before = match answer {
         Err(e) => return result(false, e.clone()),
         Ok(n) => *n,
     };
-    let now = Instant::now();
-    match wait {
-        Wait::No => result(true, "signalled".into()),
-        Wait::Stopped if p.state.is_active() => None,
-        Wait::Stopped if !p.survivors.is_empty() => result(false, survivors(&p.survivors)),
-        Wait::Stopped => result(true, "stopped".into()),
-        Wait::Started if p.spawns == spawns_before && (p.state.is_active() || p.restart_pending) => None,
-        Wait::Started if p.state == State::Starting || p.state == State::Stopping => None,
-        Wait::Started if p.state == State::Running && !p.survivors.is_empty() => {
+    let Wait::For(awaited) = wait else { return result(true, "signalled".into()) };
+    let progress =
+        Progress { state: p.state, spawns: p.spawns, restart_pending: p.restart_pending, survivors: &p.survivors };
+    match (settle::settled(progress, spawns_before, awaited)?, awaited) {
+        (Settled::Done, Awaited::Stopped) => result(true, "stopped".into()),
+        (Settled::Done, Awaited::Started) => result(true, "started".into()),
+        (Settled::LeftSurvivors, Awaited::Stopped) => result(false, survivors(&p.survivors)),
+        (Settled::LeftSurvivors, Awaited::Started) => {
             result(false, format!("started, but the old process: {}", survivors(&p.survivors)))
         }
-        Wait::Started if p.state == State::Running => result(true, "started".into()),
-        Wait::Started => result(false, format!("{}: {}", p.state, p.status(now).description)),
+        (Settled::Failed, _) => {
+            result(false, format!("{}: {}", p.state, super::status::status(p, Instant::now()).description))
+        }
     }
 }
 
@@ -417,7 +425,7 @@ fn survivors(pids: &[i32]) -> String {
 
 /// Every process of each of `programs` now: its cgroup's, or its process tree and the
 /// processes marked with its name (see [`crate::process::tree`]).
-fn processes(programs: &[crate::supervisor::ProgramView]) -> Vec<Vec<ProcessEntry>> {
+fn processes(programs: &[ProgramView]) -> Vec<Vec<ProcessEntry>> {
     // All of /proc is read only when some program has no cgroup.
     let census = programs.iter().any(|p| p.cgroup.is_none()).then(crate::process::tree::Census::take);
     let command = |pid: i32| {

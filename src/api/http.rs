@@ -20,7 +20,7 @@ use tracing::{debug, warn};
 
 use super::REQUEST_TIMEOUT;
 use super::admission::{Admission, MAX_CONNECTIONS, Ticket};
-use super::health;
+use super::readiness;
 use crate::metrics::Metrics;
 use crate::supervisor::Snapshot;
 
@@ -46,7 +46,7 @@ impl Rendered {
         let same = self.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, snapshot));
         let fresh = self.at.is_some_and(|at| now.saturating_duration_since(at) < RENDER_TTL);
         if !(same && fresh) {
-            let report = health::report(snapshot, gpu, now);
+            let report = readiness::report(snapshot, gpu, now);
             let mut body = serde_json::to_vec(&report).unwrap_or_default();
             body.push(b'\n');
             *self = Rendered {
@@ -159,7 +159,7 @@ async fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>
             Ok(mut cache) => cache.get(&snapshot, &shared.gpu, now),
             Err(_) => Rendered::default().get(&snapshot, &shared.gpu, now),
         },
-        Some(name) => match health::program(&snapshot, name, now) {
+        Some(name) => match readiness::program(&snapshot, name, now) {
             Some((ready, status)) => {
                 let mut body = serde_json::to_vec(&status).unwrap_or_default();
                 body.push(b'\n');

@@ -3,9 +3,10 @@
 
 pub mod admission;
 pub mod control;
-pub mod health;
 pub mod http;
 pub mod protocol;
+pub mod readiness;
+pub mod status;
 
 /// How long a client may take to send a complete request (the control socket's line, an HTTP
 /// request head). Real clients send theirs at once.

@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::health::Health;
+use crate::lifecycle::Health;
+pub use crate::lifecycle::State;
 use crate::process::ExitStatus;
-use crate::supervisor::State;
+pub use crate::supervisor::ReloadPlan;
 
 /// A control request. `names` take `NAME`, `GROUP:NAME`, `GROUP:*` or `all`; an empty list
 /// means all where that makes sense (status, pid).
@@ -148,23 +149,6 @@ pub enum ErrorKind {
     ShuttingDown,
     /// The config on disk is invalid (reload): nothing was changed.
     BadConfig,
-}
-
-/// What a reload changes, by program name, in the new config's start order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReloadPlan {
-    /// Whether it was applied (false for `--dry-run`).
-    pub applied: bool,
-    /// New programs: started (when `autostart`).
-    pub added: Vec<String>,
-    /// Programs whose config changed: stopped, then started with the new config.
-    pub changed: Vec<String>,
-    /// Programs no longer in the config: stopped and forgotten.
-    pub removed: Vec<String>,
-    /// Programs left running as they are.
-    pub unchanged: Vec<String>,
-    /// Changes a reload does not apply (`[supervisor]`, `[gpu]`), which need a restart.
-    pub ignored: Vec<String>,
 }
 
 /// One program as `supctl status` shows it.

@@ -99,7 +99,7 @@ fn supervise(mut cfg: Config, path: PathBuf) -> i32 {
         let programs = std::mem::take(&mut gpu.programs);
         let metrics = supd::metrics::Metrics::new(snapshot_rx.clone());
         let supervisor = Supervisor::new(&cfg, gpu.gpus, programs, faults, sink.clone(), snapshot_tx)
-            .with_metrics(Arc::clone(&metrics));
+            .with_probe_observer(Arc::clone(&metrics) as Arc<dyn supd::supervisor::ProbeObserver>);
         info!(
             "supd {} starting {} programs as pid {} from {}",
             env!("CARGO_PKG_VERSION"),

@@ -7,7 +7,7 @@
 
 mod depends;
 mod error;
-pub(crate) mod expand;
+pub mod expand;
 mod health;
 mod load;
 mod raw;

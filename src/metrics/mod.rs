@@ -23,8 +23,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use crate::health::Health;
-use crate::supervisor::{ProgramView, Snapshot, State};
+use crate::lifecycle::Health;
+use crate::lifecycle::State;
+use crate::supervisor::{ProbeObserver, ProgramView, Snapshot};
 
 /// Which text a scrape gets: Prometheus text 0.0.4 unless it asks for OpenMetrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +120,20 @@ fn probe_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 14))
 }
 
+/// Probe durations come from the supervisor as probes finish.
+impl ProbeObserver for Metrics {
+    /// Records how long one probe of `program` (in `group`) took, in seconds.
+    fn probe_finished(&self, program: &str, group: &str, latency: std::time::Duration) {
+        let labels = ProgramLabels { program: program.into(), group: group.into() };
+        self.probes.get_or_create(&labels).observe(latency.as_secs_f64());
+    }
+
+    /// Drops a program's probe histogram (a reload removed it).
+    fn forget(&self, program: &str, group: &str) {
+        self.probes.remove(&ProgramLabels { program: program.into(), group: group.into() });
+    }
+}
+
 impl Metrics {
     /// Metrics for the programs in `snapshot`.
     pub fn new(snapshot: watch::Receiver<Arc<Snapshot>>) -> Arc<Metrics> {
@@ -126,17 +141,6 @@ impl Metrics {
             probes: Family::new_with_constructor(probe_histogram as fn() -> Histogram),
             sampler: sample::Sampler::new(snapshot),
         })
-    }
-
-    /// Records how long one probe of `program` (in `group`) took, in seconds.
-    pub fn observe_probe(&self, program: &str, group: &str, seconds: f64) {
-        let labels = ProgramLabels { program: program.into(), group: group.into() };
-        self.probes.get_or_create(&labels).observe(seconds);
-    }
-
-    /// Drops a program's probe histogram (a reload removed it).
-    pub fn forget(&self, program: &str, group: &str) {
-        self.probes.remove(&ProgramLabels { program: program.into(), group: group.into() });
     }
 
     /// The metrics text for `snapshot` and `gpu`, in `format`. Tree usage comes from the sampler: a sample

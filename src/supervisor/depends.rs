@@ -1,27 +1,26 @@
-//! Dependency gating (`depends_on`): which waiting programs may start, and which never will.
+//! Dependency gating (`depends_on`), as [`planner::gate`] decides it, applied in turn.
 
 use std::time::Instant;
 
-use super::{Event, Program, State, Supervisor};
-use crate::config::Condition;
-use crate::health::Health;
+use super::Supervisor;
+use crate::lifecycle::planner;
 
 impl Supervisor {
-    /// Starts programs whose dependencies are met, gives up on those whose dependencies can no
-    /// longer be met, and says what the others wait for. Repeats until nothing changes, since a
-    /// start (with `startsecs = 0`) can meet another program's condition at once.
+    /// Tells each waiting program where its dependencies stand: started once they are met,
+    /// FATAL once they cannot be. Repeats until nothing changes, since a start (with
+    /// `startsecs = 0`) can meet another program's condition at once; each program's event is
+    /// applied before the next program is looked at, so a chain resolves in one pass.
     pub(super) fn check_dependencies(&mut self, now: Instant) {
         loop {
             let mut changed = false;
             for i in 0..self.slots.len() {
-                let Some(waiting) = self.slots[i].program.waiting().map(str::to_string) else { continue };
-                let event = match self.dependency_status(i) {
-                    DepStatus::Met => Event::DependenciesMet,
-                    DepStatus::Failed(reason) => Event::DependencyFailed { reason },
-                    DepStatus::Waiting(what) if what == waiting => continue,
-                    DepStatus::Waiting(waiting_for) => Event::DependenciesPending { waiting_for },
-                };
-                changed |= !matches!(event, Event::DependenciesPending { .. });
+                let slot = &self.slots[i];
+                if slot.program.waiting().is_none() {
+                    continue;
+                }
+                let deps = slot.deps.iter().map(|&(j, condition)| (&self.slots[j].program, condition));
+                let Some(event) = planner::gate(&slot.program, deps) else { continue };
+                changed |= !matches!(event, crate::lifecycle::Event::DependenciesPending { .. });
                 self.apply(i, event, now);
             }
             if !changed {
@@ -29,45 +28,4 @@ impl Supervisor {
             }
         }
     }
-
-    fn dependency_status(&self, i: usize) -> DepStatus {
-        let mut waiting = Vec::new();
-        for &(j, condition) in &self.slots[i].deps {
-            let dep = &self.slots[j].program;
-            let name = &dep.cfg.name;
-            let met = match condition {
-                Condition::Started => dep.state() == State::Running,
-                Condition::Healthy => dep.state() == State::Running && dep.health() == Some(Health::Healthy),
-                Condition::CompletedSuccessfully => {
-                    dep.state() == State::Exited && dep.last_exit().is_some_and(|s| dep.expected(s))
-                }
-            };
-            if met {
-                continue;
-            }
-            let failed = match condition {
-                _ if dep.state() == State::Fatal => Some(format!("dependency {name} is FATAL")),
-                Condition::CompletedSuccessfully if dep.state() == State::Exited => {
-                    Some(format!("dependency {name} did not complete successfully ({})", exit_text(dep)))
-                }
-                _ => None,
-            };
-            if let Some(reason) = failed {
-                return DepStatus::Failed(reason);
-            }
-            waiting.push(format!("{name} ({})", condition.as_str()));
-        }
-        if waiting.is_empty() { DepStatus::Met } else { DepStatus::Waiting(waiting.join(", ")) }
-    }
-}
-
-/// Where a waiting program's dependencies stand.
-enum DepStatus {
-    Met,
-    Waiting(String),
-    Failed(String),
-}
-
-fn exit_text(p: &Program) -> String {
-    p.last_exit().map_or_else(|| "no exit".into(), |s| s.to_string())
 }

@@ -57,20 +57,12 @@ impl Supervisor {
         for i in 0..self.slots.len() {
             if self.slots[i].program.deadline().is_some_and(|d| d <= now) {
                 let p = &self.slots[i].program;
-                let pid = p.pid();
                 let event = if p.state() == State::Stopping && p.killed() {
                     Event::KillTimedOut { survivors: self.tree_members(i) }
                 } else {
                     Event::Deadline
                 };
                 self.apply(i, event, now);
-                // A STOPPING program that outlived SIGKILL is given up on: forget its pid, so
-                // a late exit is not taken for a later process of the same program.
-                if let Some(pid) = pid
-                    && self.slots[i].program.pid().is_none()
-                {
-                    self.by_pid.remove(&pid);
-                }
             }
         }
     }

@@ -4,14 +4,11 @@
 //! or the earliest deadline a program armed (startsecs, backoff, stopwaitsecs). Nothing polls,
 //! so an idle supd makes no wake-ups. After each wake it publishes a [`Snapshot`] for readers.
 
-pub mod backoff;
 mod depends;
 mod exits;
-pub mod program;
 mod reload;
 mod shutdown;
 pub mod snapshot;
-pub mod state;
 mod tree;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,18 +20,25 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::api::protocol::ReloadPlan;
 use crate::config::{Condition, Config, ProgramConfig};
 use crate::gpu::{Gpus, ProgramGpu};
-use crate::health::Health;
-use crate::health::probe::{self, Report};
+use crate::lifecycle::planner::{self, ShutdownPlan};
+use crate::lifecycle::{Effect, Event, Health, Program, State};
 use crate::output::{ProgramLogs, Sink};
+use crate::probe::runner::{self, Report};
 use crate::process::reaper::Waiters;
 use crate::process::{signal as sig, spawn};
-pub use program::{Effect, Event, Program};
-use shutdown::Shutdown;
+pub use reload::ReloadPlan;
 pub use snapshot::{ProgramView, Snapshot};
-pub use state::State;
+
+/// What learns of probe results beside the programs themselves (the `/metrics` histogram):
+/// the supervisor's one way out to metrics, so it holds no metrics types.
+pub trait ProbeObserver: Send + Sync {
+    /// One probe of `program` (in `group`) took `latency`.
+    fn probe_finished(&self, program: &str, group: &str, latency: std::time::Duration);
+    /// A reload removed `program` (in `group`): forget what was kept for it.
+    fn forget(&self, program: &str, group: &str);
+}
 
 /// How long shutdown waits for programs' last output lines.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -86,18 +90,18 @@ struct Slot {
     deps: Vec<(usize, Condition)>,
     /// Its depth in the dependency graph (stop order falls with it).
     rank: u32,
-    /// The probe task of its current process and which spawn that is.
-    probe: Option<(u64, tokio::task::JoinHandle<()>)>,
+    /// The probe task of its current process.
+    probe: Option<tokio::task::JoinHandle<()>>,
     /// The GPUs it got.
     gpu: ProgramGpu,
     /// What a reload decided for it, carried out once it has stopped.
-    next: Option<Next>,
+    next: Option<Successor>,
     /// Its cgroup, made at its first spawn when supd has cgroups.
     cgroup: Option<crate::process::cgroup::ProgramCgroup>,
 }
 
 /// What becomes of a slot once its program has stopped.
-enum Next {
+enum Successor {
     /// Start again under a new config.
     Replace(Box<Incoming>),
     /// Forget it: the new config does not have it.
@@ -140,14 +144,14 @@ pub struct Supervisor {
     sink: Sink,
     /// Output readers still running, so shutdown can wait for programs' last lines.
     readers: Vec<tokio::task::JoinHandle<()>>,
-    shutdown: Option<Shutdown>,
+    shutdown: Option<ShutdownPlan>,
     snapshot: watch::Sender<Arc<Snapshot>>,
     /// Slots moved or were replaced since the last snapshot.
     moved: bool,
     /// What a reload cannot change, as at start-up.
-    fixed: reload::Fixed,
-    /// Where probe durations are recorded.
-    metrics: Option<Arc<crate::metrics::Metrics>>,
+    fixed: reload::FixedSettings,
+    /// Where probe durations are reported (`/metrics`).
+    observer: Option<Arc<dyn ProbeObserver>>,
     /// supd's cgroup v2, where it can make one for each program.
     cgroups: Option<crate::process::cgroup::Cgroups>,
     /// The processes as /proc showed them this turn of the loop, when a stop needed them.
@@ -184,8 +188,8 @@ impl Supervisor {
             shutdown: None,
             snapshot,
             moved: true,
-            fixed: reload::Fixed::of(config),
-            metrics: None,
+            fixed: reload::FixedSettings::of(config),
+            observer: None,
             cgroups: match crate::process::cgroup::Cgroups::set_up(&config.supervisor.cgroup) {
                 Ok(c) => {
                     info!("cgroup v2 at {}: each program runs in a cgroup of its own", c.base().display());
@@ -212,9 +216,9 @@ impl Supervisor {
         me
     }
 
-    /// Records probe durations in `metrics` (for `/metrics`).
-    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
-        self.metrics = Some(metrics);
+    /// Reports probe durations and forgotten programs to `observer` (`/metrics` records them).
+    pub fn with_probe_observer(mut self, observer: Arc<dyn ProbeObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -349,8 +353,16 @@ impl Supervisor {
         }
     }
 
-    /// Feeds `event` to program `i` and carries out the effects, feeding spawn results back.
+    /// Feeds `event` to program `i` and carries out the effects (see [`Supervisor::carry_out`]).
     fn apply(&mut self, i: usize, event: Event, now: Instant) {
+        // Refusals and failed signals are logged where they happen; only verbs answer them.
+        let _ = self.carry_out(i, event, now);
+    }
+
+    /// Feeds `event` to program `i` and carries out the effects, feeding spawn results back.
+    /// Errors: the program refused the verb, or a signal it asked for could not be sent (what
+    /// the control API answers).
+    fn carry_out(&mut self, i: usize, event: Event, now: Instant) -> Result<(), String> {
         let before = self.slots[i].program.state();
         if let Event::Exited { status, .. } = &event {
             let p = &self.slots[i].program;
@@ -361,6 +373,7 @@ impl Supervisor {
                 info!("exited: {} ({status}; {expected})", p.cfg.name);
             }
         }
+        let mut outcome = Ok(());
         let mut effects = self.slots[i].program.on(event, now);
         while !effects.is_empty() {
             let mut next = Vec::new();
@@ -368,46 +381,50 @@ impl Supervisor {
                 match effect {
                     Effect::Spawn => next.extend(self.spawn(i, now)),
                     Effect::Signal { pid, signal, group } => {
-                        let name = &self.slots[i].program.cfg.name;
-                        debug!("sending {} to {name} (pid {pid}, group {group})", signal.as_str());
-                        if let Err(e) = sig::send(pid, signal, group) {
-                            warn!("cannot send {} to {name} (pid {pid}): {e}", signal.as_str());
-                        }
-                        if group {
-                            self.signal_escaped(i, pid, signal);
+                        if let Err(e) = self.signal(i, pid, signal, group) {
+                            outcome = Err(e);
                         }
                     }
+                    Effect::StartProbe => self.start_probe(i),
+                    Effect::StopProbe => {
+                        if let Some(task) = self.slots[i].probe.take() {
+                            task.abort();
+                        }
+                    }
+                    Effect::ForgetPid(pid) => {
+                        self.by_pid.remove(&pid);
+                    }
+                    Effect::Refused(why) => outcome = Err(why.to_string()),
                 }
             }
             effects = next;
         }
-        self.sync_probe(i);
         self.after_change(i, before);
+        outcome
     }
 
-    /// Keeps program `i`'s probe task in step with its process: one task per spawn while it is
-    /// STARTING or RUNNING, none otherwise.
-    fn sync_probe(&mut self, i: usize) {
+    /// Sends `signal` to program `i`'s process `pid` (with `group`, to its whole tree).
+    fn signal(&mut self, i: usize, pid: i32, signal: Signal, group: bool) -> Result<(), String> {
+        let name = &self.slots[i].program.cfg.name;
+        debug!("sending {} to {name} (pid {pid}, group {group})", signal.as_str());
+        let sent = sig::send(pid, signal, group).map_err(|e| {
+            warn!("cannot send {} to {name} (pid {pid}): {e}", signal.as_str());
+            e.to_string()
+        });
+        if group {
+            self.signal_escaped(i, pid, signal);
+        }
+        sent
+    }
+
+    /// Starts probing program `i`'s new process, in place of any earlier probe task.
+    fn start_probe(&mut self, i: usize) {
         let slot = &mut self.slots[i];
-        let p = &slot.program;
-        let wanted =
-            p.cfg.healthcheck.is_some() && p.pid().is_some() && matches!(p.state(), State::Starting | State::Running);
-        let spawn = p.spawns();
-        match (&slot.probe, wanted) {
-            (Some((s, _)), true) if *s == spawn => {}
-            (_, true) => {
-                let (reports, waiters) = (self.reports.0.clone(), self.waiters.clone());
-                let task = probe::start(slot.key, spawn, Arc::clone(&p.cfg), reports, waiters);
-                if let Some((_, old)) = slot.probe.replace((spawn, task)) {
-                    old.abort();
-                }
-            }
-            (Some(_), false) => {
-                if let Some((_, old)) = slot.probe.take() {
-                    old.abort();
-                }
-            }
-            (None, false) => {}
+        let (reports, waiters) = (self.reports.0.clone(), self.waiters.clone());
+        let cfg = Arc::clone(&slot.program.cfg);
+        let task = runner::start(slot.key, slot.program.spawns(), cfg, reports, waiters);
+        if let Some(old) = slot.probe.replace(task) {
+            old.abort();
         }
     }
 
@@ -419,8 +436,8 @@ impl Supervisor {
         }
         let (before, name) = (p.health(), p.cfg.name.clone());
         let outcome = report.outcome;
-        if let Some(m) = &self.metrics {
-            m.observe_probe(&name, &p.cfg.group, outcome.latency.as_secs_f64());
+        if let Some(o) = &self.observer {
+            o.probe_finished(&name, &p.cfg.group, outcome.latency);
         }
         if !outcome.ok {
             debug!("probe of {name} failed: {}", outcome.message);
@@ -477,7 +494,7 @@ impl Supervisor {
             State::Fatal => error!("gave up: {name} entered FATAL: {}", p.error().unwrap_or("")),
             _ => info!("{name}: {before} -> {after}"),
         }
-        if after == State::Fatal && p.cfg.required && self.shutdown.is_none() {
+        if planner::demands_shutdown(p, before) && self.shutdown.is_none() {
             error!("{name} is required and FATAL: stopping everything, exit code 1");
             self.begin_shutdown(1, "a required program is FATAL");
         }
@@ -485,16 +502,10 @@ impl Supervisor {
 
     fn command(&mut self, envelope: Envelope) {
         let answers = match envelope.command {
-            Command::Start(names) => self.act(&names, start_check, Event::Start),
-            Command::Stop(names) => self.act(&names, stop_check, Event::Stop),
-            Command::Restart(names) => self.act(&names, |_| Ok(()), Event::Restart),
-            Command::Signal(signal, names) => names
-                .iter()
-                .map(|name| match self.find(name).and_then(|i| self.slots[i].program.pid()) {
-                    Some(pid) => sig::send(pid, signal, false).map(|()| 0).map_err(|e| e.to_string()),
-                    None => Err("not running".into()),
-                })
-                .collect(),
+            Command::Start(names) => self.verb(&names, &Event::Start),
+            Command::Stop(names) => self.verb(&names, &Event::Stop),
+            Command::Restart(names) => self.verb(&names, &Event::Restart),
+            Command::Signal(signal, names) => self.verb(&names, &Event::Signal(signal)),
             Command::Reload { config, dry_run, reply } => {
                 let _ = reply.send(self.reload(*config, dry_run, Instant::now()));
                 Vec::new()
@@ -507,14 +518,9 @@ impl Supervisor {
         let _ = envelope.reply.send(answers);
     }
 
-    /// Applies `event` to each program that passes `check`; answers with each one's spawn count
-    /// before the event (see [`Envelope`]) or why it was refused.
-    fn act(
-        &mut self,
-        names: &[String],
-        check: fn(State) -> Result<(), String>,
-        event: Event,
-    ) -> Vec<Result<u64, String>> {
+    /// Gives `event` (a control verb) to each named program; answers with each one's spawn
+    /// count before the event (see [`Envelope`]), or why the program refused it.
+    fn verb(&mut self, names: &[String], event: &Event) -> Vec<Result<u64, String>> {
         let now = Instant::now();
         let mut answers = Vec::with_capacity(names.len());
         for name in names {
@@ -522,20 +528,8 @@ impl Supervisor {
                 answers.push(Err("no such program".into()));
                 continue;
             };
-            let slot = &self.slots[i];
-            let p = &slot.program;
-            let spawns = p.spawns();
-            let allowed = if self.shutdown.is_some() {
-                Err("supd is shutting down".into())
-            } else if slot.next.is_some() {
-                Err("a reload is replacing it; try again once it is stopped".into())
-            } else {
-                check(p.state())
-            };
-            if allowed.is_ok() {
-                self.apply(i, event.clone(), now);
-            }
-            answers.push(allowed.map(|()| spawns));
+            let spawns = self.slots[i].program.spawns();
+            answers.push(self.carry_out(i, event.clone(), now).map(|()| spawns));
         }
         answers
     }
@@ -570,16 +564,4 @@ async fn next_fault(faults: &mut Option<mpsc::Receiver<crate::gpu::Fault>>) -> O
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
-}
-
-fn start_check(state: State) -> Result<(), String> {
-    match state {
-        State::Starting | State::Running => Err("already started".into()),
-        State::Stopping => Err("is stopping; try again once it is stopped".into()),
-        _ => Ok(()),
-    }
-}
-
-fn stop_check(state: State) -> Result<(), String> {
-    if matches!(state, State::Starting | State::Running | State::Backoff) { Ok(()) } else { Err("not running".into()) }
 }

@@ -6,34 +6,51 @@
 //! A program that is stopping finishes its stop under the config it was started with; the
 //! change is carried out once it has stopped ([`Supervisor::settle_reloads`]).
 
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::{info, warn};
 
-use super::{Event, Incoming, Next, Slot, Supervisor};
-use crate::api::protocol::ReloadPlan;
+use super::{Event, Incoming, Slot, Successor, Supervisor};
 use crate::config::{Config, ProgramConfig};
 use crate::output::ProgramLogs;
+
+/// What a reload changes, by program name, in the new config's start order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadPlan {
+    /// Whether it was applied (false for `--dry-run`).
+    pub applied: bool,
+    /// New programs: started (when `autostart`).
+    pub added: Vec<String>,
+    /// Programs whose config changed: stopped, then started with the new config.
+    pub changed: Vec<String>,
+    /// Programs no longer in the config: stopped and forgotten.
+    pub removed: Vec<String>,
+    /// Programs left running as they are.
+    pub unchanged: Vec<String>,
+    /// Changes a reload does not apply (`[supervisor]`, `[gpu]`), which need a restart.
+    pub ignored: Vec<String>,
+}
 
 /// The tables a reload does not apply, as they were at start-up: `[supervisor]` (the listeners
 /// and supd's own log are set up once) and `[gpu]` (the poller's interval).
 #[derive(Debug, Default)]
-pub(super) struct Fixed {
+pub(super) struct FixedSettings {
     supervisor: String,
     gpu: String,
 }
 
-impl Fixed {
+impl FixedSettings {
     /// What `config` has for them now.
-    pub(super) fn of(config: &Config) -> Fixed {
-        Fixed { supervisor: json(&config.supervisor), gpu: json(&config.gpu) }
+    pub(super) fn of(config: &Config) -> FixedSettings {
+        FixedSettings { supervisor: json(&config.supervisor), gpu: json(&config.gpu) }
     }
 
     /// Each table of `config` that differs, with what to do about it.
     fn changes(&self, config: &Config) -> Vec<String> {
-        let now = Fixed::of(config);
+        let now = FixedSettings::of(config);
         let mut out = Vec::new();
         if now.supervisor != self.supervisor {
             out.push("[supervisor] changed: it applies when supd restarts".to_string());
@@ -71,7 +88,7 @@ impl Supervisor {
         let removed: Vec<String> = self
             .slots
             .iter()
-            .filter(|s| !matches!(s.next, Some(Next::Remove)) && !kept.contains(s.program.cfg.name.as_str()))
+            .filter(|s| !matches!(s.next, Some(Successor::Remove)) && !kept.contains(s.program.cfg.name.as_str()))
             .map(|s| s.program.cfg.name.clone())
             .collect();
         let names = |want: Change| {
@@ -116,7 +133,7 @@ impl Supervisor {
                     slot.rank = rank;
                     if change != Change::Unchanged {
                         let logs = reuse_logs(&slot, &p).unwrap_or_else(|| self.sink.logs(&p, width));
-                        slot.next = Some(Next::Replace(Box::new(Incoming { cfg: Arc::new(p), logs, gpu })));
+                        slot.next = Some(Successor::Replace(Box::new(Incoming { cfg: Arc::new(p), logs, gpu })));
                     }
                     slot
                 }
@@ -129,14 +146,14 @@ impl Supervisor {
             self.slots.push(slot);
         }
         for mut slot in old.into_iter().flatten() {
-            slot.next = Some(Next::Remove);
+            slot.next = Some(Successor::Remove);
             slot.rank = 0;
             self.slots.push(slot);
         }
         self.reindex();
         for i in 0..self.slots.len() {
-            if self.slots[i].next.is_some() && self.slots[i].program.state().is_active() {
-                self.apply(i, Event::Stop, now);
+            if self.slots[i].next.is_some() {
+                self.apply(i, Event::Retire, now);
             }
         }
         for i in added {
@@ -151,8 +168,8 @@ impl Supervisor {
         let Some(slot) = self.find(&p.name).map(|i| &self.slots[i]) else { return Change::Added };
         let current = match &slot.next {
             None => &slot.program.cfg,
-            Some(Next::Replace(incoming)) => &incoming.cfg,
-            Some(Next::Remove) => return Change::Added,
+            Some(Successor::Replace(incoming)) => &incoming.cfg,
+            Some(Successor::Remove) => return Change::Added,
         };
         if **current == *p { Change::Unchanged } else { Change::Changed }
     }
@@ -165,11 +182,11 @@ impl Supervisor {
             return;
         }
         let before = self.slots.len();
-        let metrics = self.metrics.clone();
+        let observer = self.observer.clone();
         self.slots.retain(|s| {
-            let gone = ready(s) && matches!(s.next, Some(Next::Remove));
-            if let Some(m) = metrics.as_ref().filter(|_| gone) {
-                m.forget(&s.program.cfg.name, &s.program.cfg.group);
+            let gone = ready(s) && matches!(s.next, Some(Successor::Remove));
+            if let Some(o) = observer.as_ref().filter(|_| gone) {
+                o.forget(&s.program.cfg.name, &s.program.cfg.group);
             }
             if let Some(cg) = s.cgroup.as_ref().filter(|_| gone) {
                 cg.remove();
@@ -184,7 +201,7 @@ impl Supervisor {
             if !ready(&self.slots[i]) {
                 continue;
             }
-            let Some(Next::Replace(incoming)) = self.slots[i].next.take() else { continue };
+            let Some(Successor::Replace(incoming)) = self.slots[i].next.take() else { continue };
             let Incoming { cfg, logs, gpu } = *incoming;
             let fresh = self.slot(cfg, logs, gpu, self.slots[i].rank, now);
             self.slots[i] = fresh;

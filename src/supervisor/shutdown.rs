@@ -1,28 +1,20 @@
-//! Ordered shutdown: no more restarts, then one level at a time, each fully stopped before
-//! the next: programs that others depend on after those others, then by priority.
+//! Ordered shutdown, as [`ShutdownPlan`] orders it: no more restarts, then one level at a
+//! time, each fully stopped before the next.
 
 use std::time::Instant;
 
-use super::{Event, Supervisor};
 use tracing::info;
 
-/// Ordered shutdown: priority levels are stopped highest first, each fully before the next.
-#[derive(Debug)]
-pub(super) struct Shutdown {
-    /// Levels still to stop, ascending, so the next is at the end.
-    levels: Vec<Level>,
-    /// The level being stopped now.
-    current: Option<Level>,
-    exit_code: i32,
-}
-
-/// A shutdown level: (dependency rank, group priority, priority).
-pub(super) type Level = (u32, i64, i64);
+use super::Supervisor;
+use crate::lifecycle::Event;
+use crate::lifecycle::planner::{self, Level, ShutdownPlan};
 
 impl Supervisor {
+    /// Starts the ordered shutdown, to exit with `exit_code` (or the worse code, when one is
+    /// under way already).
     pub(super) fn begin_shutdown(&mut self, exit_code: i32, why: &str) {
-        if let Some(s) = &mut self.shutdown {
-            s.exit_code = s.exit_code.max(exit_code);
+        if let Some(plan) = &mut self.shutdown {
+            plan.raise(exit_code);
             info!("{why} received while shutting down; still stopping programs");
             return;
         }
@@ -31,31 +23,23 @@ impl Supervisor {
         for i in 0..self.slots.len() {
             self.apply(i, Event::Shutdown, now);
         }
-        let mut levels: Vec<Level> = (0..self.slots.len()).map(|i| self.level(i)).collect();
-        levels.sort_unstable();
-        levels.dedup();
-        self.shutdown = Some(Shutdown { levels, current: None, exit_code });
+        let levels = (0..self.slots.len()).map(|i| self.level(i));
+        self.shutdown = Some(ShutdownPlan::new(levels.collect::<Vec<_>>(), exit_code));
     }
 
     /// Moves the ordered stop on: once no program of the current level is active, stops the
     /// next level down.
     pub(super) fn advance_shutdown(&mut self, now: Instant) {
         loop {
-            let Some(s) = &self.shutdown else { return };
-            if let Some(current) = s.current
-                && (0..self.slots.len()).any(|i| self.level(i) == current && self.slots[i].program.state().is_active())
-            {
-                return;
-            }
-            let Some(s) = &mut self.shutdown else { return };
-            let Some(next) = s.levels.pop() else {
-                s.current = None;
-                return;
-            };
-            s.current = Some(next);
+            let Some(mut plan) = self.shutdown.take() else { return };
+            let next = plan.advance(|level| {
+                (0..self.slots.len()).any(|i| self.level(i) == level && self.slots[i].program.state().is_active())
+            });
+            self.shutdown = Some(plan);
+            let Some(next) = next else { return };
             for i in 0..self.slots.len() {
                 if self.level(i) == next {
-                    self.apply(i, Event::Stop, now);
+                    self.apply(i, Event::StopForShutdown, now);
                 }
             }
         }
@@ -63,15 +47,12 @@ impl Supervisor {
 
     /// The exit code, once shutdown has stopped every program.
     pub(super) fn finished(&self) -> Option<i32> {
-        let s = self.shutdown.as_ref()?;
-        let done = s.levels.is_empty() && self.slots.iter().all(|s| !s.program.state().is_active());
-        done.then_some(s.exit_code)
+        let any_active = self.slots.iter().any(|s| s.program.state().is_active());
+        self.shutdown.as_ref()?.finished(any_active)
     }
 
-    /// A program's shutdown level: programs others depend on stop after them, then by
-    /// (group priority, priority), highest first.
+    /// Program `i`'s shutdown level (see [`planner::level`]).
     fn level(&self, i: usize) -> Level {
-        let cfg = &self.slots[i].program.cfg;
-        (self.slots[i].rank, cfg.group_priority, cfg.priority)
+        planner::level(&self.slots[i].program.cfg, self.slots[i].rank)
     }
 }

@@ -4,11 +4,9 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::State;
-use super::program::Program;
-use crate::api::protocol::{ProbeStatus, ProgramStatus};
-use crate::health::{Health, ProbeOutcome};
+use crate::lifecycle::{Health, KILL_GRACE, Program, State};
 use crate::output::ProgramLogs;
+use crate::probe::ProbeOutcome;
 use crate::process::ExitStatus;
 
 /// Every program at one moment.
@@ -105,75 +103,6 @@ impl ProgramView {
     pub fn full_name(&self) -> String {
         if self.group == self.name { self.name.clone() } else { format!("{}:{}", self.group, self.name) }
     }
-
-    /// The status as shown to people and scripts at `now`.
-    pub fn status(&self, now: Instant) -> ProgramStatus {
-        let in_state = now.saturating_duration_since(self.since);
-        let running = self.state == State::Running;
-        let errors = self.logs.errors();
-        let log_errors: String = errors.iter().map(|e| format!("; log: {e}")).collect();
-        ProgramStatus {
-            log_errors: errors,
-            name: self.name.clone(),
-            group: self.group.clone(),
-            full_name: self.full_name(),
-            state: self.state,
-            pid: self.pid,
-            uptime_secs: running.then_some(in_state.as_secs()),
-            description: self.describe(now, in_state) + &log_errors,
-            exit_status: self.last_exit.map(|(s, _)| s),
-            exit_expected: self.last_exit.map(|(_, e)| e),
-            error: self.error.clone(),
-            restarts: self.restarts,
-            spawns: self.spawns,
-            autostart: self.autostart,
-            health: self.health,
-            last_probe: self.last_probe.as_ref().map(|o| ProbeStatus {
-                ok: o.ok,
-                message: o.message.clone(),
-                latency_ms: o.latency.as_secs_f64() * 1000.0,
-                secs_ago: now.saturating_duration_since(o.at).as_secs(),
-            }),
-            survivors: self.survivors.clone(),
-            processes: None,
-        }
-    }
-
-    fn describe(&self, now: Instant, in_state: Duration) -> String {
-        let exit = || match self.last_exit {
-            Some((s, true)) => format!("{s} (expected)"),
-            Some((s, false)) => format!("{s} (not expected)"),
-            None => String::new(),
-        };
-        let why = || self.error.clone().unwrap_or_else(exit);
-        let pid = self.pid.unwrap_or(0);
-        let probe = || match &self.last_probe {
-            Some(o) => format!("; probe: {} in {:.0} ms", o.message, o.latency.as_secs_f64() * 1000.0),
-            None => String::new(),
-        };
-        match self.state {
-            State::Running => {
-                let gpu = self.gpu_fault.as_ref().map(|f| format!("; {f}")).unwrap_or_default();
-                format!("pid {pid}, uptime {}{}{gpu}", clock(in_state), probe())
-            }
-            State::Starting if self.pid.is_none() => {
-                format!("waiting for {}", self.waiting.as_deref().unwrap_or("dependencies"))
-            }
-            State::Starting => format!("pid {pid}{}", probe()),
-            State::Backoff => {
-                let left = self.deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
-                format!("retry in {:.1}s; last: {}", left.as_secs_f64(), why())
-            }
-            State::Stopping => format!("pid {pid}, stopping for {}", clock(in_state)),
-            State::Exited => format!("{}, {} ago", exit(), clock(in_state)),
-            State::Fatal => why(),
-            State::Stopped if self.spawns == 0 => "not started".into(),
-            State::Stopped => match &self.error {
-                Some(e) => format!("stopped {} ago; {e}", clock(in_state)),
-                None => format!("stopped {} ago", clock(in_state)),
-            },
-        }
-    }
 }
 
 /// The longest a start or stop of `cfg` should take, for waiters' time limits: its start
@@ -187,23 +116,5 @@ fn settle_within(cfg: &crate::config::ProgramConfig) -> Duration {
         }
         _ => cfg.startsecs,
     };
-    start.saturating_add(cfg.stopwaitsecs).saturating_add(super::program::KILL_GRACE + Duration::from_secs(5))
-}
-
-/// `H:MM:SS`, as supervisorctl shows uptimes.
-fn clock(d: Duration) -> String {
-    let s = d.as_secs();
-    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clock;
-    use std::time::Duration;
-
-    #[test]
-    fn clock_format() {
-        assert_eq!(clock(Duration::from_secs(62)), "0:01:02");
-        assert_eq!(clock(Duration::from_secs(100 * 3600 + 5)), "100:00:05");
-    }
+    start.saturating_add(cfg.stopwaitsecs).saturating_add(KILL_GRACE + Duration::from_secs(5))
 }

@@ -15,9 +15,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestError, TestRunner};
 
 use supd::api::protocol::Request;
-use supd::health::ProbeOutcome;
+use supd::lifecycle::{Event, Program};
+use supd::probe::ProbeOutcome;
 use supd::process::ExitStatus;
-use supd::supervisor::{Event, Program};
 
 fn corpus(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/corpus").join(target)
@@ -117,6 +117,10 @@ fn events() -> impl Strategy<Value = Vec<Step>> {
         Just(Event::Unavailable { reason: "no GPU".into() }),
         prop_oneof![Just(None), Just(Some("XID 79".to_string()))].prop_map(Event::GpuFault),
         Just(Event::Shutdown),
+        Just(Event::StopForShutdown),
+        Just(Event::Retire),
+        Just(Event::Signal(nix::sys::signal::Signal::SIGHUP)),
+        proptest::collection::vec(any::<i32>(), 0..3).prop_map(|survivors| Event::KillTimedOut { survivors }),
     ]
     .prop_map(Step::Event);
     prop::collection::vec(prop_oneof![3 => step, 1 => duration.prop_map(Step::Advance)], 0..60)
@@ -141,8 +145,8 @@ fn run_lifecycle(cfg: Arc<supd::config::ProgramConfig>, steps: &[Step]) {
         };
         let mut effects = p.on(event, now);
         let mut rounds = 0;
-        while effects.contains(&supd::supervisor::Effect::Spawn) && rounds < 16 {
-            effects.retain(|e| *e != supd::supervisor::Effect::Spawn);
+        while effects.contains(&supd::lifecycle::Effect::Spawn) && rounds < 16 {
+            effects.retain(|e| *e != supd::lifecycle::Effect::Spawn);
             pid += 1;
             effects.extend(p.on(Event::Spawned { pid }, now));
             rounds += 1;

@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use super::protocol::{HealthReport, ProgramStatus};
-use crate::health::Health;
-use crate::supervisor::State;
+use crate::lifecycle::Health;
+use crate::lifecycle::State;
 use crate::supervisor::snapshot::Snapshot;
 
 /// Whether one program counts as ready: RUNNING and, where it has a healthcheck, healthy; or
@@ -19,7 +19,7 @@ pub fn ready(status: &ProgramStatus) -> bool {
 /// autostart program is ready and supd is not shutting down. (A program that holds a faulty
 /// GPU is unhealthy and so not ready; the GPU itself does not decide.)
 pub fn report(snapshot: &Snapshot, gpu: &crate::gpu::Shared, now: Instant) -> HealthReport {
-    let programs: Vec<ProgramStatus> = snapshot.programs.iter().map(|p| p.status(now)).collect();
+    let programs: Vec<ProgramStatus> = snapshot.programs.iter().map(|p| super::status::status(p, now)).collect();
     let mut not_ready: Vec<String> =
         programs.iter().filter(|p| !ready(p)).map(|p| format!("{} ({})", p.full_name, p.state_text())).collect();
     if snapshot.shutting_down {
@@ -34,7 +34,7 @@ pub fn report(snapshot: &Snapshot, gpu: &crate::gpu::Shared, now: Instant) -> He
 /// `None` when no program has that name (`NAME` or `GROUP:NAME`).
 pub fn program(snapshot: &Snapshot, name: &str, now: Instant) -> Option<(bool, ProgramStatus)> {
     let view = snapshot.programs.iter().find(|p| p.name == name || p.full_name() == name)?;
-    let status = view.status(now);
+    let status = super::status::status(view, now);
     // Even a program without autostart answers for itself: asked by name, it must be up.
     let ready = ready(&ProgramStatus { autostart: true, ..status.clone() });
     Some((ready, status))

@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use supd::api::protocol::Request;
-use supd::ctl::{self, EXIT_FAILED, EXIT_OK};
+mod client;
+mod convert;
+mod render;
+
+use render::{EXIT_FAILED, EXIT_OK};
 
 #[derive(Parser)]
 #[command(name = "supctl", version, about = "Control a running supd", after_help = EXIT_CODES)]
@@ -133,9 +137,9 @@ fn main() {
     if let Request::Tail { follow: true, .. } = request {
         std::process::exit(follow(&cli.socket, &request, cli.json));
     }
-    let code = match ctl::call(&cli.socket, &request, Duration::from_secs(cli.timeout)) {
+    let code = match client::call(&cli.socket, &request, Duration::from_secs(cli.timeout)) {
         Ok(response) => {
-            let (text, code) = ctl::render(&request, &response);
+            let (text, code) = render::render(&request, &response);
             let text = if cli.json {
                 format!("{}\n", serde_json::to_string_pretty(&response).unwrap_or_default())
             } else {
@@ -156,8 +160,8 @@ fn main() {
 /// `tail -f`: prints each chunk as supd sends it, until interrupted or supd goes away.
 fn follow(socket: &std::path::Path, request: &Request, json: bool) -> i32 {
     let mut code = EXIT_OK;
-    let result = ctl::stream(socket, request, None, |response| {
-        let (text, c) = ctl::render(request, &response);
+    let result = client::stream(socket, request, None, |response| {
+        let (text, c) = render::render(request, &response);
         code = c;
         let text = if json { format!("{}\n", serde_json::to_string(&response).unwrap_or_default()) } else { text };
         print(&text) && c == EXIT_OK
@@ -173,7 +177,7 @@ fn follow(socket: &std::path::Path, request: &Request, json: bool) -> i32 {
 
 /// `convert`: 0 when written (warnings or not), 1 when the file could not be read or written.
 fn convert(file: &std::path::Path, output: Option<&std::path::Path>) -> i32 {
-    let converted = match supd::convert::convert(file) {
+    let converted = match convert::convert(file) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("supctl: {e}");

@@ -1,12 +1,6 @@
-//! supctl's side of the control protocol: connect, send one request, read one response, and
-//! turn it into text and supervisorctl's exit codes.
+//! supctl's text: each response as people read it, and supervisorctl's exit codes.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::time::Duration;
-
-use crate::api::protocol::{ErrorKind, ProgramStatus, ReloadPlan, Request, Response};
+use supd::api::protocol::{ErrorKind, ProgramStatus, ReloadPlan, Request, Response};
 
 /// Success.
 pub const EXIT_OK: i32 = 0;
@@ -16,98 +10,6 @@ pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_NOT_RUNNING: i32 = 3;
 /// An unknown program name, or supd cannot be reached (supervisorctl, LSB "unknown").
 pub const EXIT_UNKNOWN: i32 = 4;
-
-/// What went wrong talking to supd, with the exit code it maps to.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct CtlError {
-    /// For people.
-    pub message: String,
-    /// The exit code.
-    pub code: i32,
-    /// supd reset the connection before any answer (see [`call`], which asks again).
-    pub unanswered: bool,
-}
-
-/// How many times [`call`] asks again when supd closed the connection before reading the
-/// request (it closes an idle connection to make room when a flood of clients fills its
-/// slots; such a request was never acted on, so asking again is safe for every verb).
-const ATTEMPTS: u32 = 3;
-
-/// Sends `request` over the socket at `path` and waits up to `timeout` for the answer.
-pub fn call(path: &Path, request: &Request, timeout: Duration) -> Result<Response, CtlError> {
-    let mut attempt = 1;
-    loop {
-        let mut answer = None;
-        let result = stream(path, request, Some(timeout), |r| {
-            answer = Some(r);
-            false
-        });
-        match (result, answer) {
-            (Ok(()), Some(answer)) => return Ok(answer),
-            (Err(e), _) if !e.unanswered || attempt == ATTEMPTS => return Err(e),
-            (Ok(()), None) if attempt == ATTEMPTS => {
-                return Err(CtlError {
-                    message: "supd closed the connection without answering".into(),
-                    code: EXIT_FAILED,
-                    unanswered: true,
-                });
-            }
-            _ => attempt += 1,
-        }
-    }
-}
-
-/// Sends `request` and hands each response line to `each` until it returns `false` or supd
-/// closes the connection (`tail -f` gets many). `timeout` bounds each wait; `None` waits on.
-pub fn stream(
-    path: &Path,
-    request: &Request,
-    timeout: Option<Duration>,
-    mut each: impl FnMut(Response) -> bool,
-) -> Result<(), CtlError> {
-    let unreachable = |why: String| CtlError {
-        message: format!("cannot reach supd at {}: {why}", path.display()),
-        code: EXIT_UNKNOWN,
-        unanswered: false,
-    };
-    let mut sock = UnixStream::connect(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => unreachable("no such socket (is supd running? -s or SUPD_SOCKET name another)".into()),
-        std::io::ErrorKind::PermissionDenied => unreachable(
-            "permission denied (run as root, or set [supervisor] socket_group to a group you are in and socket_mode = \"0660\")".into(),
-        ),
-        std::io::ErrorKind::ConnectionRefused => unreachable("connection refused (supd is not running)".into()),
-        _ => unreachable(e.to_string()),
-    })?;
-    let failed = |what: &str, e: std::io::Error| {
-        let unanswered = matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe);
-        CtlError { message: format!("{what}: {e}"), code: EXIT_FAILED, unanswered }
-    };
-    let _ = sock.set_read_timeout(timeout);
-    let _ = sock.set_write_timeout(Some(Duration::from_secs(5)));
-    let mut line = serde_json::to_vec(request).map_err(|e| failed("cannot encode the request", e.into()))?;
-    line.push(b'\n');
-    sock.write_all(&line).map_err(|e| failed("cannot send the request to supd", e))?;
-    let mut reader = BufReader::new(sock);
-    loop {
-        let mut answer = String::new();
-        let n = reader.read_line(&mut answer).map_err(|e| match e.kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => CtlError {
-                message: format!("supd did not answer within {}s", timeout.unwrap_or_default().as_secs()),
-                code: EXIT_FAILED,
-                unanswered: false,
-            },
-            _ => failed("cannot read supd's answer", e),
-        })?;
-        if n == 0 {
-            return Ok(());
-        }
-        let response = serde_json::from_str(&answer).map_err(|e| failed("cannot decode supd's answer", e.into()))?;
-        if !each(response) {
-            return Ok(());
-        }
-    }
-}
 
 /// The text and exit code for `response` to `request`.
 pub fn render(request: &Request, response: &Response) -> (String, i32) {
@@ -180,7 +82,7 @@ pub fn reload_plan(plan: &ReloadPlan) -> String {
 }
 
 /// `supctl gpu`: one line per device, or why there is none.
-pub fn gpu_table(view: &crate::gpu::GpuView) -> String {
+pub fn gpu_table(view: &supd::gpu::GpuView) -> String {
     if !view.available {
         return format!("{}\n", view.reason.as_deref().unwrap_or("no NVIDIA GPU"));
     }

@@ -300,7 +300,7 @@ impl Converter {
 /// → `%`. A `${` already there is escaped as `$${`, since supd would expand it.
 fn substitute(value: &str, here: &Path, program: &str, group: &str) -> String {
     let value = value.replace("${", "$${");
-    crate::config::expand::percent_fields(&value, true, |name, _| match name {
+    supd::config::expand::percent_fields(&value, true, |name, _| match name {
         "program_name" => Some(program.to_string()),
         "group_name" => Some(group.to_string()),
         "here" => Some(here.display().to_string()),
@@ -368,20 +368,20 @@ fn include(here: &Path, props: &Properties) -> Vec<PathBuf> {
 
 /// supervisord's boolean spellings.
 impl Converter {
-    /// `stdout_logfile=/dev/stdout` and the like (see [`crate::config::std_stream`]): supd
+    /// `stdout_logfile=/dev/stdout` and the like (see [`supd::config::std_stream`]): supd
     /// passes such a stream through to its own stdout or stderr, whole lines, so the key goes
     /// (for the stream's own) or stays without its rotation keys (across), with a note.
     fn std_stream_logfile(&mut self, table: &mut Table, stream: &str, file: &Path, section: &str) {
         let key = format!("{stream}_logfile");
         let Some(Value::String(path)) = table.get(&key) else { return };
-        let Some(to) = crate::config::std_stream(Path::new(path)) else { return };
+        let Some(to) = supd::config::std_stream(Path::new(path)) else { return };
         let path = path.clone();
         for rotation in ["maxbytes", "backups"] {
             table.remove(&format!("{key}_{rotation}"));
         }
         let to = match to {
-            crate::config::StdStream::Stdout => "stdout",
-            crate::config::StdStream::Stderr => "stderr",
+            supd::config::StdStream::Stdout => "stdout",
+            supd::config::StdStream::Stderr => "stderr",
         };
         let note = if to == stream {
             table.remove(&key);
