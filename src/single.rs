@@ -6,30 +6,30 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use nix::sys::signal::Signal;
-use tokio::signal::unix::{SignalKind, signal};
+use std::os::fd::BorrowedFd;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::unistd::{self, Pid};
 use tracing::{debug, error};
 
+use crate::process::signal::SignalStream;
 use crate::process::{reaper, signal as sig};
 
 /// Runs `argv` until it exits; returns the code supd should exit with (127 when the command is
 /// not found, 126 when it cannot be executed, as shells and tini do).
 pub async fn run(argv: Vec<OsString>) -> std::io::Result<i32> {
+    // Every signal an init forwards (as tini does), and SIGCHLD to reap.
     let forwarded = [
-        (SignalKind::terminate(), Signal::SIGTERM),
-        (SignalKind::interrupt(), Signal::SIGINT),
-        (SignalKind::quit(), Signal::SIGQUIT),
-        (SignalKind::hangup(), Signal::SIGHUP),
-        (SignalKind::user_defined1(), Signal::SIGUSR1),
-        (SignalKind::user_defined2(), Signal::SIGUSR2),
-        (SignalKind::window_change(), Signal::SIGWINCH),
-        (SignalKind::alarm(), Signal::SIGALRM),
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGALRM,
     ];
-    let mut streams = Vec::with_capacity(forwarded.len());
-    for (kind, sig) in forwarded {
-        streams.push((signal(kind)?, sig));
-    }
-    let mut sigchld = signal(SignalKind::child())?;
+    let mut signals = SignalStream::listen(&[&forwarded[..], &[Signal::SIGCHLD]].concat())?;
 
     let Some((program, args)) = argv.split_first() else { return Ok(2) };
     let mut cmd = Command::new(program);
@@ -39,18 +39,14 @@ pub async fn run(argv: Vec<OsString>) -> std::io::Result<i32> {
         cmd.pre_exec(|| {
             crate::process::reset_signal_dispositions();
             crate::process::cloexec_from_3();
-            if libc::setpgid(0, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
             // Hand the terminal to the child's group, as tini does. tcsetpgrp from a background
             // group raises SIGTTOU, so block it for the call; no terminal (ENOTTY) is fine.
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGTTOU);
-            libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
-            libc::tcsetpgrp(0, libc::getpgrp());
-            libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            let ttou = SigSet::from(Signal::SIGTTOU);
+            let mut old = SigSet::empty();
+            let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old));
+            let _ = unistd::tcsetpgrp(BorrowedFd::borrow_raw(0), unistd::getpgrp());
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
             Ok(())
         });
     }
@@ -72,33 +68,13 @@ pub async fn run(argv: Vec<OsString>) -> std::io::Result<i32> {
             }
             debug!("reaped orphan pid={reaped} ({status})");
         }
-        let forward = async {
-            let waits = streams.iter_mut().map(|(s, sig)| Box::pin(async move { s.recv().await.map(|_| *sig) }));
-            select_first(waits).await
-        };
-        tokio::select! {
-            _ = sigchld.recv() => {}
-            Some(signal) = forward => {
+        match signals.next().await {
+            Some(Signal::SIGCHLD) => {} // reaped at the top of the loop
+            Some(signal) => {
                 debug!("forwarding {} to {pid}", signal.as_str());
                 let _ = sig::send(pid, signal, false);
             }
+            None => return Ok(1), // the stream never closes while supd holds it
         }
     }
-}
-
-/// The first of `futures` to finish.
-async fn select_first<F, T>(futures: impl Iterator<Item = std::pin::Pin<Box<F>>>) -> T
-where
-    F: std::future::Future<Output = T> + ?Sized,
-{
-    let mut futures: Vec<_> = futures.collect();
-    std::future::poll_fn(|cx| {
-        for f in &mut futures {
-            if let std::task::Poll::Ready(v) = f.as_mut().poll(cx) {
-                return std::task::Poll::Ready(v);
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
 }

@@ -9,8 +9,8 @@ use supd::api::protocol::{Request, Response};
 use supd::api::{control, http};
 use supd::config::{self, Config, LogFormat, LogLevel};
 use supd::output::Sink;
+use supd::process::signal::SignalStream;
 use supd::supervisor::{Snapshot, Supervisor};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
@@ -115,7 +115,7 @@ fn supervise(mut cfg: Config, path: PathBuf) -> i32 {
             config: path,
         };
         // The SIGHUP handler goes in before any program starts, so an early HUP is not lost.
-        let hangup = signal(SignalKind::hangup())?;
+        let hangup = SignalStream::listen(&[nix::sys::signal::Signal::SIGHUP])?;
         tokio::spawn(reload_on_hangup(hangup, handle.clone()));
         // A listener that cannot start is reported, and the programs run regardless: PID 1
         // keeps the container's work going.
@@ -149,8 +149,8 @@ fn supervise(mut cfg: Config, path: PathBuf) -> i32 {
 
 /// SIGHUP: reload as `supctl reload` does, and log the outcome (a bad config is reported and
 /// changes nothing).
-async fn reload_on_hangup(mut hangup: tokio::signal::unix::Signal, handle: control::Handle) {
-    while hangup.recv().await.is_some() {
+async fn reload_on_hangup(mut hangup: SignalStream, handle: control::Handle) {
+    while hangup.next().await.is_some() {
         info!("SIGHUP: reloading the config");
         // The supervisor logs what it changed.
         if let Response::Error { message, .. } = handle.answer(Request::Reload { dry_run: false }).await {

@@ -4,7 +4,7 @@
 //! `O_CLOEXEC`, so nothing of supd's leaks into a program.
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nix::fcntl::OFlag;
-use nix::unistd::pipe2;
+use nix::sys::stat::Mode;
+use nix::unistd::{self, Gid, Uid, pipe2};
 
 use super::cgroup::ProgramCgroup;
 use crate::config::{Credentials, ProgramConfig, StreamConfig};
@@ -126,44 +127,48 @@ fn start(mut cmd: Command, name: &str) -> Result<i32, SpawnError> {
 struct ChildSetup {
     /// The program's `cgroup.procs`, which the child joins by writing `0` to it.
     cgroup_procs: Option<OwnedFd>,
-    switch_user: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
+    switch_user: Option<(Uid, Gid, Vec<Gid>)>,
     directory: Option<CString>,
-    umask: Option<libc::mode_t>,
+    umask: Option<Mode>,
 }
 
 impl ChildSetup {
     fn new(program: &ProgramConfig, cgroup_procs: Option<OwnedFd>) -> Self {
-        let switch_user = program.user.as_ref().filter(|c| needs_switch(c)).map(|c| (c.uid, c.gid, c.groups.clone()));
+        let switch_user = program.user.as_ref().filter(|c| needs_switch(c)).map(|c| {
+            let groups = c.groups.iter().map(|&g| Gid::from_raw(g)).collect();
+            (Uid::from_raw(c.uid), Gid::from_raw(c.gid), groups)
+        });
         let directory = program.directory.as_ref().and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
-        Self { cgroup_procs, switch_user, directory, umask: program.umask }
+        let umask = program.umask.map(Mode::from_bits_truncate);
+        Self { cgroup_procs, switch_user, directory, umask }
     }
 
-    /// Runs in the child. Order matters: a new session first; then, as credentials(7) and
-    /// setgroups(2) require, supplementary groups and gid while still root, and uid last
-    /// (after setuid the process may no longer change groups). chdir comes after the switch so
-    /// the user's own permissions apply.
+    /// Runs in the child, so only async-signal-safe calls on memory prepared in the parent
+    /// (nix's wrappers here are plain syscalls). Order matters: a new session first; then, as
+    /// credentials(7) and setgroups(2) require, supplementary groups and gid while still root,
+    /// and uid last (after setuid the process may no longer change groups). chdir comes after
+    /// the switch so the user's own permissions apply.
     fn apply(&self) -> std::io::Result<()> {
-        let check = |rc: libc::c_int| if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
-        // SAFETY: plain syscalls on memory owned by self, which outlives the call.
+        if let Some(procs) = &self.cgroup_procs {
+            // Joining its cgroup before anything else: failing, it runs outside it.
+            let _ = unistd::write(procs, b"0");
+        }
+        // SAFETY: we are the child between fork and exec, the one place these are meant for.
         unsafe {
-            if let Some(procs) = &self.cgroup_procs {
-                // Joining its cgroup before anything else: failing, it runs outside it.
-                libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1);
-            }
             super::reset_signal_dispositions();
             super::cloexec_from_3();
-            check(libc::setsid())?;
-            if let Some((uid, gid, groups)) = &self.switch_user {
-                check(libc::setgroups(groups.len(), groups.as_ptr()))?;
-                check(libc::setgid(*gid))?;
-                check(libc::setuid(*uid))?;
-            }
-            if let Some(dir) = &self.directory {
-                check(libc::chdir(dir.as_ptr()))?;
-            }
-            if let Some(mask) = self.umask {
-                libc::umask(mask);
-            }
+        }
+        unistd::setsid()?;
+        if let Some((uid, gid, groups)) = &self.switch_user {
+            unistd::setgroups(groups)?;
+            unistd::setgid(*gid)?;
+            unistd::setuid(*uid)?;
+        }
+        if let Some(dir) = &self.directory {
+            unistd::chdir(dir.as_c_str())?;
+        }
+        if let Some(mask) = self.umask {
+            nix::sys::stat::umask(mask);
         }
         Ok(())
     }
@@ -172,9 +177,7 @@ impl ChildSetup {
 /// Whether running as `creds` needs a credential change (it does not when supd already runs
 /// as that user and group, which is how an unprivileged supd runs its programs).
 fn needs_switch(creds: &Credentials) -> bool {
-    // SAFETY: geteuid/getegid cannot fail.
-    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    creds.uid != euid || creds.gid != egid
+    creds.uid != unistd::geteuid().as_raw() || creds.gid != unistd::getegid().as_raw()
 }
 
 /// The program's environment: supd's own, then the user's identity (`HOME`, `USER`, `LOGNAME`,

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use nix::sys::signal::Signal;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
@@ -27,6 +26,7 @@ use crate::lifecycle::{Effect, Event, Health, Program, State};
 use crate::output::{ProgramLogs, Sink};
 use crate::probe::runner::{self, Report};
 use crate::process::reaper::Waiters;
+use crate::process::signal::SignalStream;
 use crate::process::{signal as sig, spawn};
 pub use reload::ReloadPlan;
 pub use snapshot::{ProgramView, Snapshot};
@@ -103,13 +103,13 @@ struct Slot {
 /// What becomes of a slot once its program has stopped.
 enum Successor {
     /// Start again under a new config.
-    Replace(Box<Incoming>),
+    Replace(Box<Replacement>),
     /// Forget it: the new config does not have it.
     Remove,
 }
 
 /// A program's new config, with what goes with it.
-struct Incoming {
+struct Replacement {
     cfg: Arc<ProgramConfig>,
     logs: ProgramLogs,
     gpu: ProgramGpu,
@@ -255,11 +255,13 @@ impl Supervisor {
     /// program went FATAL. Errors: a signal handler could not be installed (start-up only).
     pub async fn run(mut self, mut commands: mpsc::Receiver<Envelope>) -> std::io::Result<i32> {
         // Handlers go in before the first spawn, so no exit can be missed.
-        let mut sigchld = signal(SignalKind::child())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigquit = signal(SignalKind::quit())?;
-        let mut sigusr2 = signal(SignalKind::user_defined2())?;
+        let mut signals = SignalStream::listen(&[
+            Signal::SIGCHLD,
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGQUIT,
+            Signal::SIGUSR2,
+        ])?;
         // `run` consumes the supervisor, so the receiver made in `new` is always here.
         let Some(mut reports) = self.reports.1.take() else { return Ok(1) };
         let mut gpu_faults = self.gpu_faults.take();
@@ -296,16 +298,8 @@ impl Supervisor {
                 }
             };
             tokio::select! {
-                _ = sigchld.recv() => {} // reaped at the top of the loop
+                Some(signal) = signals.next() => self.signalled(signal),
                 () = more_exits => {} // handled at the top of the loop, in turn with the rest
-                _ = sigterm.recv() => self.begin_shutdown(0, "SIGTERM"),
-                _ = sigint.recv() => self.begin_shutdown(0, "SIGINT"),
-                _ = sigquit.recv() => self.begin_shutdown(0, "SIGQUIT"),
-                _ = sigusr2.recv() => {
-                    info!("SIGUSR2: reopening log files");
-                    let sink = self.sink.clone();
-                    tokio::spawn(async move { sink.reopen().await });
-                }
                 Some(envelope) = commands.recv() => self.command(envelope),
                 Some(report) = reports.recv() => self.probe_report(report),
                 fault = next_fault(&mut gpu_faults) => match fault {
@@ -314,6 +308,20 @@ impl Supervisor {
                 },
                 () = sleep => self.fire_deadlines(Instant::now()),
             }
+        }
+    }
+
+    /// Acts on a signal to supd: SIGCHLD is reaped at the top of the loop; TERM, INT and QUIT
+    /// shut down (exit 0); USR2 reopens the log files (for logrotate).
+    fn signalled(&mut self, signal: Signal) {
+        match signal {
+            Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT => self.begin_shutdown(0, signal.as_str()),
+            Signal::SIGUSR2 => {
+                info!("SIGUSR2: reopening log files");
+                let sink = self.sink.clone();
+                tokio::spawn(async move { sink.reopen().await });
+            }
+            _ => {}
         }
     }
 

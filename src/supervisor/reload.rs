@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
-use super::{Event, Incoming, Slot, Successor, Supervisor};
+use super::{Event, Replacement, Slot, Successor, Supervisor};
 use crate::config::{Config, ProgramConfig};
 use crate::output::ProgramLogs;
 
@@ -133,7 +133,7 @@ impl Supervisor {
                     slot.rank = rank;
                     if change != Change::Unchanged {
                         let logs = reuse_logs(&slot, &p).unwrap_or_else(|| self.sink.logs(&p, width));
-                        slot.next = Some(Successor::Replace(Box::new(Incoming { cfg: Arc::new(p), logs, gpu })));
+                        slot.next = Some(Successor::Replace(Box::new(Replacement { cfg: Arc::new(p), logs, gpu })));
                     }
                     slot
                 }
@@ -202,7 +202,7 @@ impl Supervisor {
                 continue;
             }
             let Some(Successor::Replace(incoming)) = self.slots[i].next.take() else { continue };
-            let Incoming { cfg, logs, gpu } = *incoming;
+            let Replacement { cfg, logs, gpu } = *incoming;
             let fresh = self.slot(cfg, logs, gpu, self.slots[i].rank, now);
             self.slots[i] = fresh;
             replaced.push(i);
