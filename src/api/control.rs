@@ -17,9 +17,10 @@ use tracing::{debug, warn};
 use super::admission::{Admission, MAX_CONNECTIONS, Ticket};
 use super::protocol::{ActionResult, ErrorKind, ProcessEntry, ProgramPid, Request, Response};
 use super::readiness;
+use super::wait::Wait;
 use super::{REQUEST_TIMEOUT, WRITE_TIMEOUT};
 use crate::config::{SignalName, SupervisorConfig};
-use crate::lifecycle::settle::{self, Awaited, Progress, Settled};
+use crate::lifecycle::settle::Awaited;
 use crate::output::Sink;
 use crate::supervisor::{Command, Envelope, ProgramView, Snapshot};
 
@@ -117,7 +118,7 @@ async fn connection(stream: UnixStream, handle: Handle, mut ticket: Ticket) {
                 let mut byte = [0u8; 1];
                 let _ = reader.read(&mut byte).await;
             };
-            tail(&handle, &mut write, &name, stream, lines, follow, closed).await
+            super::tail::tail(&handle, &mut write, &name, stream, lines, follow, closed).await
         }
         Ok(request) => send(&mut write, &handle.answer(request).await).await,
         Err(e) => send(&mut write, &error(ErrorKind::BadRequest, format!("bad request: {e}"))).await,
@@ -129,7 +130,7 @@ async fn connection(stream: UnixStream, handle: Handle, mut ticket: Ticket) {
 
 /// Writes one response line; a client that does not take it within [`WRITE_TIMEOUT`] is given
 /// up on (a `tail -f` follower that stopped reading, say).
-async fn send(write: &mut (impl AsyncWriteExt + Unpin), response: &Response) -> std::io::Result<()> {
+pub(super) async fn send(write: &mut (impl AsyncWriteExt + Unpin), response: &Response) -> std::io::Result<()> {
     let mut out = serde_json::to_vec(response).unwrap_or_default();
     out.push(b'\n');
     tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&out))
@@ -137,68 +138,7 @@ async fn send(write: &mut (impl AsyncWriteExt + Unpin), response: &Response) -> 
         .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client took no answer")))
 }
 
-/// `tail`: the last lines of one stream, then, with `follow`, new output as it comes until the
-/// client goes away. The subscription is taken before the last lines are read, with no await
-/// between, so nothing falls in between (readers run on this same thread).
-/// With `follow` it also ends when `closed` resolves (the client went away), so an abandoned
-/// follower of a silent program does not hold a connection slot.
-async fn tail(
-    handle: &Handle,
-    write: &mut (impl AsyncWriteExt + Unpin),
-    name: &str,
-    stream: Option<String>,
-    lines: usize,
-    follow: bool,
-    closed: impl std::future::Future<Output = ()>,
-) -> std::io::Result<()> {
-    let snapshot = handle.snapshot.borrow().clone();
-    let log = match select(&snapshot, &[name.to_string()]) {
-        Ok(ids) if ids.len() == 1 => {
-            let Some(logs) = ids.first().and_then(|&i| snapshot.programs.get(i)).map(|p| &p.logs) else {
-                return Ok(());
-            };
-            match stream.as_deref() {
-                None | Some("stdout") => logs.stdout.clone(),
-                Some("stderr") => logs.stderr.clone(),
-                Some(other) => {
-                    return send(
-                        write,
-                        &error(ErrorKind::BadRequest, format!("no stream {other:?}; stdout or stderr")),
-                    )
-                    .await;
-                }
-            }
-        }
-        Ok(_) => return send(write, &error(ErrorKind::BadRequest, "tail takes one program")).await,
-        Err(unknown) => {
-            return send(write, &error(ErrorKind::UnknownName, format!("no such process: {unknown}"))).await;
-        }
-    };
-    let mut updates = follow.then(|| log.tail.subscribe());
-    let text = |bytes: &[u8]| Response::Tail { data: String::from_utf8_lossy(bytes).into_owned() };
-    // Off the event loop: a spliced stream's tail is read back from its log file.
-    let tail = Arc::clone(&log.tail);
-    let last = tokio::task::spawn_blocking(move || tail.last_lines(lines)).await.unwrap_or_default();
-    send(write, &text(&last)).await?;
-    let Some(updates) = updates.as_mut() else { return Ok(()) };
-    tokio::pin!(closed);
-    loop {
-        let update = tokio::select! {
-            update = updates.recv() => update,
-            () = &mut closed => return Ok(()),
-        };
-        match update {
-            Ok(chunk) => send(write, &text(&chunk)).await?,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                send(write, &text(format!("[supctl tail: {n} chunks skipped, the reader was too slow]\n").as_bytes()))
-                    .await?;
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
-        }
-    }
-}
-
-fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
+pub(super) fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
     Response::Error { kind, message: message.into() }
 }
 
@@ -303,7 +243,7 @@ impl Handle {
         Response::Actions { results }
     }
 
-    async fn send(&self, command: Command) -> Result<Vec<Result<u64, String>>, String> {
+    pub(super) async fn send(&self, command: Command) -> Result<Vec<Result<u64, String>>, String> {
         let (reply, answer) = oneshot::channel();
         let gone = || "supd is shutting down".to_string();
         self.commands.send(Envelope { command, reply }).await.map_err(|_| gone())?;
@@ -330,97 +270,6 @@ impl Handle {
             Err(_) => error(ErrorKind::ShuttingDown, "supd is shutting down"),
         }
     }
-
-    /// Sends `command(names)`, then waits for each accepted program to settle as `wait` says.
-    /// Programs are followed by name: a reload may move them.
-    async fn act(&self, command: impl FnOnce(Vec<String>) -> Command, names: Vec<String>, wait: Wait) -> Response {
-        let answers = match self.send(command(names.clone())).await {
-            Ok(a) => a,
-            Err(e) => return error(ErrorKind::ShuttingDown, e),
-        };
-        let mut snapshot = self.snapshot.clone();
-        let mut pending: Vec<(&String, Result<u64, String>)> = names.iter().zip(answers).collect();
-        let find = |s: &Snapshot, name: &str| s.programs.iter().position(|p| p.name == name);
-        let limit = {
-            let s = snapshot.borrow();
-            let found = names.iter().filter_map(|n| s.programs.get(find(&s, n)?));
-            found.map(|p| p.settle_within).max().unwrap_or_default()
-        };
-        let deadline = crate::deadline::after_tokio(tokio::time::Instant::now(), limit);
-        let mut results: Vec<Option<ActionResult>> = vec![None; pending.len()];
-        loop {
-            {
-                let s = snapshot.borrow_and_update();
-                for (slot, (name, answer)) in results.iter_mut().zip(&mut pending) {
-                    if slot.is_none()
-                        && let Some(p) = find(&s, name).and_then(|i| s.programs.get(i))
-                    {
-                        *slot = outcome(p, answer, wait);
-                    }
-                }
-            }
-            if results.iter().all(Option::is_some) {
-                break;
-            }
-            match tokio::time::timeout_at(deadline, snapshot.changed()).await {
-                Ok(Ok(())) => {}
-                _ => break,
-            }
-        }
-        let s = snapshot.borrow();
-        let results = results
-            .into_iter()
-            .zip(&names)
-            .filter_map(|(r, name)| {
-                let p = s.programs.get(find(&s, name)?)?;
-                Some(r.unwrap_or_else(|| ActionResult {
-                    name: p.full_name(),
-                    ok: false,
-                    message: "timed out waiting for the program to settle".into(),
-                    state: p.state,
-                }))
-            })
-            .collect();
-        Response::Actions { results }
-    }
-}
-
-/// What an action waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wait {
-    /// Nothing: the answer is the result.
-    No,
-    /// As the lifecycle says ([`settle::settled`]).
-    For(Awaited),
-}
-
-/// The result for one program if its action is done, else `None`.
-fn outcome(p: &ProgramView, answer: &Result<u64, String>, wait: Wait) -> Option<ActionResult> {
-    let result = |ok: bool, message: String| Some(ActionResult { name: p.full_name(), ok, message, state: p.state });
-    let spawns_before = match answer {
-        Err(e) => return result(false, e.clone()),
-        Ok(n) => *n,
-    };
-    let Wait::For(awaited) = wait else { return result(true, "signalled".into()) };
-    let progress =
-        Progress { state: p.state, spawns: p.spawns, restart_pending: p.restart_pending, survivors: &p.survivors };
-    match (settle::settled(progress, spawns_before, awaited)?, awaited) {
-        (Settled::Done, Awaited::Stopped) => result(true, "stopped".into()),
-        (Settled::Done, Awaited::Started) => result(true, "started".into()),
-        (Settled::LeftSurvivors, Awaited::Stopped) => result(false, survivors(&p.survivors)),
-        (Settled::LeftSurvivors, Awaited::Started) => {
-            result(false, format!("started, but the old process: {}", survivors(&p.survivors)))
-        }
-        (Settled::Failed, _) => {
-            result(false, format!("{}: {}", p.state, super::status::status(p, Instant::now()).description))
-        }
-    }
-}
-
-/// What a stop that could not end a program's tree says: its pids.
-fn survivors(pids: &[i32]) -> String {
-    let pids: Vec<String> = pids.iter().map(i32::to_string).collect();
-    format!("still alive after SIGKILL: pid {}", pids.join(", "))
 }
 
 /// Every process of each of `programs` now: its cgroup's, or its process tree and the

@@ -7,6 +7,8 @@ pub mod http;
 pub mod protocol;
 pub mod readiness;
 pub mod status;
+mod tail;
+mod wait;
 
 /// How long a client may take to send a complete request (the control socket's line, an HTTP
 /// request head). Real clients send theirs at once.

@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use tracing::debug;
 
-use super::{Event, State, Supervisor};
+use super::Supervisor;
+use crate::lifecycle::{Event, State};
 use crate::process::{reaper, signal as sig};
 
 /// Exit statuses handled in one turn of the loop; the rest wait for the next turn, after the

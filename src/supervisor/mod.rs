@@ -4,9 +4,12 @@
 //! or the earliest deadline a program armed (startsecs, backoff, stopwaitsecs). Nothing polls,
 //! so an idle supd makes no wake-ups. After each wake it publishes a [`Snapshot`] for readers.
 
+mod commands;
 mod depends;
+mod effects;
 mod exits;
 mod reload;
+mod reports;
 mod shutdown;
 pub mod snapshot;
 mod tree;
@@ -16,18 +19,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use nix::sys::signal::Signal;
-use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, error, info, warn};
+use tokio::sync::{mpsc, watch};
+use tracing::info;
 
 use crate::config::{Condition, Config, ProgramConfig};
 use crate::gpu::{Gpus, ProgramGpu};
-use crate::lifecycle::planner::{self, ShutdownPlan};
-use crate::lifecycle::{Effect, Event, Health, Program, State};
+use crate::lifecycle::planner::ShutdownPlan;
+use crate::lifecycle::{Event, Program};
 use crate::output::{ProgramLogs, Sink};
-use crate::probe::runner::{self, Report};
+use crate::probe::runner::Report;
 use crate::process::reaper::Waiters;
 use crate::process::signal::SignalStream;
-use crate::process::{signal as sig, spawn};
+pub use commands::{Command, Envelope};
 pub use reload::ReloadPlan;
 pub use snapshot::{ProgramView, Snapshot};
 
@@ -43,44 +46,8 @@ pub trait ProbeObserver: Send + Sync {
 /// How long shutdown waits for programs' last output lines.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// A change asked for through the control API. Programs are named by their names, which are
-/// unique, so that a reload between choosing them and acting on them cannot mix them up.
-#[derive(Debug)]
-pub enum Command {
-    /// Start these programs.
-    Start(Vec<String>),
-    /// Stop these programs.
-    Stop(Vec<String>),
-    /// Restart these programs.
-    Restart(Vec<String>),
-    /// Send a signal to these programs' processes.
-    Signal(Signal, Vec<String>),
-    /// Apply a newly loaded config (see the `reload` module); the answer goes to `reply`: the plan, or
-    /// why the config cannot be applied (its GPU requests cannot be met).
-    Reload {
-        /// The config, loaded and validated.
-        config: Box<Config>,
-        /// Only compute the plan.
-        dry_run: bool,
-        /// Where the plan goes.
-        reply: oneshot::Sender<Result<ReloadPlan, String>>,
-    },
-    /// Stop everything and exit 0.
-    Shutdown,
-}
-
-/// A command and where its answer goes: per program, `Ok(spawns before the command)` when
-/// accepted (waiters compare it with later snapshots), or why it was refused.
-#[derive(Debug)]
-pub struct Envelope {
-    /// The command.
-    pub command: Command,
-    /// Answers in the order of the command's names.
-    pub reply: oneshot::Sender<Vec<Result<u64, String>>>,
-}
-
 /// One program and what the supervisor keeps beside it.
-struct Slot {
+struct Supervised {
     /// Names this program instance for probe reports; a new one when a reload replaces it.
     key: u64,
     program: Program,
@@ -122,7 +89,7 @@ struct Replacement {
 /// key, and slots only move in `Supervisor::reindex`, which rebuilds both: so indexing
 /// `slots` cannot panic.
 pub struct Supervisor {
-    slots: Vec<Slot>,
+    slots: Vec<Supervised>,
     /// The next slot key.
     keys: u64,
     /// Seeds each program's backoff jitter.
@@ -139,7 +106,7 @@ pub struct Supervisor {
     /// Exit statuses reaped and not yet handled (see [`REAP_BATCH`]).
     exits: std::collections::VecDeque<(i32, crate::process::ExitStatus)>,
     by_pid: HashMap<i32, usize>,
-    /// Slot by program name; rebuilt with `by_pid`.
+    /// Supervised by program name; rebuilt with `by_pid`.
     by_name: HashMap<String, usize>,
     sink: Sink,
     /// Output readers still running, so shutdown can wait for programs' last lines.
@@ -223,10 +190,17 @@ impl Supervisor {
     }
 
     /// A new slot holding a STOPPED program.
-    fn slot(&mut self, cfg: Arc<ProgramConfig>, logs: ProgramLogs, gpu: ProgramGpu, rank: u32, now: Instant) -> Slot {
+    fn slot(
+        &mut self,
+        cfg: Arc<ProgramConfig>,
+        logs: ProgramLogs,
+        gpu: ProgramGpu,
+        rank: u32,
+        now: Instant,
+    ) -> Supervised {
         self.keys += 1;
         let program = Program::new(cfg, now, self.seed.wrapping_add(self.keys));
-        Slot { key: self.keys, program, logs, deps: Vec::new(), rank, probe: None, gpu, next: None, cgroup: None }
+        Supervised { key: self.keys, program, logs, deps: Vec::new(), rank, probe: None, gpu, next: None, cgroup: None }
     }
 
     /// Rebuilds what names slots by index: dependencies, `by_pid` and `by_name`. (A removed
@@ -335,211 +309,6 @@ impl Supervisor {
             self.apply(i, Event::Start, now);
         }
         self.sync_gpu_fault(i, now);
-    }
-
-    /// Records a change in a GPU's fault and passes it on to the `required` programs that
-    /// hold that GPU.
-    fn gpu_fault(&mut self, (index, fault): crate::gpu::Fault, now: Instant) {
-        match fault {
-            Some(why) => self.broken.insert(index, why),
-            None => self.broken.remove(&index),
-        };
-        for i in 0..self.slots.len() {
-            self.sync_gpu_fault(i, now);
-        }
-    }
-
-    /// Gives program `i` the fault of the first broken GPU it holds, when it is `required`.
-    fn sync_gpu_fault(&mut self, i: usize, now: Instant) {
-        let slot = &self.slots[i];
-        if slot.program.cfg.gpu != crate::config::GpuMode::Required {
-            return;
-        }
-        let fault = slot.gpu.held.iter().find_map(|g| self.broken.get(g)).cloned();
-        if fault.as_deref() != slot.program.gpu_fault() {
-            self.apply(i, Event::GpuFault(fault), now);
-        }
-    }
-
-    /// Feeds `event` to program `i` and carries out the effects (see [`Supervisor::carry_out`]).
-    fn apply(&mut self, i: usize, event: Event, now: Instant) {
-        // Refusals and failed signals are logged where they happen; only verbs answer them.
-        let _ = self.carry_out(i, event, now);
-    }
-
-    /// Feeds `event` to program `i` and carries out the effects, feeding spawn results back.
-    /// Errors: the program refused the verb, or a signal it asked for could not be sent (what
-    /// the control API answers).
-    fn carry_out(&mut self, i: usize, event: Event, now: Instant) -> Result<(), String> {
-        let before = self.slots[i].program.state();
-        if let Event::Exited { status, .. } = &event {
-            let p = &self.slots[i].program;
-            if before == State::Stopping {
-                info!("stopped: {} ({status})", p.cfg.name);
-            } else {
-                let expected = if p.expected(*status) { "expected" } else { "not expected" };
-                info!("exited: {} ({status}; {expected})", p.cfg.name);
-            }
-        }
-        let mut outcome = Ok(());
-        let mut effects = self.slots[i].program.on(event, now);
-        while !effects.is_empty() {
-            let mut next = Vec::new();
-            for effect in effects {
-                match effect {
-                    Effect::Spawn => next.extend(self.spawn(i, now)),
-                    Effect::Signal { pid, signal, group } => {
-                        if let Err(e) = self.signal(i, pid, signal, group) {
-                            outcome = Err(e);
-                        }
-                    }
-                    Effect::StartProbe => self.start_probe(i),
-                    Effect::StopProbe => {
-                        if let Some(task) = self.slots[i].probe.take() {
-                            task.abort();
-                        }
-                    }
-                    Effect::ForgetPid(pid) => {
-                        self.by_pid.remove(&pid);
-                    }
-                    Effect::Refused(why) => outcome = Err(why.to_string()),
-                }
-            }
-            effects = next;
-        }
-        self.after_change(i, before);
-        outcome
-    }
-
-    /// Sends `signal` to program `i`'s process `pid` (with `group`, to its whole tree).
-    fn signal(&mut self, i: usize, pid: i32, signal: Signal, group: bool) -> Result<(), String> {
-        let name = &self.slots[i].program.cfg.name;
-        debug!("sending {} to {name} (pid {pid}, group {group})", signal.as_str());
-        let sent = sig::send(pid, signal, group).map_err(|e| {
-            warn!("cannot send {} to {name} (pid {pid}): {e}", signal.as_str());
-            e.to_string()
-        });
-        if group {
-            self.signal_escaped(i, pid, signal);
-        }
-        sent
-    }
-
-    /// Starts probing program `i`'s new process, in place of any earlier probe task.
-    fn start_probe(&mut self, i: usize) {
-        let slot = &mut self.slots[i];
-        let (reports, waiters) = (self.reports.0.clone(), self.waiters.clone());
-        let cfg = Arc::clone(&slot.program.cfg);
-        let task = runner::start(slot.key, slot.program.spawns(), cfg, reports, waiters);
-        if let Some(old) = slot.probe.replace(task) {
-            old.abort();
-        }
-    }
-
-    fn probe_report(&mut self, report: Report) {
-        let Some(i) = self.slots.iter().position(|s| s.key == report.program) else { return };
-        let p = &self.slots[i].program;
-        if p.spawns() != report.spawn || p.pid().is_none() {
-            return; // about a process that is gone
-        }
-        let (before, name) = (p.health(), p.cfg.name.clone());
-        let outcome = report.outcome;
-        if let Some(o) = &self.observer {
-            o.probe_finished(&name, &p.cfg.group, outcome.latency);
-        }
-        if !outcome.ok {
-            debug!("probe of {name} failed: {}", outcome.message);
-        }
-        self.apply(i, Event::Probe(outcome), Instant::now());
-        let after = self.slots[i].program.health();
-        if after != before
-            && let Some(h) = after
-        {
-            let last = self.slots[i].program.last_probe().map(|o| o.message.clone()).unwrap_or_default();
-            match h {
-                Health::Unhealthy => warn!("{name} is unhealthy ({last})"),
-                _ => info!("{name} is {} ({last})", h.as_str()),
-            }
-        }
-    }
-
-    fn spawn(&mut self, i: usize, now: Instant) -> Vec<Effect> {
-        let cfg = Arc::clone(&self.slots[i].program.cfg);
-        let cgroup = self.cgroup_of(i);
-        let event = match spawn::spawn(&cfg, cgroup.as_ref()) {
-            Ok(child) => {
-                self.by_pid.insert(child.pid, i);
-                self.readers.retain(|r| !r.is_finished());
-                let logs = &self.slots[i].logs;
-                self.sink.open_files(logs);
-                for (fd, log) in [(child.stdout, &logs.stdout), (child.stderr, &logs.stderr)] {
-                    let Some(fd) = fd else { continue };
-                    match self.sink.forward(fd, log) {
-                        Ok(reader) => self.readers.push(reader),
-                        Err(e) => warn!("cannot read the output of {}: {e}", cfg.name),
-                    }
-                }
-                info!("spawned: {} with pid {}", cfg.name, child.pid);
-                Event::Spawned { pid: child.pid }
-            }
-            Err(e) => {
-                error!("spawn error: {}: {e}", cfg.name);
-                Event::SpawnFailed { error: format!("spawn error: {e}") }
-            }
-        };
-        self.slots[i].program.on(event, now)
-    }
-
-    /// Logs a state change and acts on a `required` program going FATAL.
-    fn after_change(&mut self, i: usize, before: State) {
-        let p = &self.slots[i].program;
-        let after = p.state();
-        if before == after {
-            return;
-        }
-        let name = &p.cfg.name;
-        match after {
-            State::Fatal => error!("gave up: {name} entered FATAL: {}", p.error().unwrap_or("")),
-            _ => info!("{name}: {before} -> {after}"),
-        }
-        if planner::demands_shutdown(p, before) && self.shutdown.is_none() {
-            error!("{name} is required and FATAL: stopping everything, exit code 1");
-            self.begin_shutdown(1, "a required program is FATAL");
-        }
-    }
-
-    fn command(&mut self, envelope: Envelope) {
-        let answers = match envelope.command {
-            Command::Start(names) => self.verb(&names, &Event::Start),
-            Command::Stop(names) => self.verb(&names, &Event::Stop),
-            Command::Restart(names) => self.verb(&names, &Event::Restart),
-            Command::Signal(signal, names) => self.verb(&names, &Event::Signal(signal)),
-            Command::Reload { config, dry_run, reply } => {
-                let _ = reply.send(self.reload(*config, dry_run, Instant::now()));
-                Vec::new()
-            }
-            Command::Shutdown => {
-                self.begin_shutdown(0, "supctl shutdown");
-                Vec::new()
-            }
-        };
-        let _ = envelope.reply.send(answers);
-    }
-
-    /// Gives `event` (a control verb) to each named program; answers with each one's spawn
-    /// count before the event (see [`Envelope`]), or why the program refused it.
-    fn verb(&mut self, names: &[String], event: &Event) -> Vec<Result<u64, String>> {
-        let now = Instant::now();
-        let mut answers = Vec::with_capacity(names.len());
-        for name in names {
-            let Some(i) = self.find(name) else {
-                answers.push(Err("no such program".into()));
-                continue;
-            };
-            let spawns = self.slots[i].program.spawns();
-            answers.push(self.carry_out(i, event.clone(), now).map(|()| spawns));
-        }
-        answers
     }
 
     /// Waits, at most [`DRAIN_TIMEOUT`], for the readers to pass on what programs wrote last.

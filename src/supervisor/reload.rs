@@ -13,8 +13,9 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
-use super::{Event, Replacement, Slot, Successor, Supervisor};
+use super::{Replacement, Successor, Supervised, Supervisor};
 use crate::config::{Config, ProgramConfig};
+use crate::lifecycle::Event;
 use crate::output::ProgramLogs;
 
 /// What a reload changes, by program name, in the new config's start order.
@@ -121,7 +122,7 @@ impl Supervisor {
 
         let width = crate::output::prefix_width(&config);
         let ranks = crate::config::ranks(&config.programs);
-        let mut old: Vec<Option<Slot>> = std::mem::take(&mut self.slots).into_iter().map(Some).collect();
+        let mut old: Vec<Option<Supervised>> = std::mem::take(&mut self.slots).into_iter().map(Some).collect();
         let by_name: HashMap<String, usize> =
             old.iter().flatten().enumerate().map(|(i, s)| (s.program.cfg.name.clone(), i)).collect();
         let mut added = Vec::new();
@@ -177,7 +178,7 @@ impl Supervisor {
     /// Carries out what reloads decided for programs that have stopped since: a replaced one
     /// takes its new config (and starts, when `autostart`), a removed one is forgotten.
     pub(super) fn settle_reloads(&mut self, now: Instant) {
-        let ready = |s: &Slot| s.next.is_some() && !s.program.state().is_active();
+        let ready = |s: &Supervised| s.next.is_some() && !s.program.state().is_active();
         if !self.slots.iter().any(ready) {
             return;
         }
@@ -217,7 +218,7 @@ impl Supervisor {
 
 /// The slot's output plumbing, when the new config sends output to the same places: its log
 /// files then stay open and its tail keeps what it holds.
-fn reuse_logs(slot: &Slot, p: &ProgramConfig) -> Option<ProgramLogs> {
+fn reuse_logs(slot: &Supervised, p: &ProgramConfig) -> Option<ProgramLogs> {
     let old = &slot.program.cfg;
     let same = old.stdout == p.stdout
         && old.stderr == p.stderr

@@ -1,0 +1,83 @@
+//! Control verbs from the API: each named program's lifecycle takes or refuses the verb, and
+//! the answer goes back with the spawn count a waiter compares later snapshots with.
+
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+use tokio::sync::oneshot;
+
+use super::{ReloadPlan, Supervisor};
+use crate::config::Config;
+use crate::lifecycle::Event;
+
+/// A change asked for through the control API. Programs are named by their names, which are
+/// unique, so that a reload between choosing them and acting on them cannot mix them up.
+#[derive(Debug)]
+pub enum Command {
+    /// Start these programs.
+    Start(Vec<String>),
+    /// Stop these programs.
+    Stop(Vec<String>),
+    /// Restart these programs.
+    Restart(Vec<String>),
+    /// Send a signal to these programs' processes.
+    Signal(Signal, Vec<String>),
+    /// Apply a newly loaded config (see the `reload` module); the answer goes to `reply`: the plan, or
+    /// why the config cannot be applied (its GPU requests cannot be met).
+    Reload {
+        /// The config, loaded and validated.
+        config: Box<Config>,
+        /// Only compute the plan.
+        dry_run: bool,
+        /// Where the plan goes.
+        reply: oneshot::Sender<Result<ReloadPlan, String>>,
+    },
+    /// Stop everything and exit 0.
+    Shutdown,
+}
+
+/// A command and where its answer goes: per program, `Ok(spawns before the command)` when
+/// accepted (waiters compare it with later snapshots), or why it was refused.
+#[derive(Debug)]
+pub struct Envelope {
+    /// The command.
+    pub command: Command,
+    /// Answers in the order of the command's names.
+    pub reply: oneshot::Sender<Vec<Result<u64, String>>>,
+}
+
+impl Supervisor {
+    pub(super) fn command(&mut self, envelope: Envelope) {
+        let answers = match envelope.command {
+            Command::Start(names) => self.verb(&names, &Event::Start),
+            Command::Stop(names) => self.verb(&names, &Event::Stop),
+            Command::Restart(names) => self.verb(&names, &Event::Restart),
+            Command::Signal(signal, names) => self.verb(&names, &Event::Signal(signal)),
+            Command::Reload { config, dry_run, reply } => {
+                let _ = reply.send(self.reload(*config, dry_run, Instant::now()));
+                Vec::new()
+            }
+            Command::Shutdown => {
+                self.begin_shutdown(0, "supctl shutdown");
+                Vec::new()
+            }
+        };
+        let _ = envelope.reply.send(answers);
+    }
+
+    /// Gives `event` (a control verb) to each named program; answers with each one's spawn
+    /// count before the event (see [`Envelope`]), or why the program refused it.
+    pub(super) fn verb(&mut self, names: &[String], event: &Event) -> Vec<Result<u64, String>> {
+        let now = Instant::now();
+        let mut answers = Vec::with_capacity(names.len());
+        for name in names {
+            let Some(i) = self.find(name) else {
+                answers.push(Err("no such program".into()));
+                continue;
+            };
+            let spawns = self.slots[i].program.spawns();
+            answers.push(self.carry_out(i, event.clone(), now).map(|()| spawns));
+        }
+        answers
+    }
+}

@@ -1,0 +1,136 @@
+//! Carrying out what the lifecycle decided: each event goes to its program, and the effects
+//! that come back (spawn, signal, probe, forget a pid) are done here, spawn results fed back.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+use tracing::{debug, error, info, warn};
+
+use super::Supervisor;
+use crate::lifecycle::planner;
+use crate::lifecycle::{Effect, Event, State};
+use crate::probe::runner;
+use crate::process::{signal as sig, spawn};
+
+impl Supervisor {
+    /// Feeds `event` to program `i` and carries out the effects (see [`Supervisor::carry_out`]).
+    pub(super) fn apply(&mut self, i: usize, event: Event, now: Instant) {
+        // Refusals and failed signals are logged where they happen; only verbs answer them.
+        let _ = self.carry_out(i, event, now);
+    }
+
+    /// Feeds `event` to program `i` and carries out the effects, feeding spawn results back.
+    /// Errors: the program refused the verb, or a signal it asked for could not be sent (what
+    /// the control API answers).
+    pub(super) fn carry_out(&mut self, i: usize, event: Event, now: Instant) -> Result<(), String> {
+        let before = self.slots[i].program.state();
+        if let Event::Exited { status, .. } = &event {
+            let p = &self.slots[i].program;
+            if before == State::Stopping {
+                info!("stopped: {} ({status})", p.cfg.name);
+            } else {
+                let expected = if p.expected(*status) { "expected" } else { "not expected" };
+                info!("exited: {} ({status}; {expected})", p.cfg.name);
+            }
+        }
+        let mut outcome = Ok(());
+        let mut effects = self.slots[i].program.on(event, now);
+        while !effects.is_empty() {
+            let mut next = Vec::new();
+            for effect in effects {
+                match effect {
+                    Effect::Spawn => next.extend(self.spawn(i, now)),
+                    Effect::Signal { pid, signal, group } => {
+                        if let Err(e) = self.signal(i, pid, signal, group) {
+                            outcome = Err(e);
+                        }
+                    }
+                    Effect::StartProbe => self.start_probe(i),
+                    Effect::StopProbe => {
+                        if let Some(task) = self.slots[i].probe.take() {
+                            task.abort();
+                        }
+                    }
+                    Effect::ForgetPid(pid) => {
+                        self.by_pid.remove(&pid);
+                    }
+                    Effect::Refused(why) => outcome = Err(why.to_string()),
+                }
+            }
+            effects = next;
+        }
+        self.after_change(i, before);
+        outcome
+    }
+
+    /// Sends `signal` to program `i`'s process `pid` (with `group`, to its whole tree).
+    pub(super) fn signal(&mut self, i: usize, pid: i32, signal: Signal, group: bool) -> Result<(), String> {
+        let name = &self.slots[i].program.cfg.name;
+        debug!("sending {} to {name} (pid {pid}, group {group})", signal.as_str());
+        let sent = sig::send(pid, signal, group).map_err(|e| {
+            warn!("cannot send {} to {name} (pid {pid}): {e}", signal.as_str());
+            e.to_string()
+        });
+        if group {
+            self.signal_escaped(i, pid, signal);
+        }
+        sent
+    }
+
+    /// Starts probing program `i`'s new process, in place of any earlier probe task.
+    pub(super) fn start_probe(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        let (reports, waiters) = (self.reports.0.clone(), self.waiters.clone());
+        let cfg = Arc::clone(&slot.program.cfg);
+        let task = runner::start(slot.key, slot.program.spawns(), cfg, reports, waiters);
+        if let Some(old) = slot.probe.replace(task) {
+            old.abort();
+        }
+    }
+
+    pub(super) fn spawn(&mut self, i: usize, now: Instant) -> Vec<Effect> {
+        let cfg = Arc::clone(&self.slots[i].program.cfg);
+        let cgroup = self.cgroup_of(i);
+        let event = match spawn::spawn(&cfg, cgroup.as_ref()) {
+            Ok(child) => {
+                self.by_pid.insert(child.pid, i);
+                self.readers.retain(|r| !r.is_finished());
+                let logs = &self.slots[i].logs;
+                self.sink.open_files(logs);
+                for (fd, log) in [(child.stdout, &logs.stdout), (child.stderr, &logs.stderr)] {
+                    let Some(fd) = fd else { continue };
+                    match self.sink.forward(fd, log) {
+                        Ok(reader) => self.readers.push(reader),
+                        Err(e) => warn!("cannot read the output of {}: {e}", cfg.name),
+                    }
+                }
+                info!("spawned: {} with pid {}", cfg.name, child.pid);
+                Event::Spawned { pid: child.pid }
+            }
+            Err(e) => {
+                error!("spawn error: {}: {e}", cfg.name);
+                Event::SpawnFailed { error: format!("spawn error: {e}") }
+            }
+        };
+        self.slots[i].program.on(event, now)
+    }
+
+    /// Logs a state change and acts on a `required` program going FATAL.
+    pub(super) fn after_change(&mut self, i: usize, before: State) {
+        let p = &self.slots[i].program;
+        let after = p.state();
+        if before == after {
+            return;
+        }
+        let name = &p.cfg.name;
+        match after {
+            State::Fatal => error!("gave up: {name} entered FATAL: {}", p.error().unwrap_or("")),
+            _ => info!("{name}: {before} -> {after}"),
+        }
+        if planner::demands_shutdown(p, before) && self.shutdown.is_none() {
+            error!("{name} is required and FATAL: stopping everything, exit code 1");
+            self.begin_shutdown(1, "a required program is FATAL");
+        }
+    }
+}
