@@ -45,18 +45,64 @@ impl Source {
         ConfigError::Invalid { file: self.path.clone(), line, column, key: key.into(), message: message.into() }
     }
 
+    /// Where `name` is written in the table at byte offset `table_at`: in its `[kind.name]`
+    /// header, or before the `{` of `name = { … }`; `table_at` itself when it cannot be found.
+    pub fn name_at(&self, table_at: usize, name: &str) -> usize {
+        let at = floor_char_boundary(&self.text, table_at.min(self.text.len()));
+        let line_start = self.text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = self.text[at..].find('\n').map_or(self.text.len(), |i| at + i);
+        let line = &self.text[line_start..line_end];
+        let found = if self.text[at..].starts_with('[') { line.rfind(name) } else { line.find(name) };
+        found.map_or(at, |i| line_start + i)
+    }
+
     /// `file:line:column` of byte offset `at`, for messages that point at a second place.
     pub fn location(&self, at: usize) -> String {
         let (line, column) = line_col(&self.text, at);
         format!("{}:{line}:{column}", self.path.display())
     }
 
-    /// A toml/serde error from this file, with the key path worked out from its span.
-    pub fn toml_error(&self, err: &toml::de::Error) -> ConfigError {
+    /// Parses this file's text into `T`. Errors: a TOML syntax error (its key path read from
+    /// the text around it), or a value of the wrong shape, with its exact key path (from
+    /// `serde_path_to_error`, so keys in inline tables are named too).
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        let document = toml::Deserializer::parse(&self.text).map_err(|e| self.toml_error(&e, None))?;
+        serde_path_to_error::deserialize(document).map_err(|e| {
+            let key = key_path(e.path());
+            self.toml_error(e.inner(), Some(key).filter(|k| !k.is_empty()))
+        })
+    }
+
+    /// A toml/serde error from this file at its span, under `key` (or, without one, the key
+    /// path worked out from the text around the span).
+    fn toml_error(&self, err: &toml::de::Error, key: Option<String>) -> ConfigError {
         let at = err.span().map_or(0, |s| s.start);
         let message = err.message().trim_end().to_string();
-        self.error_at(at, key_path_at(&self.text, at), message)
+        self.error_at(at, key.unwrap_or_else(|| key_path_at(&self.text, at)), message)
     }
+}
+
+/// A dotted key path (`program.web.healthcheck.interval`, `program.web.exitcodes[1]`) from
+/// the path serde took, without the segments `toml::Spanned` adds inside a value.
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Map { key } if key.starts_with("$__serde_spanned") => {}
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            // A key serde could not capture (a `Spanned` map key): the path names its table,
+            // and line:column points at the key itself.
+            Segment::Unknown => {}
+        }
+    }
+    out
 }
 
 /// 1-based line and character column of byte offset `at` in `text`.
@@ -75,12 +121,9 @@ fn floor_char_boundary(text: &str, mut at: usize) -> usize {
     at
 }
 
-/// The dotted key path at byte offset `at`: the nearest `[table]` header above it, plus the
-/// key on its own line (if the offset is inside a `key = value` line).
-///
-/// This reads the text rather than the parse tree because serde errors carry only a span; it
-/// covers the layouts people write (`[program.x]` then `key = value`). Inside a multi-line
-/// inline value it names the table, which still points the user at the right place.
+/// The dotted key path at byte offset `at`, for a TOML syntax error (there is no parse tree
+/// to take it from): the nearest `[table]` header above it, plus the key on its own line (if
+/// the offset is inside a `key = value` line).
 fn key_path_at(text: &str, at: usize) -> String {
     let at = floor_char_boundary(text, at.min(text.len()));
     let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);

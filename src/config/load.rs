@@ -31,7 +31,7 @@ pub(super) fn read_all(path: &Path) -> Result<Vec<(Source, RawFile)>, ConfigErro
         }
         let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read { path: file.clone(), source })?;
         let source = Source { path: file, text };
-        let raw: RawFile = toml::from_str(&source.text).map_err(|e| source.toml_error(&e))?;
+        let raw: RawFile = source.parse()?;
         let mut included = includes(&source, &raw)?;
         included.reverse();
         queue.extend(included);

@@ -17,9 +17,9 @@ pub type Counted = Count<MAX_COUNT>;
 pub struct RawFile {
     pub supervisor: Option<Spanned<RawSupervisor>>,
     #[serde(default)]
-    pub program: BTreeMap<Spanned<String>, RawProgram>,
+    pub program: BTreeMap<String, Spanned<RawProgram>>,
     #[serde(default)]
-    pub group: BTreeMap<Spanned<String>, RawGroup>,
+    pub group: BTreeMap<String, Spanned<RawGroup>>,
     pub gpu: Option<Spanned<RawGpu>>,
 }
 
@@ -96,7 +96,7 @@ pub struct RawProgram {
     pub user: Option<Spanned<String>>,
     pub umask: Option<Octal>,
     #[serde(default)]
-    pub environment: BTreeMap<Spanned<String>, Spanned<String>>,
+    pub environment: BTreeMap<String, Spanned<String>>,
     pub priority: Option<i64>,
     pub autostart: Option<bool>,
     pub autorestart: Option<Autorestart>,

@@ -17,10 +17,12 @@ use super::{BackoffConfig, Config, Credentials, GpuDevices, GpuMode, LogFileConf
 use super::{DEFAULT_HTTP, DEFAULT_SOCKET};
 use super::{depends, health};
 
-/// A table found in some file: where its name is, and what it says.
+/// A table found in some file: its name, where it starts, and what it says.
 struct Found<'a, T> {
     source: &'a Source,
-    name: &'a Spanned<String>,
+    name: &'a str,
+    /// Byte offset of the table (its `[header]`, or its inline `{`).
+    at: usize,
     raw: &'a T,
 }
 
@@ -180,7 +182,7 @@ fn gpu_request(
         let (k, at) = match (&raw.gpus, &raw.gpu_count) {
             (Some(l), _) => ("gpus", l.span().start),
             (_, Some(c)) => ("gpu_count", c.span().start),
-            _ => ("gpu", found.name.span().start),
+            _ => ("gpu", found.at),
         };
         return Err(found.error(at, &key(k), "needs gpu = \"optional\" or \"required\""));
     }
@@ -191,29 +193,25 @@ fn gpu_request(
 fn collect<'a, T>(
     files: &'a [(Source, RawFile)],
     kind: &str,
-    tables: impl Fn(&'a RawFile) -> &'a BTreeMap<Spanned<String>, T>,
+    tables: impl Fn(&'a RawFile) -> &'a BTreeMap<String, Spanned<T>>,
 ) -> Result<BTreeMap<String, Found<'a, T>>, ConfigError> {
     let mut out: BTreeMap<String, Found<'a, T>> = BTreeMap::new();
     for (source, raw) in files {
         for (name, table) in tables(raw) {
-            let at = name.span().start;
-            let key = format!("{kind}.{}", name.get_ref());
-            if !valid_name(name.get_ref()) {
+            let at = source.name_at(table.span().start, name);
+            let key = format!("{kind}.{name}");
+            if !valid_name(name) {
                 return Err(source.error_at(
                     at,
                     key,
                     format!("{kind} names may use letters, digits, '_', '-' and '.'"),
                 ));
             }
-            if let Some(first) = out.get(name.get_ref()) {
-                let there = first.source.location(first.name.span().start);
-                return Err(source.error_at(
-                    at,
-                    key,
-                    format!("{kind} {:?} is already defined at {there}", name.get_ref()),
-                ));
+            if let Some(first) = out.get(name) {
+                let there = first.source.location(first.at);
+                return Err(source.error_at(at, key, format!("{kind} {name:?} is already defined at {there}")));
             }
-            out.insert(name.get_ref().clone(), Found { source, name, raw: table });
+            out.insert(name.clone(), Found { source, name, at, raw: table.get_ref() });
         }
     }
     Ok(out)
@@ -257,7 +255,7 @@ fn membership<'a>(
 fn numprocs(found: &Found<'_, RawProgram>) -> Result<Option<std::ops::Range<u32>>, ConfigError> {
     let Some(n) = &found.raw.numprocs else { return Ok(None) };
     let start = found.raw.numprocs_start.map_or(0, |c| c.0);
-    let key = format!("program.{}.numprocs", found.name.get_ref());
+    let key = format!("program.{}.numprocs", found.name);
     match start.checked_add(*n.get_ref()) {
         _ if *n.get_ref() == 0 => Err(found.error(n.span().start, &key, "numprocs must be at least 1")),
         Some(end) if *n.get_ref() <= 1000 => Ok(Some(start..end)),
@@ -314,7 +312,7 @@ fn program<E: Fn(&str) -> Option<String>>(
 ) -> Result<ProgramConfig, ConfigError> {
     let (defaults, env) = (ctx.defaults, ctx.env);
     let (group, group_priority) = (ctx.group.clone(), ctx.group_priority);
-    let name = found.name.get_ref().clone();
+    let name = found.name;
     let raw = found.raw;
     let key = |k: &str| format!("program.{name}.{k}");
     let expand_at = |value: &str, at: usize, k: &str| {
@@ -340,14 +338,14 @@ fn program<E: Fn(&str) -> Option<String>>(
     };
     let mut environment = Vec::with_capacity(raw.environment.len());
     for (k, v) in &raw.environment {
-        if k.get_ref().is_empty() || k.get_ref().contains(['=', '\0']) {
+        if k.is_empty() || k.contains(['=', '\0']) {
             return Err(found.error(
-                k.span().start,
+                v.span().start,
                 &key("environment"),
                 "a variable name cannot be empty or hold '='",
             ));
         }
-        environment.push((k.get_ref().clone(), expand_at(v.get_ref(), v.span().start, "environment")?));
+        environment.push((k.clone(), expand_at(v.get_ref(), v.span().start, "environment")?));
     }
     let user = match &raw.user {
         Some(u) => Some(users.lookup(u.get_ref()).map_err(|m| found.error(u.span().start, &key("user"), m))?),
@@ -399,12 +397,12 @@ fn program<E: Fn(&str) -> Option<String>>(
     let (stdout, stderr) = (stdout?, stderr?);
     let (gpu, gpu_devices) = gpu_request(found, &key)?;
     if backoff.max < backoff.initial {
-        let at = raw.backoff_max.as_ref().map_or(found.name.span().start, |s| s.span().start);
+        let at = raw.backoff_max.as_ref().map_or(found.at, |s| s.span().start);
         return Err(found.error(at, &key("backoff_max"), "backoff_max must not be less than backoff_initial"));
     }
 
     Ok(ProgramConfig {
-        name,
+        name: name.to_string(),
         group,
         group_priority,
         command,
@@ -589,7 +587,7 @@ mod tests {
 
     fn source(name: &str, text: &str) -> (Source, RawFile) {
         let source = Source { path: PathBuf::from(name), text: text.to_string() };
-        let raw = toml::from_str(text).map_err(|e| source.toml_error(&e).to_string()).unwrap_or_else(|e| panic!("{e}"));
+        let raw = source.parse().unwrap_or_else(|e| panic!("{e}"));
         (source, raw)
     }
 

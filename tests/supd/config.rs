@@ -46,6 +46,12 @@ fn errors_name_file_line_column_and_key_and_exit_2() {
             "2:11: program.a.command: environment variable SUPD_TEST_UNSET is not set",
         ),
         ("[program.a]\n", "1:1: program.a: missing field `command`"),
+        // Keys inside inline tables are named exactly, as are those of a program written inline.
+        (
+            "[program.a]\ncommand = \"x\"\nhealthcheck = { tcp = \"x:1\", interval = \"soon\" }\n",
+            "3:41: program.a.healthcheck.interval: invalid duration \"soon\"",
+        ),
+        ("[program]\na = { command = \"x\", retries = 2 }\n", "2:22: program.a.retries: unknown field `retries`"),
     ];
     for (text, want) in cases {
         let (code, _, err) = check(dir.path(), text);
