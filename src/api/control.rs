@@ -66,6 +66,8 @@ pub struct Handle {
     pub sink: Sink,
     /// The GPUs' latest state.
     pub gpu: crate::gpu::Shared,
+    /// What this machine offers programs (its GPUs), for a reloaded config.
+    pub machine: crate::config::Machine,
     /// The config file or directory, read again by a reload.
     pub config: PathBuf,
 }
@@ -254,7 +256,8 @@ impl Handle {
     /// hands it to the supervisor. A config that does not load changes nothing.
     async fn reload(&self, dry_run: bool) -> Response {
         let path = self.config.clone();
-        let loaded = match tokio::task::spawn_blocking(move || crate::config::load(&path)).await {
+        let machine = self.machine.clone();
+        let loaded = match tokio::task::spawn_blocking(move || crate::config::load(&path, &machine)).await {
             Ok(Ok(config)) => config,
             Ok(Err(e)) => return error(ErrorKind::BadConfig, format!("config error: {e}; nothing was changed")),
             Err(e) => return error(ErrorKind::BadConfig, format!("cannot load the config: {e}")),

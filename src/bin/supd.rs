@@ -45,13 +45,18 @@ fn main() {
         supd::logging::init(LogFormat::Text, LogLevel::Warn, None);
         runtime(supd::single::run(cli.command))
     } else {
-        match config::load(&cli.config) {
-            Err(e) => {
+        // `check` says what would run without looking for GPUs (so it never fails for want of
+        // them); a real start finds them first, for the config to give them out.
+        let checking = matches!(cli.action, Some(Action::Check));
+        let gpu = (!checking).then(supd::gpu::Setup::detect);
+        let machine = gpu.as_ref().map(|g| g.machine.clone()).unwrap_or_default();
+        match (config::load(&cli.config, &machine), gpu) {
+            (Err(e), _) => {
                 eprintln!("supd: config error: {e}");
                 EXIT_CONFIG
             }
-            Ok(cfg) if matches!(cli.action, Some(Action::Check)) => check(&cfg),
-            Ok(cfg) => supervise(cfg, cli.config),
+            (Ok(cfg), Some(gpu)) => supervise(cfg, cli.config, gpu),
+            (Ok(cfg), None) => check(&cfg),
         }
     };
     std::process::exit(code);
@@ -73,7 +78,7 @@ fn runtime(fut: impl std::future::Future<Output = std::io::Result<i32>>) -> i32 
     })
 }
 
-fn supervise(mut cfg: Config, path: PathBuf) -> i32 {
+fn supervise(cfg: Config, path: PathBuf, gpu: supd::gpu::Setup) -> i32 {
     let sink = match Sink::start(&cfg) {
         Ok(sink) => sink,
         Err(e) => {
@@ -82,23 +87,15 @@ fn supervise(mut cfg: Config, path: PathBuf) -> i32 {
         }
     };
     supd::logging::init(cfg.supervisor.log_format, cfg.supervisor.log_level, Some(sink.clone()));
-    let mut gpu = match supd::gpu::Setup::new(&mut cfg) {
-        Ok(gpu) => gpu,
-        Err(e) => {
-            error!("gpu: {e}; nothing started");
-            sink.flush(std::time::Duration::from_secs(1));
-            return EXIT_CONFIG;
-        }
-    };
+    let gpus = gpu.describe(&cfg.programs, cfg.gpu.interval);
     let last_lines = sink.clone();
     let code = runtime(async move {
         let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
         let (commands_tx, commands_rx) = mpsc::channel(64);
-        let faults = gpu.start_polling();
-        let view = Arc::clone(&gpu.gpus.view);
-        let programs = std::mem::take(&mut gpu.programs);
+        let view = Arc::clone(&gpus.view);
+        let faults = gpu.start_polling(cfg.gpu.interval, &view);
         let metrics = supd::metrics::Metrics::new(snapshot_rx.clone());
-        let supervisor = Supervisor::new(&cfg, gpu.gpus, programs, faults, sink.clone(), snapshot_tx)
+        let supervisor = Supervisor::new(&cfg, gpus.clone(), faults, sink.clone(), snapshot_tx)
             .with_probe_observer(Arc::clone(&metrics) as Arc<dyn supd::supervisor::ProbeObserver>);
         info!(
             "supd {} starting {} programs as pid {} from {}",
@@ -112,6 +109,7 @@ fn supervise(mut cfg: Config, path: PathBuf) -> i32 {
             snapshot: snapshot_rx.clone(),
             sink,
             gpu: Arc::clone(&view),
+            machine: gpus.machine.clone(),
             config: path,
         };
         // The SIGHUP handler goes in before any program starts, so an early HUP is not lost.

@@ -27,6 +27,10 @@ pub enum ConfigError {
         /// What was expected, and how to fix it.
         message: String,
     },
+    /// The programs ask for more GPUs than this machine has, or for ones it does not have
+    /// (the message names the programs).
+    #[error("gpu: {0}")]
+    Gpus(String),
 }
 
 /// One config file's text, kept so that byte spans can be turned into line:column and key.

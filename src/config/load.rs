@@ -8,14 +8,16 @@ use super::error::{ConfigError, Source};
 use super::raw::RawFile;
 use super::{Config, resolve};
 
-/// Reads, validates and resolves the config at `path` (a file or a directory), expanding
-/// `${VAR}` from supd's environment.
+/// Reads, validates and resolves the config at `path` (a file or a directory) for `machine`:
+/// `${VAR}` expanded from supd's environment, users and groups looked up, and the machine's
+/// GPUs given out. The [`Config`] that comes out is final: nothing edits it later.
 ///
 /// Errors: unreadable files, TOML or schema errors, and resolution errors (unknown user,
-/// missing program in a group, duplicates, unset variables), each with its place.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
+/// missing program in a group, duplicates, unset variables), each with its place; GPU
+/// requests the machine cannot meet.
+pub fn load(path: &Path, machine: &super::Machine) -> Result<Config, ConfigError> {
     let files = read_all(path)?;
-    resolve::resolve(&files, |name| std::env::var(name).ok())
+    resolve::resolve(&files, |name| std::env::var(name).ok(), machine)
 }
 
 /// Every file that makes up the config at `path`, parsed, in the order read.

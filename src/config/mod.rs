@@ -8,6 +8,7 @@
 mod depends;
 mod error;
 pub mod expand;
+mod gpu;
 mod health;
 mod load;
 mod raw;
@@ -22,6 +23,7 @@ use serde::Serialize;
 
 pub use depends::ranks;
 pub use error::{ConfigError, Source};
+pub use gpu::Machine;
 pub use load::load;
 pub use raw::{Condition, GpuMode, LogFormat, LogLevel, OnUnhealthy};
 pub use value::{Autorestart, SignalName};
@@ -214,6 +216,11 @@ pub struct ProgramConfig {
     pub gpu: GpuMode,
     /// `gpus` / `gpu_count`: which GPUs, when `gpu` is not none.
     pub gpu_devices: GpuDevices,
+    /// The GPUs it was given on this machine (see [`gpu::apply`]).
+    pub gpus_held: Vec<u32>,
+    /// Why it cannot run on this machine (`gpu = "required"` and no GPU): every start goes
+    /// FATAL with this reason.
+    pub gpu_unavailable: Option<String>,
     /// Where its stdout goes.
     pub stdout: StreamConfig,
     /// Where its stderr goes (unused with `redirect_stderr`).
@@ -368,6 +375,8 @@ impl ProgramConfig {
             depends_on: vec![],
             gpu: GpuMode::None,
             gpu_devices: GpuDevices::All,
+            gpus_held: Vec::new(),
+            gpu_unavailable: None,
             stdout: StreamConfig { file: None, passthrough: true, to: None },
             stderr: StreamConfig { file: None, passthrough: true, to: None },
             log_prefix: None,

@@ -36,6 +36,7 @@ impl<T> Found<'_, T> {
 pub(super) fn resolve(
     files: &[(Source, RawFile)],
     env: impl Fn(&str) -> Option<String>,
+    machine: &super::Machine,
 ) -> Result<Config, ConfigError> {
     let supervisor_raw = single_supervisor(files)?;
     let programs = collect(files, "program", |raw| &raw.program)?;
@@ -98,6 +99,7 @@ pub(super) fn resolve(
     resolved.sort_by(|a, b| {
         (a.group_priority, &a.group, a.priority, &a.name).cmp(&(b.group_priority, &b.group, b.priority, &b.name))
     });
+    super::gpu::apply(&mut resolved, machine).map_err(ConfigError::Gpus)?;
 
     Ok(Config {
         supervisor: supervisor(supervisor_raw)?,
@@ -428,6 +430,8 @@ fn program<E: Fn(&str) -> Option<String>>(
         depends_on: Vec::new(),
         gpu,
         gpu_devices,
+        gpus_held: Vec::new(),
+        gpu_unavailable: None,
         stdout,
         stderr,
         log_prefix: raw.log_prefix.clone().or_else(|| defaults.log_prefix.clone()),
@@ -593,7 +597,8 @@ mod tests {
 
     fn resolve_texts(texts: &[(&str, &str)]) -> Result<Config, String> {
         let files: Vec<_> = texts.iter().map(|(n, t)| source(n, t)).collect();
-        resolve(&files, |n| (n == "PORT").then(|| "3002".to_string())).map_err(|e| e.to_string())
+        resolve(&files, |n| (n == "PORT").then(|| "3002".to_string()), &super::super::Machine::default())
+            .map_err(|e| e.to_string())
     }
 
     #[test]

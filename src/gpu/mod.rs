@@ -1,12 +1,12 @@
-//! NVIDIA GPUs: what is there at start-up, which program holds which, and readings taken by a
-//! background task, so a request never waits on NVML.
+//! NVIDIA GPUs: what is there at start-up, and readings taken by a background task, so a
+//! request never waits on NVML. Which program gets which GPU is the config's to say (see
+//! [`crate::config::Machine`]): this module only finds them and watches them.
 //!
 //! The [`Backend`] trait keeps NVML behind one small seam: [`nvml`] is the only real backend
 //! (it loads `libnvidia-ml.so.1` at run time, so supd has no link-time dependency on NVIDIA's
 //! libraries), and `fake` (only in a build with the `fake-gpu` feature, never in a default
 //! one) lets tests describe devices, their loss and XID errors in a file.
 
-pub mod assign;
 #[cfg(feature = "fake-gpu")]
 pub mod fake;
 pub mod nvml;
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-pub use assign::{Assignment, assign};
+use crate::config::{Machine, ProgramConfig};
 
 /// One GPU as found at start-up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,95 +265,65 @@ fn apply(view: &Shared, polls: &[Poll]) -> Vec<(u32, String)> {
     broken
 }
 
-/// The GPUs found at start-up, for giving them to programs at start-up and at each reload.
+/// The GPUs found at start-up: what programs may be given (at start-up and at each reload),
+/// and what `supctl gpu` and `/health` show.
 #[derive(Debug, Clone)]
 pub struct Gpus {
-    /// Their indices (empty without a GPU).
-    devices: Vec<u32>,
-    /// Why there is none, when there is none.
-    reason: String,
+    /// What the config's programs are given ([`crate::config::Machine`]).
+    pub machine: Machine,
     /// What `supctl gpu` and `/health` show.
     pub view: Shared,
 }
 
-/// What one program got.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProgramGpu {
-    /// The GPUs it holds.
-    pub held: Vec<u32>,
-    /// Why it can never start here (`gpu = "required"` and no GPU).
-    pub unavailable: Option<String>,
-}
-
 impl Gpus {
-    /// Assigns the GPUs to `programs` (see [`assign()`]) and puts each program's GPU variables
-    /// in its environment, before its own `environment`, which wins. Returns, per program,
-    /// what it got. Errors: the programs ask for GPUs that do not exist (the message names
-    /// them).
-    pub fn prepare(&self, programs: &mut [crate::config::ProgramConfig]) -> Result<Vec<ProgramGpu>, String> {
-        let assignments = assign(programs, &self.devices, &self.reason)?;
-        let mut out = Vec::with_capacity(programs.len());
-        for (p, a) in programs.iter_mut().zip(&assignments) {
-            let mut env = a.env();
-            env.append(&mut p.environment);
-            p.environment = env;
-            out.push(ProgramGpu {
-                held: a.gpus().map(<[u32]>::to_vec).unwrap_or_default(),
-                unavailable: match a {
-                    Assignment::NoGpu(why) if p.gpu == crate::config::GpuMode::Required => {
-                        Some(format!("gpu required: {why}"))
-                    }
-                    _ => None,
-                },
-            });
-        }
-        Ok(out)
-    }
-
-    /// Shows which of `names` hold each GPU (`gpus[i]` is what program `names[i]` got).
-    pub fn publish(&self, names: &[&str], gpus: &[ProgramGpu]) {
+    /// Shows which of `programs` hold each GPU.
+    pub fn publish(&self, programs: &[ProgramConfig]) {
         let Ok(mut view) = self.view.lock() else { return };
         for d in &mut view.devices {
             let index = d.device.index;
-            d.programs =
-                names.iter().zip(gpus).filter(|(_, g)| g.held.contains(&index)).map(|(n, _)| n.to_string()).collect();
+            d.programs = programs.iter().filter(|p| p.gpus_held.contains(&index)).map(|p| p.name.clone()).collect();
         }
     }
 }
 
-/// The GPU side of start-up, between loading the config and starting programs.
+/// The GPU side of start-up: detection before the config is resolved, polling after.
 pub struct Setup {
-    backend: Option<Box<dyn Backend>>,
-    /// The GPUs, to hand to the supervisor.
-    pub gpus: Gpus,
-    /// Per program (config order): what it got.
-    pub programs: Vec<ProgramGpu>,
-    interval: Duration,
+    backend: Result<Box<dyn Backend>, String>,
+    /// How long detection took (logged once logging is up).
+    took: Duration,
+    /// What the config's programs may be given.
+    pub machine: Machine,
 }
 
 impl Setup {
-    /// Detects the GPUs, logs them, and prepares `config`'s programs (see [`Gpus::prepare`]).
-    /// Errors: the programs ask for GPUs that do not exist (the message names them).
-    pub fn new(config: &mut crate::config::Config) -> Result<Setup, String> {
+    /// Detects the GPUs (quietly: logging is not set up yet). Never fails: without a GPU,
+    /// programs that asked for one fall back as `gpu = "optional"` and `"required"` say.
+    pub fn detect() -> Setup {
         let started = std::time::Instant::now();
         let backend = detect();
-        tracing::debug!("GPU detection took {:.3} ms", started.elapsed().as_secs_f64() * 1000.0);
-        let devices: Vec<u32> =
-            backend.as_ref().map(|b| b.inventory().devices.iter().map(|d| d.index).collect()).unwrap_or_default();
-        let reason = backend.as_ref().err().cloned().unwrap_or_default();
-        let gpus = Gpus { devices, reason, view: describe(&backend, config.gpu.interval) };
-        let programs = gpus.prepare(&mut config.programs)?;
-        let names: Vec<&str> = config.programs.iter().map(|p| p.name.as_str()).collect();
-        gpus.publish(&names, &programs);
-        Ok(Setup { backend: backend.ok(), gpus, programs, interval: config.gpu.interval })
+        let took = started.elapsed();
+        let machine = match &backend {
+            Ok(b) => Machine { gpus: b.inventory().devices.iter().map(|d| d.index).collect(), no_gpu: String::new() },
+            Err(why) => Machine { gpus: Vec::new(), no_gpu: why.clone() },
+        };
+        Setup { backend, took, machine }
     }
 
-    /// Starts the poller when there is a GPU; returns the faults it reports, for the
-    /// supervisor.
-    pub fn start_polling(&mut self) -> mpsc::Receiver<Fault> {
+    /// Logs what was found and makes what `supctl gpu` and `/health` show, with the GPUs
+    /// `programs` hold.
+    pub fn describe(&self, programs: &[ProgramConfig], interval: Duration) -> Gpus {
+        tracing::debug!("GPU detection took {:.3} ms", self.took.as_secs_f64() * 1000.0);
+        let gpus = Gpus { machine: self.machine.clone(), view: describe(&self.backend, interval) };
+        gpus.publish(programs);
+        gpus
+    }
+
+    /// Starts the poller, every `interval`, updating `view`, when there is a GPU; returns the
+    /// faults it reports, for the supervisor.
+    pub fn start_polling(self, interval: Duration, view: &Shared) -> mpsc::Receiver<Fault> {
         let (tx, rx) = mpsc::channel(16);
-        if let Some(backend) = self.backend.take()
-            && let Err(e) = poll(backend, self.interval, Arc::clone(&self.gpus.view), tx)
+        if let Ok(backend) = self.backend
+            && let Err(e) = poll(backend, interval, Arc::clone(view), tx)
         {
             warn!("cannot start the GPU poller: {e}; GPU readings stay as at start-up");
         }

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::config::{Condition, Config, ProgramConfig};
-use crate::gpu::{Gpus, ProgramGpu};
+use crate::gpu::Gpus;
 use crate::lifecycle::planner::ShutdownPlan;
 use crate::lifecycle::{Event, Program};
 use crate::output::{ProgramLogs, Sink};
@@ -59,8 +59,6 @@ struct Supervised {
     rank: u32,
     /// The probe task of its current process.
     probe: Option<tokio::task::JoinHandle<()>>,
-    /// The GPUs it got.
-    gpu: ProgramGpu,
     /// What a reload decided for it, carried out once it has stopped.
     next: Option<Successor>,
     /// Its cgroup, made at its first spawn when supd has cgroups.
@@ -79,7 +77,6 @@ enum Successor {
 struct Replacement {
     cfg: Arc<ProgramConfig>,
     logs: ProgramLogs,
-    gpu: ProgramGpu,
 }
 
 /// The supervisor's state. Built by [`Supervisor::new`], driven by [`Supervisor::run`].
@@ -132,7 +129,6 @@ impl Supervisor {
     pub fn new(
         config: &Config,
         gpus: Gpus,
-        gpu: Vec<ProgramGpu>,
         faults: mpsc::Receiver<crate::gpu::Fault>,
         sink: Sink,
         snapshot: watch::Sender<Arc<Snapshot>>,
@@ -173,10 +169,9 @@ impl Supervisor {
         };
         let ranks = crate::config::ranks(&config.programs);
         let logs = me.sink.logs_for(config);
-        let mut gpu = gpu.into_iter();
         let now = Instant::now();
         for ((p, logs), rank) in config.programs.iter().zip(logs).zip(ranks) {
-            let slot = me.slot(Arc::new(p.clone()), logs, gpu.next().unwrap_or_default(), rank, now);
+            let slot = me.slot(Arc::new(p.clone()), logs, rank, now);
             me.slots.push(slot);
         }
         me.reindex();
@@ -190,17 +185,10 @@ impl Supervisor {
     }
 
     /// A new slot holding a STOPPED program.
-    fn slot(
-        &mut self,
-        cfg: Arc<ProgramConfig>,
-        logs: ProgramLogs,
-        gpu: ProgramGpu,
-        rank: u32,
-        now: Instant,
-    ) -> Supervised {
+    fn slot(&mut self, cfg: Arc<ProgramConfig>, logs: ProgramLogs, rank: u32, now: Instant) -> Supervised {
         self.keys += 1;
         let program = Program::new(cfg, now, self.seed.wrapping_add(self.keys));
-        Supervised { key: self.keys, program, logs, deps: Vec::new(), rank, probe: None, gpu, next: None, cgroup: None }
+        Supervised { key: self.keys, program, logs, deps: Vec::new(), rank, probe: None, next: None, cgroup: None }
     }
 
     /// Rebuilds what names slots by index: dependencies, `by_pid` and `by_name`. (A removed
@@ -302,7 +290,7 @@ impl Supervisor {
     /// Puts a new program on its way: started when `autostart` (a program that cannot run
     /// here goes FATAL at its first start instead).
     fn begin(&mut self, i: usize, now: Instant) {
-        if let Some(reason) = self.slots[i].gpu.unavailable.clone() {
+        if let Some(reason) = self.slots[i].program.cfg.gpu_unavailable.clone() {
             self.apply(i, Event::Unavailable { reason }, now);
         }
         if self.slots[i].program.cfg.autostart && self.shutdown.is_none() {

@@ -79,11 +79,10 @@ enum Change {
 impl Supervisor {
     /// Applies `config` (or, with `dry_run`, only says what would change). Errors: supd is
     /// shutting down, or the new config's GPU requests cannot be met; nothing changes then.
-    pub(super) fn reload(&mut self, mut config: Config, dry_run: bool, now: Instant) -> Result<ReloadPlan, String> {
+    pub(super) fn reload(&mut self, config: Config, dry_run: bool, now: Instant) -> Result<ReloadPlan, String> {
         if self.shutdown.is_some() {
             return Err("supd is shutting down".into());
         }
-        let gpu = self.gpus.prepare(&mut config.programs)?;
         let changes: Vec<Change> = config.programs.iter().map(|p| self.change(p)).collect();
         let kept: HashSet<&str> = config.programs.iter().map(|p| p.name.as_str()).collect();
         let removed: Vec<String> = self
@@ -117,8 +116,7 @@ impl Supervisor {
         for note in &plan.ignored {
             warn!("reload: {note}");
         }
-        let names: Vec<&str> = config.programs.iter().map(|p| p.name.as_str()).collect();
-        self.gpus.publish(&names, &gpu);
+        self.gpus.publish(&config.programs);
 
         let width = crate::output::prefix_width(&config);
         let ranks = crate::config::ranks(&config.programs);
@@ -126,22 +124,22 @@ impl Supervisor {
         let by_name: HashMap<String, usize> =
             old.iter().flatten().enumerate().map(|(i, s)| (s.program.cfg.name.clone(), i)).collect();
         let mut added = Vec::new();
-        let programs = config.programs.into_iter().zip(gpu).zip(ranks).zip(changes);
-        for (((p, gpu), rank), change) in programs {
+        let programs = config.programs.into_iter().zip(ranks).zip(changes);
+        for ((p, rank), change) in programs {
             let existing = by_name.get(&p.name).and_then(|&j| old.get_mut(j)?.take());
             let slot = match existing {
                 Some(mut slot) => {
                     slot.rank = rank;
                     if change != Change::Unchanged {
                         let logs = reuse_logs(&slot, &p).unwrap_or_else(|| self.sink.logs(&p, width));
-                        slot.next = Some(Successor::Replace(Box::new(Replacement { cfg: Arc::new(p), logs, gpu })));
+                        slot.next = Some(Successor::Replace(Box::new(Replacement { cfg: Arc::new(p), logs })));
                     }
                     slot
                 }
                 None => {
                     added.push(self.slots.len());
                     let logs = self.sink.logs(&p, width);
-                    self.slot(Arc::new(p), logs, gpu, rank, now)
+                    self.slot(Arc::new(p), logs, rank, now)
                 }
             };
             self.slots.push(slot);
@@ -203,8 +201,8 @@ impl Supervisor {
                 continue;
             }
             let Some(Successor::Replace(incoming)) = self.slots[i].next.take() else { continue };
-            let Replacement { cfg, logs, gpu } = *incoming;
-            let fresh = self.slot(cfg, logs, gpu, self.slots[i].rank, now);
+            let Replacement { cfg, logs } = *incoming;
+            let fresh = self.slot(cfg, logs, self.slots[i].rank, now);
             self.slots[i] = fresh;
             replaced.push(i);
         }

@@ -54,7 +54,7 @@ impl Supervisor {
         if slot.program.cfg.gpu != crate::config::GpuMode::Required {
             return;
         }
-        let fault = slot.gpu.held.iter().find_map(|g| self.broken.get(g)).cloned();
+        let fault = slot.program.cfg.gpus_held.iter().find_map(|g| self.broken.get(g)).cloned();
         if fault.as_deref() != slot.program.gpu_fault() {
             self.apply(i, Event::GpuFault(fault), now);
         }

@@ -72,7 +72,7 @@ fn load_and_run(text: &[u8], events: &[Step]) -> Result<(), TestCaseError> {
     std::fs::write(&path, text).unwrap();
     let events = events.to_vec();
     no_panic(move || {
-        if let Ok(config) = supd::config::load(&path) {
+        if let Ok(config) = supd::config::load(&path, &two_gpus()) {
             for p in config.programs {
                 run_lifecycle(Arc::new(p), &events);
             }
@@ -329,7 +329,7 @@ fn the_base_configs_load() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("supd.toml");
         std::fs::write(&path, base).unwrap();
-        supd::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        supd::config::load(&path, &two_gpus()).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -421,4 +421,9 @@ fn corpus_replays_clean() {
             assert!(result.is_ok(), "{}: {result:?}", entry.path().display());
         }
     }
+}
+
+/// A machine with two GPUs, so the config's GPU stage runs on every input.
+fn two_gpus() -> supd::config::Machine {
+    supd::config::Machine { gpus: vec![0, 1], no_gpu: String::new() }
 }

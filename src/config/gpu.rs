@@ -1,7 +1,37 @@
-//! Which program gets which GPU, decided once at start-up from `gpu`, `gpus` and
-//! `gpu_count`, and the environment that tells each program.
+//! The config's last resolution stage: which program gets which of this machine's GPUs,
+//! decided from `gpu`, `gpus` and `gpu_count`, and the environment that tells each program.
+//! It runs inside [`super::load`], so the [`super::Config`] that comes out is final.
 
-use crate::config::{GpuDevices, GpuMode, ProgramConfig};
+use super::{GpuDevices, GpuMode, ProgramConfig};
+
+/// What this machine offers programs, found before the config is resolved: the indices of
+/// the GPUs NVML reported, or why there is none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Machine {
+    /// GPU indices (empty without a GPU).
+    pub gpus: Vec<u32>,
+    /// Why there is no GPU (`no NVIDIA GPU: libnvidia-ml.so.1 not found`), when there is none.
+    pub no_gpu: String,
+}
+
+/// Gives each of `programs` its GPUs on `machine` (see [`assign`]): the GPUs it holds, why it
+/// cannot run here (`gpu = "required"` and no GPU), and its GPU variables in its environment
+/// before its own `environment`, which wins. Errors: the programs ask for GPUs that do not
+/// exist (the message names them).
+pub fn apply(programs: &mut [ProgramConfig], machine: &Machine) -> Result<(), String> {
+    let assignments = assign(programs, &machine.gpus, &machine.no_gpu)?;
+    for (p, a) in programs.iter_mut().zip(assignments) {
+        let mut env = a.env();
+        env.append(&mut p.environment);
+        p.environment = env;
+        p.gpu_unavailable = match &a {
+            Assignment::NoGpu(why) if p.gpu == GpuMode::Required => Some(format!("gpu required: {why}")),
+            _ => None,
+        };
+        p.gpus_held = a.gpus().map(<[u32]>::to_vec).unwrap_or_default();
+    }
+    Ok(())
+}
 
 /// What one program gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
