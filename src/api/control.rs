@@ -22,29 +22,46 @@ use super::{REQUEST_TIMEOUT, WRITE_TIMEOUT};
 use crate::config::{SignalName, SupervisorConfig};
 use crate::lifecycle::settle::Awaited;
 use crate::output::Sink;
-use crate::supervisor::{Command, Envelope, ProgramView, Snapshot};
+use crate::supervisor::{Command, Envelope, ProgramView, Snapshot, VerbError};
 
 /// A request line longer than this is refused.
 const MAX_REQUEST: u64 = 64 * 1024;
 
+/// Why the control socket could not be set up: the path, the step that failed, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("control socket {}: {step}: {source}", path.display())]
+pub struct BindError {
+    /// The socket's path.
+    pub path: PathBuf,
+    /// What was being done (`cannot bind`, `cannot set its mode` …).
+    pub step: String,
+    /// Why it failed.
+    pub source: std::io::Error,
+}
+
+/// The supervisor is gone (supd is shutting down): a command found no one to take it.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("supd is shutting down")]
+pub struct SupervisorGone;
+
 /// Binds the control socket: creates its directory, replaces a stale socket file, and applies
 /// `socket_mode` and `socket_group`. Errors name the path and the failing step.
-pub fn bind(cfg: &SupervisorConfig) -> Result<UnixListener, String> {
+pub fn bind(cfg: &SupervisorConfig) -> Result<UnixListener, BindError> {
     let path = &cfg.socket;
-    let fail = |step: &str, e: &dyn std::fmt::Display| format!("control socket {}: {step}: {e}", path.display());
+    let fail = |step: &str, source| BindError { path: path.clone(), step: step.to_string(), source };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| fail("cannot create its directory", &e))?;
+        std::fs::create_dir_all(dir).map_err(|e| fail("cannot create its directory", e))?;
     }
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail("cannot remove the old socket", &e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail("cannot remove the old socket", e)),
         _ => {}
     }
-    let listener = UnixListener::bind(path).map_err(|e| fail("cannot bind", &e))?;
+    let listener = UnixListener::bind(path).map_err(|e| fail("cannot bind", e))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.socket_mode))
-        .map_err(|e| fail("cannot set its mode", &e))?;
+        .map_err(|e| fail("cannot set its mode", e))?;
     if let Some((name, gid)) = &cfg.socket_group {
         std::os::unix::fs::chown(path, None, Some(*gid))
-            .map_err(|e| fail(&format!("cannot give it to group {name}"), &e))?;
+            .map_err(|e| fail(&format!("cannot give it to group {name}"), e))?;
     }
     Ok(listener)
 }
@@ -197,7 +214,7 @@ impl Handle {
             Request::Gpu {} => Response::Gpu(self.gpu.lock().map(|g| g.clone()).unwrap_or_default()),
             Request::Shutdown {} => match self.send(Command::Shutdown).await {
                 Ok(_) => Response::ShuttingDown,
-                Err(e) => error(ErrorKind::ShuttingDown, e),
+                Err(e) => error(ErrorKind::ShuttingDown, e.to_string()),
             },
             Request::Signal { signal, .. } => {
                 let Some(signal) = SignalName::parse(&signal) else {
@@ -245,11 +262,11 @@ impl Handle {
         Response::Actions { results }
     }
 
-    pub(super) async fn send(&self, command: Command) -> Result<Vec<Result<u64, String>>, String> {
+    /// Hands `command` to the supervisor; its answer, per program named.
+    pub(super) async fn send(&self, command: Command) -> Result<Vec<Result<u64, VerbError>>, SupervisorGone> {
         let (reply, answer) = oneshot::channel();
-        let gone = || "supd is shutting down".to_string();
-        self.commands.send(Envelope { command, reply }).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())
+        self.commands.send(Envelope { command, reply }).await.map_err(|_| SupervisorGone)?;
+        answer.await.map_err(|_| SupervisorGone)
     }
 
     /// Re-reads the config off the event loop (it reads files and the user database) and
@@ -265,7 +282,7 @@ impl Handle {
         let (reply, plan) = oneshot::channel();
         let command = Command::Reload { config: Box::new(loaded), dry_run, reply };
         if let Err(e) = self.send(command).await {
-            return error(ErrorKind::ShuttingDown, e);
+            return error(ErrorKind::ShuttingDown, e.to_string());
         }
         match plan.await {
             Ok(Ok(plan)) => Response::Reload(plan),

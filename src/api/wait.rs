@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::control::{Handle, error};
 use super::protocol::{ActionResult, ErrorKind, Response};
 use crate::lifecycle::settle::{self, Awaited, Progress, Settled};
-use crate::supervisor::{Command, ProgramView, Snapshot};
+use crate::supervisor::{Command, ProgramView, Snapshot, VerbError};
 
 impl Handle {
     /// Sends `command(names)`, then waits for each accepted program to settle as `wait` says.
@@ -20,10 +20,10 @@ impl Handle {
     ) -> Response {
         let answers = match self.send(command(names.clone())).await {
             Ok(a) => a,
-            Err(e) => return error(ErrorKind::ShuttingDown, e),
+            Err(e) => return error(ErrorKind::ShuttingDown, e.to_string()),
         };
         let mut snapshot = self.snapshot.clone();
-        let mut pending: Vec<(&String, Result<u64, String>)> = names.iter().zip(answers).collect();
+        let mut pending: Vec<(&String, Result<u64, VerbError>)> = names.iter().zip(answers).collect();
         let find = |s: &Snapshot, name: &str| s.programs.iter().position(|p| p.name == name);
         let limit = {
             let s = snapshot.borrow();
@@ -79,10 +79,10 @@ pub(super) enum Wait {
 }
 
 /// The result for one program if its action is done, else `None`.
-fn outcome(p: &ProgramView, answer: &Result<u64, String>, wait: Wait) -> Option<ActionResult> {
+fn outcome(p: &ProgramView, answer: &Result<u64, VerbError>, wait: Wait) -> Option<ActionResult> {
     let result = |ok: bool, message: String| Some(ActionResult { name: p.full_name(), ok, message, state: p.state });
     let spawns_before = match answer {
-        Err(e) => return result(false, e.clone()),
+        Err(e) => return result(false, e.to_string()),
         Ok(n) => *n,
     };
     let Wait::For(awaited) = wait else { return result(true, "signalled".into()) };

@@ -3,10 +3,25 @@
 //! Only the braced forms expand, so `$HOME` inside a `sh -c` command stays for the shell.
 //! `$${` writes a literal `${`.
 
+/// Why `${…}` could not be expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpandError {
+    /// `${` without its `}`.
+    #[error("unterminated `${{` in {0:?}")]
+    Unterminated(String),
+    /// `${…}` holds something other than a variable name.
+    #[error("`${{{0}}}` is not a variable name (letters, digits and _)")]
+    NotAName(String),
+    /// The variable is unset (or empty) and has no default.
+    #[error("environment variable {0} is not set (write ${{{0}:-default}} for a fallback)")]
+    Unset(String),
+}
+
 /// Expands `${VAR}` / `${VAR:-default}` in `input`, looking names up with `lookup`.
 ///
-/// Errors: an unset variable without a default, or an unterminated `${`, as a message.
-pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+/// Errors: an unset variable without a default, a `${…}` that is not a name, or an
+/// unterminated `${`.
+pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, ExpandError> {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(i) = rest.find('$') {
@@ -23,7 +38,7 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<St
             continue;
         };
         let Some(end) = body_and_rest.find('}') else {
-            return Err(format!("unterminated `${{` in {input:?}"));
+            return Err(ExpandError::Unterminated(input.to_string()));
         };
         let body = &body_and_rest[..end];
         let (name, default) = match body.split_once(":-") {
@@ -31,16 +46,12 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<St
             None => (body, None),
         };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("`${{{body}}}` is not a variable name (letters, digits and _)"));
+            return Err(ExpandError::NotAName(body.to_string()));
         }
         match (lookup(name).filter(|v| !v.is_empty() || default.is_none()), default) {
             (Some(v), _) => out.push_str(&v),
             (None, Some(d)) => out.push_str(d),
-            (None, None) => {
-                return Err(format!(
-                    "environment variable {name} is not set (write ${{{name}:-default}} for a fallback)"
-                ));
-            }
+            (None, None) => return Err(ExpandError::Unset(name.to_string())),
         }
         rest = &body_and_rest[end + 1..];
     }
@@ -116,8 +127,8 @@ mod tests {
 
     #[test]
     fn unset_and_malformed_are_errors() {
-        assert!(expand("${NOPE}", env).unwrap_err().contains("NOPE is not set"));
-        assert!(expand("${PORT", env).unwrap_err().contains("unterminated"));
+        assert!(expand("${NOPE}", env).unwrap_err().to_string().contains("NOPE is not set"));
+        assert!(expand("${PORT", env).unwrap_err().to_string().contains("unterminated"));
         assert!(expand("${A B}", env).is_err());
     }
 }

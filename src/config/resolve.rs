@@ -323,7 +323,7 @@ fn program<E: Fn(&str) -> Option<String>>(
             Some(num) => super::expand::process_num(value, num),
             None => value.to_string(),
         };
-        expand(&value, env).map_err(|m| found.error(at, &key(&k), m))
+        expand(&value, env).map_err(|e| found.error(at, &key(&k), e.to_string()))
     };
 
     let command_at = raw.command.span().start;
@@ -523,8 +523,9 @@ fn supervisor(raw: Option<(&Source, &Spanned<RawSupervisor>)>) -> Result<Supervi
     };
     let logfile = match (&sup.logfile, source) {
         (Some(path), Some(src)) if path.get_ref() != "NONE" => {
-            let no_env =
-                |v: &str, at: usize, k: &str| expand(v, |n| std::env::var(n).ok()).map_err(|m| src.error_at(at, k, m));
+            let no_env = |v: &str, at: usize, k: &str| {
+                expand(v, |n| std::env::var(n).ok()).map_err(|e| src.error_at(at, k, e.to_string()))
+            };
             let file = log_file(src, "supervisor.logfile", path, (sup.logfile_maxbytes, sup.logfile_backups), &no_env)?;
             // `/dev/stdout` and the like (see `std_stream`): supd's own log stays on its stderr,
             // which `docker logs` shows beside stdout, rather than a second writer of fd 1.

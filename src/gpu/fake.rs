@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Backend, Device, Inventory, Poll, Reading};
+use super::{Backend, Device, Inventory, NoGpu, Poll, Reading};
 
 /// The environment variable that names the file.
 pub const ENV: &str = "SUPD_GPU_FAKE";
@@ -42,16 +42,16 @@ pub struct Fake {
 
 impl Fake {
     /// Reads `path`. Errors: it cannot be read or parsed.
-    pub fn open(path: PathBuf) -> Result<Fake, String> {
+    pub fn open(path: PathBuf) -> Result<Fake, NoGpu> {
         let file = read(&path)?;
         let devices = file.devices.into_iter().filter(|d| !d.lost).map(|d| d.device).collect();
         Ok(Fake { path, inventory: Inventory { driver: file.driver, devices } })
     }
 }
 
-fn read(path: &Path) -> Result<File, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("no NVIDIA GPU: {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("no NVIDIA GPU: {}: {e}", path.display()))
+fn read(path: &Path) -> Result<File, NoGpu> {
+    let text = std::fs::read_to_string(path).map_err(|e| NoGpu::FakeFile(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| NoGpu::FakeFile(format!("{}: {e}", path.display())))
 }
 
 impl Backend for Fake {

@@ -71,11 +71,32 @@ pub trait Backend: Send + 'static {
     fn poll(&mut self) -> Vec<Poll>;
 }
 
+/// Why there is no GPU to use: detection found none, or could not ask. Every message starts
+/// `no NVIDIA GPU:` and is one line, as `supctl gpu` and the log show it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoGpu {
+    /// `libnvidia-ml.so.1` is not installed (no NVIDIA driver in the image).
+    #[error("no NVIDIA GPU: {} not found", nvml::LIBRARY)]
+    LibraryMissing,
+    /// The library is there, the kernel driver is not.
+    #[error("no NVIDIA GPU: the NVIDIA driver is not loaded")]
+    DriverNotLoaded,
+    /// NVML answered with an error.
+    #[error("no NVIDIA GPU: NVML error: {0}")]
+    Nvml(String),
+    /// NVML works and lists no device.
+    #[error("no NVIDIA GPU: NVML found no device")]
+    NoDevice,
+    /// The fake backend's file cannot be read or parsed (a `fake-gpu` build's tests).
+    #[error("no NVIDIA GPU: {0}")]
+    FakeFile(String),
+}
+
 /// Finds the backend: NVML (or, in a build with the `fake-gpu` feature, the fake one when
 /// `SUPD_GPU_FAKE` names a file; a default build ignores that variable, so no environment can
 /// fool a shipped supd). Errors: the one line saying why there is no GPU (`no NVIDIA GPU:
 /// libnvidia-ml.so.1 not found`).
-pub fn detect() -> Result<Box<dyn Backend>, String> {
+pub fn detect() -> Result<Box<dyn Backend>, NoGpu> {
     #[cfg(feature = "fake-gpu")]
     let fake = std::env::var_os(fake::ENV).map(|path| fake::Fake::open(path.into())).transpose()?;
     #[cfg(not(feature = "fake-gpu"))]
@@ -85,7 +106,7 @@ pub fn detect() -> Result<Box<dyn Backend>, String> {
         None => Box::new(nvml::Nvml::open()?),
     };
     if backend.inventory().devices.is_empty() {
-        return Err("no NVIDIA GPU: NVML found no device".into());
+        return Err(NoGpu::NoDevice);
     }
     Ok(backend)
 }
@@ -165,11 +186,11 @@ pub type Shared = Arc<Mutex<GpuView>>;
 
 /// Logs what was found, one line per GPU, and returns the view to share (holders are filled in
 /// by [`Gpus::publish`]).
-pub fn describe(backend: &Result<Box<dyn Backend>, String>, interval: Duration) -> Shared {
+pub fn describe(backend: &Result<Box<dyn Backend>, NoGpu>, interval: Duration) -> Shared {
     let view = match backend {
         Err(reason) => {
             info!("{reason}; programs with gpu = \"optional\" run on the CPU");
-            GpuView::none(reason.clone())
+            GpuView::none(reason.to_string())
         }
         Ok(b) => {
             let inv = b.inventory();
@@ -288,7 +309,7 @@ impl Gpus {
 
 /// The GPU side of start-up: detection before the config is resolved, polling after.
 pub struct Setup {
-    backend: Result<Box<dyn Backend>, String>,
+    backend: Result<Box<dyn Backend>, NoGpu>,
     /// How long detection took (logged once logging is up).
     took: Duration,
     /// What the config's programs may be given.
@@ -304,7 +325,7 @@ impl Setup {
         let took = started.elapsed();
         let machine = match &backend {
             Ok(b) => Machine { gpus: b.inventory().devices.iter().map(|d| d.index).collect(), no_gpu: String::new() },
-            Err(why) => Machine { gpus: Vec::new(), no_gpu: why.clone() },
+            Err(why) => Machine { gpus: Vec::new(), no_gpu: why.to_string() },
         };
         Setup { backend, took, machine }
     }

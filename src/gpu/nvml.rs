@@ -9,10 +9,10 @@ use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::event::EventSet;
 
-use super::{Backend, Device, Inventory, Poll, Reading};
+use super::{Backend, Device, Inventory, NoGpu, Poll, Reading};
 
 /// The library's soname, as the NVIDIA container toolkit mounts it.
-const LIBRARY: &str = "libnvidia-ml.so.1";
+pub const LIBRARY: &str = "libnvidia-ml.so.1";
 
 /// NVML, initialised once for supd's lifetime.
 pub struct Nvml {
@@ -25,16 +25,16 @@ pub struct Nvml {
 impl Nvml {
     /// Loads and initialises NVML and lists the devices. Errors: one line, `no NVIDIA GPU:
     /// libnvidia-ml.so.1 not found` and the like.
-    pub fn open() -> Result<Nvml, String> {
+    pub fn open() -> Result<Nvml, NoGpu> {
         let nvml = nvml_wrapper::Nvml::builder().lib_path(OsStr::new(LIBRARY)).init().map_err(|e| match e {
-            NvmlError::LibloadingError(_) => format!("no NVIDIA GPU: {LIBRARY} not found"),
-            NvmlError::DriverNotLoaded => "no NVIDIA GPU: the NVIDIA driver is not loaded".into(),
-            e => format!("no NVIDIA GPU: NVML error: {e}"),
+            NvmlError::LibloadingError(_) => NoGpu::LibraryMissing,
+            NvmlError::DriverNotLoaded => NoGpu::DriverNotLoaded,
+            e => NoGpu::Nvml(e.to_string()),
         })?;
         // The devices and the event set borrow NVML for as long as supd runs: one leaked
         // handle, made once, lets them live in this struct.
         let nvml: &'static nvml_wrapper::Nvml = Box::leak(Box::new(nvml));
-        let err = |e: NvmlError| format!("no NVIDIA GPU: NVML error: {e}");
+        let err = |e: NvmlError| NoGpu::Nvml(e.to_string());
         let driver = nvml.sys_driver_version().map_err(err)?;
         let mut devices = Vec::new();
         let mut xids = nvml.create_event_set().ok();

@@ -22,17 +22,51 @@ pub struct Cgroups {
     own_dir: bool,
 }
 
+/// Why programs get no cgroups of their own (one line, for the start-up log); their trees
+/// are then found by their marker variables instead.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupSetupError {
+    /// `[supervisor] cgroup = "off"`.
+    #[error("[supervisor] cgroup = \"off\"")]
+    Off,
+    /// /proc could not be read.
+    #[error("{path}: {source}")]
+    Proc {
+        /// The file.
+        path: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No cgroup2 mount shows supd's own cgroup (cgroup v1, or a private namespace without one).
+    #[error("no cgroup2 hierarchy shows supd's cgroup")]
+    NotFound,
+    /// supd may not make directories there (Docker mounts /sys/fs/cgroup read-only).
+    #[error("{} is not writable: {source}", path.display())]
+    NotWritable {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The kernel is older than 5.14, so a tree cannot be killed at once.
+    #[error("{} has no cgroup.kill (kernel before 5.14)", path.display())]
+    NoKill {
+        /// supd's cgroup directory.
+        path: PathBuf,
+    },
+}
+
 impl Cgroups {
-    /// Sets up programs' cgroups as `setting` says. Errors: why there are none, in one line
-    /// (for the start-up log).
-    pub fn set_up(setting: &CgroupSetting) -> Result<Cgroups, String> {
+    /// Sets up programs' cgroups as `setting` says. Errors: why there are none.
+    pub fn set_up(setting: &CgroupSetting) -> Result<Cgroups, CgroupSetupError> {
         let found = match setting {
-            CgroupSetting::Off => return Err("[supervisor] cgroup = \"off\"".into()),
+            CgroupSetting::Off => return Err(CgroupSetupError::Off),
             CgroupSetting::Path(path) => path.clone(),
             CgroupSetting::Auto => {
-                let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"));
+                let read =
+                    |path| std::fs::read_to_string(path).map_err(|source| CgroupSetupError::Proc { path, source });
                 let (mountinfo, own) = (read("/proc/self/mountinfo")?, read("/proc/self/cgroup")?);
-                locate(&mountinfo, &own, Path::is_dir).ok_or("no cgroup2 hierarchy shows supd's cgroup")?
+                locate(&mountinfo, &own, Path::is_dir).ok_or(CgroupSetupError::NotFound)?
             }
         };
         // Alone in its cgroup (PID 1 of a container), supd puts programs right in it; where
@@ -47,19 +81,19 @@ impl Cgroups {
             let ns = std::fs::read_link("/proc/self/ns/pid").ok().map(|l| l.to_string_lossy().into_owned());
             let ns = ns.as_deref().and_then(|l| l.strip_prefix("pid:[")?.strip_suffix(']')).unwrap_or("0");
             let dir = found.join(format!("supd-{ns}-{me}"));
-            std::fs::create_dir(&dir).map_err(|e| format!("{} is not writable: {e}", found.display()))?;
+            std::fs::create_dir(&dir).map_err(|source| CgroupSetupError::NotWritable { path: found, source })?;
             dir
         };
         let probe = base.join("program-supd-probe");
-        if let Err(e) = std::fs::create_dir(&probe) {
-            return Err(format!("{} is not writable: {e}", base.display()));
+        if let Err(source) = std::fs::create_dir(&probe) {
+            return Err(CgroupSetupError::NotWritable { path: base, source });
         }
         let has_kill = probe.join("cgroup.kill").exists();
         let _ = std::fs::remove_dir(&probe);
         let cgroups = Cgroups { own_dir: !alone, base };
         if !has_kill {
             cgroups.remove();
-            return Err(format!("{} has no cgroup.kill (kernel before 5.14)", cgroups.base.display()));
+            return Err(CgroupSetupError::NoKill { path: cgroups.base.clone() });
         }
         Ok(cgroups)
     }

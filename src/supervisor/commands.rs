@@ -3,12 +3,13 @@
 
 use std::time::Instant;
 
+use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use tokio::sync::oneshot;
 
 use super::{ReloadPlan, Supervisor};
 use crate::config::Config;
-use crate::lifecycle::Event;
+use crate::lifecycle::{Event, Refusal};
 
 /// A change asked for through the control API. Programs are named by their names, which are
 /// unique, so that a reload between choosing them and acting on them cannot mix them up.
@@ -22,18 +23,40 @@ pub enum Command {
     Restart(Vec<String>),
     /// Send a signal to these programs' processes.
     Signal(Signal, Vec<String>),
-    /// Apply a newly loaded config (see the `reload` module); the answer goes to `reply`: the plan, or
-    /// why the config cannot be applied (its GPU requests cannot be met).
+    /// Apply a newly loaded config (see the `reload` module); the answer goes to `reply`: the
+    /// plan, or why it was not applied.
     Reload {
         /// The config, loaded and validated.
         config: Box<Config>,
         /// Only compute the plan.
         dry_run: bool,
         /// Where the plan goes.
-        reply: oneshot::Sender<Result<ReloadPlan, String>>,
+        reply: oneshot::Sender<Result<ReloadPlan, ReloadError>>,
     },
     /// Stop everything and exit 0.
     Shutdown,
+}
+
+/// Why a verb did nothing to one program.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerbError {
+    /// No program has that name (any more: a reload removed it).
+    #[error("no such program")]
+    NoSuchProgram,
+    /// The program's lifecycle does not take the verb now.
+    #[error("{0}")]
+    Refused(Refusal),
+    /// The signal could not be sent.
+    #[error("{0}")]
+    Signal(Errno),
+}
+
+/// Why a reload was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReloadError {
+    /// supd is shutting down and takes no more changes.
+    #[error("supd is shutting down")]
+    ShuttingDown,
 }
 
 /// A command and where its answer goes: per program, `Ok(spawns before the command)` when
@@ -43,7 +66,7 @@ pub struct Envelope {
     /// The command.
     pub command: Command,
     /// Answers in the order of the command's names.
-    pub reply: oneshot::Sender<Vec<Result<u64, String>>>,
+    pub reply: oneshot::Sender<Vec<Result<u64, VerbError>>>,
 }
 
 impl Supervisor {
@@ -67,12 +90,12 @@ impl Supervisor {
 
     /// Gives `event` (a control verb) to each named program; answers with each one's spawn
     /// count before the event (see [`Envelope`]), or why the program refused it.
-    pub(super) fn verb(&mut self, names: &[String], event: &Event) -> Vec<Result<u64, String>> {
+    pub(super) fn verb(&mut self, names: &[String], event: &Event) -> Vec<Result<u64, VerbError>> {
         let now = Instant::now();
         let mut answers = Vec::with_capacity(names.len());
         for name in names {
             let Some(i) = self.find(name) else {
-                answers.push(Err("no such program".into()));
+                answers.push(Err(VerbError::NoSuchProgram));
                 continue;
             };
             let spawns = self.slots[i].program.spawns();

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use tracing::{debug, error, info, warn};
 
-use super::Supervisor;
+use super::{Supervisor, VerbError};
 use crate::lifecycle::planner;
 use crate::lifecycle::{Effect, Event, State};
 use crate::probe::runner;
@@ -23,7 +24,7 @@ impl Supervisor {
     /// Feeds `event` to program `i` and carries out the effects, feeding spawn results back.
     /// Errors: the program refused the verb, or a signal it asked for could not be sent (what
     /// the control API answers).
-    pub(super) fn carry_out(&mut self, i: usize, event: Event, now: Instant) -> Result<(), String> {
+    pub(super) fn carry_out(&mut self, i: usize, event: Event, now: Instant) -> Result<(), VerbError> {
         let before = self.slots[i].program.state();
         if let Event::Exited { status, .. } = &event {
             let p = &self.slots[i].program;
@@ -43,7 +44,7 @@ impl Supervisor {
                     Effect::Spawn => next.extend(self.spawn(i, now)),
                     Effect::Signal { pid, signal, group } => {
                         if let Err(e) = self.signal(i, pid, signal, group) {
-                            outcome = Err(e);
+                            outcome = Err(VerbError::Signal(e));
                         }
                     }
                     Effect::StartProbe => self.start_probe(i),
@@ -55,7 +56,7 @@ impl Supervisor {
                     Effect::ForgetPid(pid) => {
                         self.by_pid.remove(&pid);
                     }
-                    Effect::Refused(why) => outcome = Err(why.to_string()),
+                    Effect::Refused(why) => outcome = Err(VerbError::Refused(why)),
                 }
             }
             effects = next;
@@ -65,13 +66,11 @@ impl Supervisor {
     }
 
     /// Sends `signal` to program `i`'s process `pid` (with `group`, to its whole tree).
-    pub(super) fn signal(&mut self, i: usize, pid: i32, signal: Signal, group: bool) -> Result<(), String> {
+    pub(super) fn signal(&mut self, i: usize, pid: i32, signal: Signal, group: bool) -> Result<(), Errno> {
         let name = &self.slots[i].program.cfg.name;
         debug!("sending {} to {name} (pid {pid}, group {group})", signal.as_str());
-        let sent = sig::send(pid, signal, group).map_err(|e| {
-            warn!("cannot send {} to {name} (pid {pid}): {e}", signal.as_str());
-            e.to_string()
-        });
+        let sent = sig::send(pid, signal, group)
+            .inspect_err(|e| warn!("cannot send {} to {name} (pid {pid}): {e}", signal.as_str()));
         if group {
             self.signal_escaped(i, pid, signal);
         }

@@ -30,7 +30,7 @@ use crate::output::{ProgramLogs, Sink};
 use crate::probe::runner::Report;
 use crate::process::reaper::Waiters;
 use crate::process::signal::SignalStream;
-pub use commands::{Command, Envelope};
+pub use commands::{Command, Envelope, ReloadError, VerbError};
 pub use reload::ReloadPlan;
 pub use snapshot::{ProgramView, Snapshot};
 

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
-use super::{Replacement, Successor, Supervised, Supervisor};
+use super::{ReloadError, Replacement, Successor, Supervised, Supervisor};
 use crate::config::{Config, ProgramConfig};
 use crate::lifecycle::Event;
 use crate::output::ProgramLogs;
@@ -78,10 +78,10 @@ enum Change {
 
 impl Supervisor {
     /// Applies `config` (or, with `dry_run`, only says what would change). Errors: supd is
-    /// shutting down, or the new config's GPU requests cannot be met; nothing changes then.
-    pub(super) fn reload(&mut self, config: Config, dry_run: bool, now: Instant) -> Result<ReloadPlan, String> {
+    /// shutting down; nothing changes then.
+    pub(super) fn reload(&mut self, config: Config, dry_run: bool, now: Instant) -> Result<ReloadPlan, ReloadError> {
         if self.shutdown.is_some() {
-            return Err("supd is shutting down".into());
+            return Err(ReloadError::ShuttingDown);
         }
         let changes: Vec<Change> = config.programs.iter().map(|p| self.change(p)).collect();
         let kept: HashSet<&str> = config.programs.iter().map(|p| p.name.as_str()).collect();

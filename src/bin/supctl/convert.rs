@@ -20,9 +20,39 @@ pub struct Converted {
     pub warnings: Vec<String>,
 }
 
+/// Why a supervisord config could not be converted.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// A file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file is not INI as supervisord reads it.
+    #[error("{}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// `[include]` nests more than 10 deep (a loop, most likely).
+    #[error("{}: [include] nests more than 10 deep", path.display())]
+    TooDeep {
+        /// The file that includes one more level.
+        path: PathBuf,
+    },
+    /// The result cannot be written as TOML.
+    #[error("cannot write TOML: {0}")]
+    Write(#[from] toml::ser::Error),
+}
+
 /// Converts the supervisord config at `path`. Errors: a file cannot be read or parsed, or
 /// `[include]` nests more than 10 deep.
-pub fn convert(path: &Path) -> Result<Converted, String> {
+pub fn convert(path: &Path) -> Result<Converted, ConvertError> {
     let mut c = Converter::default();
     c.file(path, 0)?;
     c.finish()
@@ -74,11 +104,12 @@ impl Converter {
         self.warnings.push(format!("{} [{section}] {message}", file.display()));
     }
 
-    fn file(&mut self, path: &Path, depth: usize) -> Result<(), String> {
+    fn file(&mut self, path: &Path, depth: usize) -> Result<(), ConvertError> {
         if depth > 10 {
-            return Err(format!("{}: [include] nests more than 10 deep", path.display()));
+            return Err(ConvertError::TooDeep { path: path.to_path_buf() });
         }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConvertError::Read { path: path.to_path_buf(), source })?;
         let options = ParseOption {
             enabled_quote: false,
             enabled_escape: false,
@@ -88,7 +119,7 @@ impl Converter {
             enabled_preserve_key_leading_whitespace: false,
         };
         let ini = Ini::load_from_str_opt(&join_continuations(&text), options)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| ConvertError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
         let here = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let here = here.canonicalize().unwrap_or_else(|_| here.to_path_buf());
         for (section, props) in ini.iter() {
@@ -279,7 +310,7 @@ impl Converter {
         self.programs.insert(name.into(), Value::Table(table));
     }
 
-    fn finish(self) -> Result<Converted, String> {
+    fn finish(self) -> Result<Converted, ConvertError> {
         let mut root = Table::new();
         if !self.supervisor.is_empty() {
             root.insert("supervisor".into(), Value::Table(self.supervisor));
@@ -288,7 +319,7 @@ impl Converter {
             root.insert("group".into(), Value::Table(self.groups));
         }
         root.insert("program".into(), Value::Table(self.programs));
-        let body = toml::to_string(&root).map_err(|e| format!("cannot write TOML: {e}"))?;
+        let body = toml::to_string(&root)?;
         let toml =
             format!("# Converted from supervisord.conf by `supctl convert`; check it with `supd check`.\n\n{body}");
         Ok(Converted { toml, warnings: self.warnings })
