@@ -82,7 +82,7 @@ pub struct Handle {
     /// The output writer (for clear and reopen).
     pub sink: Sink,
     /// The GPUs' latest state.
-    pub gpu: crate::gpu::Shared,
+    pub gpu: crate::gpu::SharedGpuView,
     /// What this machine offers programs (its GPUs), for a reloaded config.
     pub machine: crate::config::Machine,
     /// The config file or directory, read again by a reload.
@@ -220,7 +220,7 @@ impl Handle {
                 let Some(signal) = SignalName::parse(&signal) else {
                     return error(ErrorKind::BadRequest, format!("unknown signal {signal:?}"));
                 };
-                self.act(|names| Command::Signal(signal, names), names_of(&snapshot, &ids), Wait::No).await
+                self.command_and_wait(|names| Command::Signal(signal, names), names_of(&snapshot, &ids), Wait::No).await
             }
             Request::Clear { .. } => self.clear(&snapshot, &ids).await,
             Request::Reopen {} => {
@@ -230,13 +230,13 @@ impl Handle {
             Request::Tail { .. } => error(ErrorKind::BadRequest, "tail is answered on its own connection"),
             Request::Reload { dry_run } => self.reload(dry_run).await,
             Request::Start { .. } => {
-                self.act(Command::Start, names_of(&snapshot, &ids), Wait::For(Awaited::Started)).await
+                self.command_and_wait(Command::Start, names_of(&snapshot, &ids), Wait::For(Awaited::Started)).await
             }
             Request::Restart { .. } => {
-                self.act(Command::Restart, names_of(&snapshot, &ids), Wait::For(Awaited::Started)).await
+                self.command_and_wait(Command::Restart, names_of(&snapshot, &ids), Wait::For(Awaited::Started)).await
             }
             Request::Stop { .. } => {
-                self.act(Command::Stop, names_of(&snapshot, &ids), Wait::For(Awaited::Stopped)).await
+                self.command_and_wait(Command::Stop, names_of(&snapshot, &ids), Wait::For(Awaited::Stopped)).await
             }
         }
     }

@@ -42,7 +42,7 @@ struct Rendered {
 
 impl Rendered {
     /// The `/health` answer for `snapshot`: the cached one while fresh, else a new one.
-    fn get(&mut self, snapshot: &Arc<Snapshot>, gpu: &crate::gpu::Shared, now: Instant) -> (bool, Bytes) {
+    fn get(&mut self, snapshot: &Arc<Snapshot>, gpu: &crate::gpu::SharedGpuView, now: Instant) -> (bool, Bytes) {
         let same = self.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, snapshot));
         let fresh = self.at.is_some_and(|at| now.saturating_duration_since(at) < RENDER_TTL);
         if !(same && fresh) {
@@ -61,9 +61,9 @@ impl Rendered {
 }
 
 /// What every connection reads.
-struct Shared {
+struct Listener {
     snapshot: watch::Receiver<Arc<Snapshot>>,
-    gpu: crate::gpu::Shared,
+    gpu: crate::gpu::SharedGpuView,
     metrics: Arc<Metrics>,
     /// The lock is never held across an await.
     rendered: std::sync::Mutex<Rendered>,
@@ -74,12 +74,12 @@ struct Shared {
 pub async fn serve(
     listener: TcpListener,
     snapshot: watch::Receiver<Arc<Snapshot>>,
-    gpu: crate::gpu::Shared,
+    gpu: crate::gpu::SharedGpuView,
     metrics: Arc<Metrics>,
 ) {
     let slots = Admission::new(MAX_CONNECTIONS);
     let rendered = std::sync::Mutex::new(Rendered::default());
-    let shared = Arc::new(Shared { snapshot, gpu, metrics, rendered });
+    let shared = Arc::new(Listener { snapshot, gpu, metrics, rendered });
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(conn) => conn,
@@ -100,7 +100,7 @@ pub async fn serve(
 
 /// Serves one connection until it closes, times out on its request head, or is closed to make
 /// room (see [`Admission`]): between requests it is idle, during one busy.
-async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, ticket: Ticket) {
+async fn connection(stream: tokio::net::TcpStream, shared: Arc<Listener>, ticket: Ticket) {
     let evicted = ticket.eviction();
     let ticket = Arc::new(std::sync::Mutex::new(ticket));
     let service = service_fn(move |req| {
@@ -133,7 +133,7 @@ async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, ticket: 
 
 /// `GET /health` (every program) and `GET /health/NAME` (one): 200 when ready, 503 when not,
 /// with a JSON body either way. `GET /metrics`: Prometheus metrics.
-async fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+async fn route(req: &Request<Incoming>, shared: &Listener) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let one = path.strip_prefix("/health/").filter(|n| !n.is_empty());
     if path != "/health" && path != "/metrics" && one.is_none() {

@@ -164,7 +164,7 @@ pub struct ProgramStatus {
     pub state: State,
     /// Process id while one runs.
     pub pid: Option<i32>,
-    /// Seconds since it entered RUNNING, while RUNNING.
+    /// ConfigDuration since it entered RUNNING, while RUNNING.
     pub uptime_secs: Option<u64>,
     /// supervisorctl-style description: `pid 123, uptime 0:01:02`, the exit, the error.
     pub description: String,

@@ -18,7 +18,7 @@ pub fn ready(status: &ProgramStatus) -> bool {
 /// The health report for `snapshot` and the GPU state `gpu` at `now`: healthy when every
 /// autostart program is ready and supd is not shutting down. (A program that holds a faulty
 /// GPU is unhealthy and so not ready; the GPU itself does not decide.)
-pub fn report(snapshot: &Snapshot, gpu: &crate::gpu::Shared, now: Instant) -> HealthReport {
+pub fn report(snapshot: &Snapshot, gpu: &crate::gpu::SharedGpuView, now: Instant) -> HealthReport {
     let programs: Vec<ProgramStatus> = snapshot.programs.iter().map(|p| super::status::status(p, now)).collect();
     let mut not_ready: Vec<String> =
         programs.iter().filter(|p| !ready(p)).map(|p| format!("{} ({})", p.full_name, p.state_text())).collect();

@@ -12,7 +12,7 @@ use crate::supervisor::{Command, ProgramView, Snapshot, VerbError};
 impl Handle {
     /// Sends `command(names)`, then waits for each accepted program to settle as `wait` says.
     /// Programs are followed by name: a reload may move them.
-    pub(super) async fn act(
+    pub(super) async fn command_and_wait(
         &self,
         command: impl FnOnce(Vec<String>) -> Command,
         names: Vec<String>,

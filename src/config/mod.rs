@@ -9,7 +9,7 @@ mod depends;
 mod error;
 pub mod expand;
 mod gpu;
-mod health;
+mod healthcheck;
 mod load;
 mod raw;
 mod resolve;

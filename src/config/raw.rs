@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::value::{Autorestart, Bytes, CommandLine, Count, MAX_COUNT, Octal, Seconds, SignalName, StartSecs};
+use super::value::{Autorestart, Bytes, CommandLine, ConfigDuration, Count, MAX_COUNT, Octal, SignalName, StartSecs};
 
 /// A count bounded by [`MAX_COUNT`].
 pub type Counted = Count<MAX_COUNT>;
@@ -27,7 +27,7 @@ pub struct RawFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawGpu {
-    pub interval: Option<Seconds>,
+    pub interval: Option<ConfigDuration>,
 }
 
 /// A program's use of NVIDIA GPUs (`gpu`).
@@ -104,14 +104,14 @@ pub struct RawProgram {
     pub startsecs: Option<Spanned<StartSecs>>,
     pub startretries: Option<Counted>,
     pub stopsignal: Option<SignalName>,
-    pub stopwaitsecs: Option<Seconds>,
+    pub stopwaitsecs: Option<ConfigDuration>,
     pub stopasgroup: Option<bool>,
     pub killasgroup: Option<bool>,
     pub redirect_stderr: Option<bool>,
     pub required: Option<bool>,
-    pub backoff_initial: Option<Seconds>,
-    pub backoff_max: Option<Spanned<Seconds>>,
-    pub backoff_reset: Option<Seconds>,
+    pub backoff_initial: Option<ConfigDuration>,
+    pub backoff_max: Option<Spanned<ConfigDuration>>,
+    pub backoff_reset: Option<ConfigDuration>,
     pub healthcheck: Option<Spanned<RawHealthcheck>>,
     pub depends_on: Option<RawDependsOn>,
     pub stdout_logfile: Option<Spanned<String>>,
@@ -141,10 +141,10 @@ pub struct RawHealthcheck {
     #[serde(default)]
     pub headers: BTreeMap<Spanned<String>, Spanned<String>>,
     pub expect_status: Option<Spanned<ExpectStatus>>,
-    pub interval: Option<Seconds>,
-    pub timeout: Option<Seconds>,
-    pub start_period: Option<Seconds>,
-    pub start_interval: Option<Seconds>,
+    pub interval: Option<ConfigDuration>,
+    pub timeout: Option<ConfigDuration>,
+    pub start_period: Option<ConfigDuration>,
+    pub start_interval: Option<ConfigDuration>,
     pub retries: Option<Counted>,
     pub success_threshold: Option<Counted>,
     pub on_unhealthy: Option<OnUnhealthy>,

@@ -15,10 +15,10 @@ use super::raw::{RawFile, RawGroup, RawProgram, RawSupervisor};
 use super::value::StartSecs;
 use super::{BackoffConfig, Config, Credentials, GpuDevices, GpuMode, LogFileConfig, ProgramConfig, StreamConfig};
 use super::{DEFAULT_HTTP, DEFAULT_SOCKET};
-use super::{depends, health};
+use super::{depends, healthcheck};
 
 /// A table found in some file: its name, where it starts, and what it says.
-struct Found<'a, T> {
+struct NamedTable<'a, T> {
     source: &'a Source,
     name: &'a str,
     /// Byte offset of the table (its `[header]`, or its inline `{`).
@@ -26,7 +26,7 @@ struct Found<'a, T> {
     raw: &'a T,
 }
 
-impl<T> Found<'_, T> {
+impl<T> NamedTable<'_, T> {
     fn error(&self, at: usize, key: &str, message: impl Into<String>) -> ConfigError {
         self.source.error_at(at, key, message)
     }
@@ -148,7 +148,7 @@ fn gpu_config(files: &[(Source, RawFile)]) -> Result<super::GpuConfig, ConfigErr
 
 /// A program's `gpu`, `gpus` and `gpu_count`.
 fn gpu_request(
-    found: &Found<'_, RawProgram>,
+    found: &NamedTable<'_, RawProgram>,
     key: &impl Fn(&str) -> String,
 ) -> Result<(GpuMode, GpuDevices), ConfigError> {
     let raw = found.raw;
@@ -196,8 +196,8 @@ fn collect<'a, T>(
     files: &'a [(Source, RawFile)],
     kind: &str,
     tables: impl Fn(&'a RawFile) -> &'a BTreeMap<String, Spanned<T>>,
-) -> Result<BTreeMap<String, Found<'a, T>>, ConfigError> {
-    let mut out: BTreeMap<String, Found<'a, T>> = BTreeMap::new();
+) -> Result<BTreeMap<String, NamedTable<'a, T>>, ConfigError> {
+    let mut out: BTreeMap<String, NamedTable<'a, T>> = BTreeMap::new();
     for (source, raw) in files {
         for (name, table) in tables(raw) {
             let at = source.name_at(table.span().start, name);
@@ -213,7 +213,7 @@ fn collect<'a, T>(
                 let there = first.source.location(first.at);
                 return Err(source.error_at(at, key, format!("{kind} {name:?} is already defined at {there}")));
             }
-            out.insert(name.clone(), Found { source, name, at, raw: table.get_ref() });
+            out.insert(name.clone(), NamedTable { source, name, at, raw: table.get_ref() });
         }
     }
     Ok(out)
@@ -228,8 +228,8 @@ fn valid_name(name: &str) -> bool {
 /// program name → (group name, group priority). Each listed program must exist and belong to
 /// one group only.
 fn membership<'a>(
-    groups: &'a BTreeMap<String, Found<'a, RawGroup>>,
-    programs: &BTreeMap<String, Found<'_, RawProgram>>,
+    groups: &'a BTreeMap<String, NamedTable<'a, RawGroup>>,
+    programs: &BTreeMap<String, NamedTable<'_, RawProgram>>,
 ) -> Result<HashMap<&'a str, (&'a str, i64)>, ConfigError> {
     let mut out: HashMap<&str, (&str, i64)> = HashMap::new();
     for (group, found) in groups {
@@ -254,7 +254,7 @@ fn membership<'a>(
 
 /// `numprocs` (supervisord): the process numbers of the copies, `numprocs_start` and up;
 /// `None` for a program without it.
-fn numprocs(found: &Found<'_, RawProgram>) -> Result<Option<std::ops::Range<u32>>, ConfigError> {
+fn numprocs(found: &NamedTable<'_, RawProgram>) -> Result<Option<std::ops::Range<u32>>, ConfigError> {
     let Some(n) = &found.raw.numprocs else { return Ok(None) };
     let start = found.raw.numprocs_start.map_or(0, |c| c.0);
     let key = format!("program.{}.numprocs", found.name);
@@ -308,7 +308,7 @@ struct Defaults {
 }
 
 fn program<E: Fn(&str) -> Option<String>>(
-    found: &Found<'_, RawProgram>,
+    found: &NamedTable<'_, RawProgram>,
     ctx: &Context<'_, E>,
     users: &mut UserCache,
 ) -> Result<ProgramConfig, ConfigError> {
@@ -362,7 +362,7 @@ fn program<E: Fn(&str) -> Option<String>>(
         exitcodes.push(0);
     }
     let healthcheck = match &raw.healthcheck {
-        Some(h) => Some(health::resolve(found.source, &key("healthcheck"), h, &expand_at)?),
+        Some(h) => Some(healthcheck::resolve(found.source, &key("healthcheck"), h, &expand_at)?),
         None => None,
     };
     let (startsecs, ready_when_healthy) = match raw.startsecs.as_ref().map(|s| (*s.get_ref(), s.span().start)) {

@@ -19,13 +19,13 @@ pub const MAX_COUNT: u32 = 10_000;
 /// A duration: a number means seconds (supervisord style), a string takes units
 /// (`"500ms"`, `"10s"`, `"1m"`, `"1h 30m"`; humantime's syntax). At most [`MAX_DURATION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Seconds(pub Duration);
+pub struct ConfigDuration(pub Duration);
 
-impl<'de> Deserialize<'de> for Seconds {
+impl<'de> Deserialize<'de> for ConfigDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(DurationVisitor { healthy: false }).map(|s| match s {
-            StartSecs::After(d) => Seconds(d),
-            StartSecs::Healthy => Seconds(Duration::ZERO),
+            StartSecs::After(d) => ConfigDuration(d),
+            StartSecs::Healthy => ConfigDuration(Duration::ZERO),
         })
     }
 }
@@ -289,20 +289,20 @@ mod tests {
 
     #[test]
     fn durations_take_seconds_or_units() {
-        assert_eq!(parse::<Seconds>("10"), Ok(Seconds(Duration::from_secs(10))));
-        assert_eq!(parse::<Seconds>("0.5"), Ok(Seconds(Duration::from_millis(500))));
-        assert_eq!(parse::<Seconds>("\"500ms\""), Ok(Seconds(Duration::from_millis(500))));
-        assert_eq!(parse::<Seconds>("\"1m\""), Ok(Seconds(Duration::from_secs(60))));
-        assert!(parse::<Seconds>("-1").is_err());
-        assert!(parse::<Seconds>("\"soon\"").unwrap_err().contains("invalid duration"));
+        assert_eq!(parse::<ConfigDuration>("10"), Ok(ConfigDuration(Duration::from_secs(10))));
+        assert_eq!(parse::<ConfigDuration>("0.5"), Ok(ConfigDuration(Duration::from_millis(500))));
+        assert_eq!(parse::<ConfigDuration>("\"500ms\""), Ok(ConfigDuration(Duration::from_millis(500))));
+        assert_eq!(parse::<ConfigDuration>("\"1m\""), Ok(ConfigDuration(Duration::from_secs(60))));
+        assert!(parse::<ConfigDuration>("-1").is_err());
+        assert!(parse::<ConfigDuration>("\"soon\"").unwrap_err().contains("invalid duration"));
     }
 
     #[test]
     fn durations_and_counts_have_maxima() {
-        assert_eq!(parse::<Seconds>("31536000"), Ok(Seconds(MAX_DURATION)));
-        assert!(parse::<Seconds>("9223372036854775807").unwrap_err().contains("at most one year"));
-        assert!(parse::<Seconds>("31536000.5").unwrap_err().contains("at most one year"));
-        assert!(parse::<Seconds>("\"400days\"").unwrap_err().contains("at most one year"));
+        assert_eq!(parse::<ConfigDuration>("31536000"), Ok(ConfigDuration(MAX_DURATION)));
+        assert!(parse::<ConfigDuration>("9223372036854775807").unwrap_err().contains("at most one year"));
+        assert!(parse::<ConfigDuration>("31536000.5").unwrap_err().contains("at most one year"));
+        assert!(parse::<ConfigDuration>("\"400days\"").unwrap_err().contains("at most one year"));
         assert!(parse::<StartSecs>("1e300").unwrap_err().contains("at most one year"));
         assert_eq!(parse::<Count<10>>("10"), Ok(Count(10)));
         assert!(parse::<Count<10>>("11").unwrap_err().contains("from 0 to 10"));

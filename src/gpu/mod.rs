@@ -122,7 +122,7 @@ pub struct GpuView {
     /// The driver version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
-    /// Seconds between readings (0: polling is off).
+    /// ConfigDuration between readings (0: polling is off).
     pub interval_seconds: f64,
     /// Each device with its latest reading and holders.
     pub devices: Vec<DeviceView>,
@@ -182,11 +182,11 @@ impl GpuView {
 pub type Fault = (u32, Option<String>);
 
 /// Shared GPU state; cheap to clone.
-pub type Shared = Arc<Mutex<GpuView>>;
+pub type SharedGpuView = Arc<Mutex<GpuView>>;
 
 /// Logs what was found, one line per GPU, and returns the view to share (holders are filled in
 /// by [`Gpus::publish`]).
-pub fn describe(backend: &Result<Box<dyn Backend>, NoGpu>, interval: Duration) -> Shared {
+pub fn describe(backend: &Result<Box<dyn Backend>, NoGpu>, interval: Duration) -> SharedGpuView {
     let view = match backend {
         Err(reason) => {
             info!("{reason}; programs with gpu = \"optional\" run on the CPU");
@@ -227,7 +227,7 @@ pub fn describe(backend: &Result<Box<dyn Backend>, NoGpu>, interval: Duration) -
 pub fn poll(
     mut backend: Box<dyn Backend>,
     interval: Duration,
-    view: Shared,
+    view: SharedGpuView,
     faults: mpsc::Sender<Fault>,
 ) -> std::io::Result<()> {
     let mut reported: Vec<(u32, String)> = Vec::new();
@@ -257,7 +257,7 @@ pub fn poll(
 }
 
 /// Records one round of polls; returns the broken devices: (index, what is wrong).
-fn apply(view: &Shared, polls: &[Poll]) -> Vec<(u32, String)> {
+fn apply(view: &SharedGpuView, polls: &[Poll]) -> Vec<(u32, String)> {
     let Ok(mut view) = view.lock() else { return Vec::new() };
     let mut broken = Vec::new();
     for (d, p) in view.devices.iter_mut().zip(polls) {
@@ -293,7 +293,7 @@ pub struct Gpus {
     /// What the config's programs are given ([`crate::config::Machine`]).
     pub machine: Machine,
     /// What `supctl gpu` and `/health` show.
-    pub view: Shared,
+    pub view: SharedGpuView,
 }
 
 impl Gpus {
@@ -341,7 +341,7 @@ impl Setup {
 
     /// Starts the poller, every `interval`, updating `view`, when there is a GPU; returns the
     /// faults it reports, for the supervisor.
-    pub fn start_polling(self, interval: Duration, view: &Shared) -> mpsc::Receiver<Fault> {
+    pub fn start_polling(self, interval: Duration, view: &SharedGpuView) -> mpsc::Receiver<Fault> {
         let (tx, rx) = mpsc::channel(16);
         if let Ok(backend) = self.backend
             && let Err(e) = poll(backend, interval, Arc::clone(view), tx)

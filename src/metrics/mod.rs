@@ -145,7 +145,7 @@ impl Metrics {
 
     /// The metrics text for `snapshot` and `gpu`, in `format`. Tree usage comes from the sampler: a sample
     /// at most a second old, or a new one taken on a thread while this waits (at most 2 s).
-    pub async fn render(&self, snapshot: &Snapshot, gpu: &crate::gpu::Shared, format: Format) -> String {
+    pub async fn render(&self, snapshot: &Snapshot, gpu: &crate::gpu::SharedGpuView, format: Format) -> String {
         let sample = self.sampler.latest().await;
         let mut registry = Registry::default();
         programs(&mut registry, snapshot, sample.as_deref());

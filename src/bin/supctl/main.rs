@@ -21,7 +21,7 @@ struct Cli {
     /// Print supd's answer as JSON.
     #[arg(long, global = true)]
     json: bool,
-    /// Seconds to wait for supd's answer (start, stop and restart wait for the programs).
+    /// ConfigDuration to wait for supd's answer (start, stop and restart wait for the programs).
     #[arg(long, default_value_t = 300, global = true)]
     timeout: u64,
     #[command(subcommand)]

@@ -34,7 +34,7 @@ pub(super) fn resolve(
     if !matches!(probe, Probe::Http { .. }) && (!raw.headers.is_empty() || raw.expect_status.is_some()) {
         return Err(source.error_at(at, key, "headers and expect_status apply to http probes only"));
     }
-    let secs = |v: Option<super::value::Seconds>, default: u64| v.map_or(Duration::from_secs(default), |s| s.0);
+    let secs = |v: Option<super::value::ConfigDuration>, default: u64| v.map_or(Duration::from_secs(default), |s| s.0);
     let check = Healthcheck {
         probe,
         interval: secs(raw.interval, 10),
