@@ -153,9 +153,17 @@ mod tests {
     #[test]
     fn a_tree_sums_the_root_and_its_descendants() {
         let me = std::process::id() as i32;
-        let sample = take(&[me]);
+        // Spend CPU until the kernel has counted a tick of it (10 ms), so the reading can fail.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let sample = loop {
+            let sample = take(&[me]);
+            if sample.trees[&me].cpu_seconds > 0.0 || std::time::Instant::now() > deadline {
+                break sample;
+            }
+            std::hint::black_box((0..1_000_000u64).fold(0u64, |a, b| a ^ b.wrapping_mul(31)));
+        };
         let usage = sample.trees[&me];
-        assert!(usage.rss_bytes > 0 && usage.cpu_seconds >= 0.0, "{usage:?}");
+        assert!(usage.rss_bytes > 0 && usage.cpu_seconds > 0.0, "{usage:?}");
         assert!(sample.own.rss_bytes > 0 && sample.own.threads >= 1 && sample.own.open_fds > 0, "{:?}", sample.own);
     }
 }

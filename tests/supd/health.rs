@@ -116,8 +116,10 @@ fn exec_and_tcp_probes() {
         ),
     );
     wait_until("web healthy over tcp", 30 * S, || (supd.program("web")["health"] == "healthy").then_some(()));
-    std::thread::sleep(Duration::from_millis(500));
-    let job = supd.program("job");
+    let job = wait_until("job's first probe", 30 * S, || {
+        let job = supd.program("job");
+        job["last_probe"]["message"].as_str().is_some().then_some(job)
+    });
     assert_eq!(
         (job["health"].as_str(), job["last_probe"]["message"].as_str()),
         (Some("starting"), Some("exit status 1"))
@@ -160,8 +162,18 @@ fn a_server_that_closes_right_after_answering_is_healthy() {
         server("close", port, "")
     ));
     wait_until("web healthy", 30 * S, || (supd.program("web")["health"] == "healthy").then_some(()));
-    std::thread::sleep(Duration::from_millis(1500)); // some 30 probes
+    wait_until("30 probes of web", 30 * S, || (probes_done(&supd, "web") >= 30).then_some(()));
     let web = supd.program("web");
     assert_eq!((web["health"].as_str(), web["last_probe"]["message"].as_str()), (Some("healthy"), Some("HTTP 200")));
     assert!(!supd.output().contains("web is unhealthy"), "{}", supd.output());
+}
+
+/// How many probes of `program` have finished, from `/metrics`' probe duration histogram.
+fn probes_done(supd: &Supd, program: &str) -> u64 {
+    let (_, body) = supd.http_get("/metrics");
+    let series = format!("supd_probe_duration_seconds_count{{program=\"{program}\",");
+    body.lines()
+        .find(|l| l.starts_with(&series))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map_or(0, |n| n as u64)
 }
