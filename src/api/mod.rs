@@ -1,5 +1,10 @@
 //! supd's interfaces: the control API on a unix socket (what supctl speaks), the read-only
 //! HTTP listener, and the JSON shapes they share with supctl.
+//!
+//! Owns the wire: only this module turns snapshots into supctl's JSON, status lines and HTTP
+//! bodies. It never changes a program itself (verbs go to the supervisor as commands), never
+//! takes a lock the supervisor needs, and lets no client hold a slot or the loop: every read
+//! and write has a deadline, and idle connections make room for new ones.
 
 pub mod admission;
 pub mod control;

@@ -1,9 +1,11 @@
 //! Configuration: TOML files in, a validated [`Config`] out.
 //!
-//! Two stages, as ripgrep does it: `raw` checks what the user wrote (shapes, key names,
-//! values, each error with file:line:column and key), then `resolve` checks it against the
-//! system (users, groups, environment variables) and fills in defaults. Nothing starts unless
-//! both pass.
+//! Stages, each with its errors at file:line:column and key: `raw` parses what the user wrote
+//! (serde, with exact key paths from `serde_path_to_error`); `expand` replaces `${VAR}` and
+//! supervisord's `%(…)s`; `resolve` merges the files, forms groups and `numprocs` copies,
+//! looks users and groups up, and gives out this [`Machine`]'s GPUs (`gpu`). Nothing starts
+//! unless every stage passes, and nothing edits a [`Config`] afterwards. This module knows
+//! nothing of processes or the supervisor.
 
 mod depends;
 mod error;
@@ -216,7 +218,8 @@ pub struct ProgramConfig {
     pub gpu: GpuMode,
     /// `gpus` / `gpu_count`: which GPUs, when `gpu` is not none.
     pub gpu_devices: GpuDevices,
-    /// The GPUs it was given on this machine (see [`gpu::apply`]).
+    /// The GPUs it was given on this machine (from `gpu`, `gpus` and `gpu_count`, by [`load`]
+    /// for its [`Machine`]).
     pub gpus_held: Vec<u32>,
     /// Why it cannot run on this machine (`gpu = "required"` and no GPU): every start goes
     /// FATAL with this reason.

@@ -7,7 +7,9 @@
 //! come.
 //!
 //! Labels are `program` and `group` names only (and `state` from a fixed set, `gpu` indices),
-//! so their number stays bounded by the config.
+//! so their number stays bounded by the config. It only reads: nothing here changes a program,
+//! and the supervisor holds none of its types (it reports through
+//! [`crate::supervisor::ProbeObserver`]).
 
 pub mod sample;
 

@@ -1,6 +1,7 @@
 //! Health probes: HTTP, TCP and exec checks run on their own schedule beside each program
 //! ([`runner`]), their results fed to the supervisor as events. This module only measures:
-//! what the results mean (Docker's counting rule, healthy or not) is the lifecycle's.
+//! what the results mean (Docker's counting rule, healthy or not) is the lifecycle's. Each
+//! probe is bounded by its `timeout`, and none touches the supervisor's state.
 
 pub mod runner;
 

@@ -1,4 +1,5 @@
 //! Processes: spawning programs with their credentials, reaping every child, and signals.
+//! It knows nothing of states or rules: it does what the supervisor asks, at once.
 //!
 //! One rule holds the module together: only [`reaper::reap_all`] calls `waitpid`, and it runs
 //! on the same single thread as [`spawn::spawn`], so the two never overlap (std's `spawn`

@@ -3,6 +3,10 @@
 //! It sleeps until something happens: SIGCHLD (→ reap), a shutdown signal, a control command,
 //! or the earliest deadline a program armed (startsecs, backoff, stopwaitsecs). Nothing polls,
 //! so an idle supd makes no wake-ups. After each wake it publishes a [`Snapshot`] for readers.
+//!
+//! It decides nothing itself: every rule is the lifecycle's (see [`crate::lifecycle`]); this
+//! module feeds events in and carries effects out. It never blocks (no file, /proc beyond a
+//! stopping program's tree, or network I/O on its thread) and never knows the wire format.
 
 mod commands;
 mod depends;

@@ -88,6 +88,19 @@ fn modules_use_only_lower_layers() {
 }
 
 #[test]
+fn the_map_in_lib_rs_names_every_module_and_layer() {
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    let declared: BTreeSet<&str> = lib.lines().filter_map(|l| l.strip_prefix("pub mod ")?.strip_suffix(';')).collect();
+    let layered: BTreeSet<&str> = LAYERS.iter().flat_map(|l| l.iter().copied()).collect();
+    assert_eq!(declared, layered, "lib.rs's modules and LAYERS differ");
+    let map: String = lib.lines().skip_while(|l| !l.starts_with("//! Layers, lowest first")).take(4).collect();
+    let at = |m: &str| map.find(&format!("`{m}`")).unwrap_or_else(|| panic!("lib.rs's layer map lacks `{m}`"));
+    for pair in LAYERS.windows(2) {
+        assert!(at(pair[0][0]) < at(pair[1][0]), "lib.rs draws {} above {}", pair[0][0], pair[1][0]);
+    }
+}
+
+#[test]
 fn the_check_sees_grouped_and_plain_paths() {
     let text = "use crate::{config::X, output};\nlet a = crate::gpu::Gpus::new();";
     let found: Vec<String> = uses(text).into_iter().collect();
