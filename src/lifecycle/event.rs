@@ -73,7 +73,7 @@ pub enum Event {
         reason: String,
     },
     /// A GPU it holds is lost or reported a critical XID error (`Some`), or no longer is
-    /// (`None`): it counts as unhealthy meanwhile.
+    /// (`None`): a `gpu = "required"` program counts as unhealthy meanwhile.
     GpuFault(Option<String>),
 }
 

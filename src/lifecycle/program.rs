@@ -13,7 +13,7 @@ mod readers;
 use super::backoff;
 use super::event::{Effect, Event, Refusal};
 use super::health::{HealthCount, Verdict};
-use crate::config::{Autorestart, OnUnhealthy, ProgramConfig};
+use crate::config::{Autorestart, GpuMode, OnUnhealthy, ProgramConfig};
 use crate::deadline::after;
 use crate::probe::ProbeOutcome;
 use crate::process::ExitStatus;
@@ -169,7 +169,9 @@ impl Program {
                 Vec::new()
             }
             Event::GpuFault(fault) => {
-                self.gpu_fault = fault;
+                // Only a program that cannot do without its GPU counts as unhealthy for it;
+                // an `optional` one may well be running on the CPU.
+                self.gpu_fault = fault.filter(|_| self.cfg.gpu == GpuMode::Required);
                 Vec::new()
             }
             event => self.on_process(event, now),

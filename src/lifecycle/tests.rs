@@ -483,3 +483,18 @@ fn restart_of_a_waiting_program_waits_again() {
     assert!(r.on(Event::Restart).is_empty());
     assert_eq!((r.p.state(), r.p.waiting(), r.p.restart_pending()), (State::Starting, Some("dependencies"), false));
 }
+
+#[test]
+fn a_gpu_fault_makes_only_a_required_program_unhealthy() {
+    let mut r = Rig::new(|c| c.gpu = crate::config::GpuMode::Required);
+    r.on(Event::Start);
+    r.on(Event::GpuFault(Some("GPU 0: XID error 79".into())));
+    assert_eq!((r.p.health(), r.p.gpu_fault()), (Some(Health::Unhealthy), Some("GPU 0: XID error 79")));
+    r.on(Event::GpuFault(None));
+    assert_eq!(r.p.health(), None, "no healthcheck: no health once the fault is gone");
+
+    let mut r = Rig::new(|c| c.gpu = crate::config::GpuMode::Optional);
+    r.on(Event::Start);
+    r.on(Event::GpuFault(Some("GPU 0: XID error 79".into())));
+    assert_eq!((r.p.health(), r.p.gpu_fault()), (None, None), "an optional program may run on the CPU");
+}

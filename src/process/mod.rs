@@ -34,7 +34,8 @@ pub unsafe fn cloexec_from_3() {
     }
 }
 
-/// Resets every signal's disposition to the default, in a child between fork and exec.
+/// Resets every signal's disposition to the default, in a child between fork and exec. (Through
+/// libc: nix's `Signal` has no realtime signals, and they must be reset too.)
 ///
 /// A program must not inherit what supd's own parent left ignored (`nohup supd` would make
 /// every program ignore SIGHUP), nor Rust's ignored SIGPIPE. Signals 32 and 33 are reserved to

@@ -48,12 +48,10 @@ impl Supervisor {
         }
     }
 
-    /// Gives program `i` the fault of the first broken GPU it holds, when it is `required`.
+    /// Tells program `i` the fault of the first broken GPU it holds (its lifecycle decides
+    /// what that means for it).
     pub(super) fn sync_gpu_fault(&mut self, i: usize, now: Instant) {
         let slot = &self.slots[i];
-        if slot.program.cfg.gpu != crate::config::GpuMode::Required {
-            return;
-        }
         let fault = slot.program.cfg.gpus_held.iter().find_map(|g| self.broken.get(g)).cloned();
         if fault.as_deref() != slot.program.gpu_fault() {
             self.apply(i, Event::GpuFault(fault), now);
