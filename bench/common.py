@@ -62,3 +62,12 @@ def write_table(path, header, rows):
     with open(path, "w") as f:
         f.write(text)
     print(text)
+
+
+def bench_args():
+    """The arguments every side-by-side script takes: --supd DIR (supd and supctl) and --out FILE."""
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--supd", required=True, help="directory with supd and supctl")
+    ap.add_argument("--out", required=True)
+    return ap.parse_args()

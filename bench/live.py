@@ -2,7 +2,6 @@
 beside supervisord 4.3.0's `supervisorctl update`), and `GET /metrics` (supd only: supervisord
 has none). Each supervisor runs 200 `sleep` programs; after the change the script counts how
 many program pids changed. Writes bench/results-live.md."""
-import argparse
 import http.client
 import os
 import statistics
@@ -12,7 +11,7 @@ import tempfile
 import time
 import xmlrpc.client
 
-from common import request, supd_status, wait_until, write_table
+from common import bench_args, request, supd_status, wait_until, write_table
 
 N = 200
 ROUNDS = 5
@@ -111,10 +110,7 @@ def bench_supervisord(tmp):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--supd", required=True, help="directory with supd and supctl")
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    args = bench_args()
     with tempfile.TemporaryDirectory() as tmp:
         times, touched, scrape, size = bench_supd(args.supd, tmp)
     with tempfile.TemporaryDirectory() as tmp:

@@ -110,7 +110,41 @@ pub async fn serve(listener: UnixListener, handle: Handle) {
     }
 }
 
-async fn connection(stream: UnixStream, handle: Handle, mut ticket: Ticket) {
+/// One client: supctl's JSON line, or (when it opens with an HTTP method) XML-RPC over HTTP.
+async fn connection(stream: UnixStream, handle: Handle, ticket: Ticket) {
+    let first = tokio::select! {
+        first = tokio::time::timeout(REQUEST_TIMEOUT, first_byte(&stream)) => first,
+        () = ticket.evicted() => return,
+    };
+    match first {
+        Ok(Ok(Some(b))) if b.is_ascii_uppercase() => super::xmlrpc::serve(stream, handle, ticket).await,
+        Ok(Ok(Some(_))) => json_request(stream, handle, ticket).await,
+        _ => {} // gone, or silent past the time allowed
+    }
+}
+
+/// The first byte the client sent, left in place for whoever reads the request; `None` when
+/// it closed without sending anything.
+async fn first_byte(stream: &UnixStream) -> std::io::Result<Option<u8>> {
+    use std::os::fd::AsRawFd;
+    loop {
+        stream.readable().await?;
+        let mut byte = [0u8; 1];
+        let peeked = stream.try_io(tokio::io::Interest::READABLE, || {
+            nix::sys::socket::recv(stream.as_raw_fd(), &mut byte, nix::sys::socket::MsgFlags::MSG_PEEK)
+                .map_err(std::io::Error::from)
+        });
+        match peeked {
+            Ok(0) => return Ok(None),
+            Ok(_) => return Ok(Some(byte[0])),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// supctl's protocol: one JSON request line in, one response line out (many, for `tail -f`).
+async fn json_request(stream: UnixStream, handle: Handle, mut ticket: Ticket) {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     // A small buffer: requests are short, and 256 idle connections hold one each.
@@ -243,23 +277,27 @@ impl Handle {
 
     /// Truncates the programs' log files and forgets their tails.
     async fn clear(&self, snapshot: &Snapshot, ids: &[usize]) -> Response {
+        let views: Vec<ProgramView> = ids.iter().filter_map(|&i| snapshot.programs.get(i).cloned()).collect();
+        self.clear_logs(&views).await;
+        let cleared = |view: &ProgramView| ActionResult {
+            name: view.full_name(),
+            ok: true,
+            message: "cleared".into(),
+            state: view.state,
+        };
+        Response::Actions { results: views.iter().map(cleared).collect() }
+    }
+
+    /// Truncates `programs`' log files and forgets their tails.
+    pub(super) async fn clear_logs(&self, programs: &[ProgramView]) {
         let mut files = Vec::new();
-        let mut results = Vec::new();
-        for &i in ids {
-            let Some(view) = snapshot.programs.get(i) else { continue };
+        for view in programs {
             for log in [&view.logs.stdout, &view.logs.stderr] {
                 log.tail.clear();
                 files.extend(log.file.clone());
             }
-            results.push(ActionResult {
-                name: view.full_name(),
-                ok: true,
-                message: "cleared".into(),
-                state: view.state,
-            });
         }
         self.sink.clear(files).await;
-        Response::Actions { results }
     }
 
     /// Hands `command` to the supervisor; its answer, per program named.

@@ -98,17 +98,31 @@ pub async fn serve(
     }
 }
 
-/// Serves one connection until it closes, times out on its request head, or is closed to make
-/// room (see [`Admission`]): between requests it is idle, during one busy.
 async fn connection(stream: tokio::net::TcpStream, shared: Arc<Listener>, ticket: Ticket) {
+    let answer = move |req: Request<Incoming>| {
+        let shared = Arc::clone(&shared);
+        async move { route(&req, &shared).await }
+    };
+    serve_connection(stream, ticket, "http", answer).await;
+}
+
+/// Serves HTTP/1.1 on one connection with `answer` until it closes, times out on a request
+/// head, or is closed to make room (see [`Admission`]): between requests it is idle, during
+/// one busy. `what` names the listener in debug logs.
+pub(super) async fn serve_connection<S, F, Fut>(stream: S, ticket: Ticket, what: &'static str, answer: F)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send,
+{
     let evicted = ticket.eviction();
     let ticket = Arc::new(std::sync::Mutex::new(ticket));
     let service = service_fn(move |req| {
-        let (shared, ticket) = (Arc::clone(&shared), Arc::clone(&ticket));
+        let (answer, ticket) = (answer.clone(), Arc::clone(&ticket));
         async move {
             // A ticket chosen for eviction just now is closed by the select below.
             let _ = ticket.lock().map(|mut t| t.busy());
-            let resp = route(&req, &shared).await;
+            let resp = answer(req).await;
             if let Ok(mut t) = ticket.lock() {
                 t.idle();
             }
@@ -125,9 +139,9 @@ async fn connection(stream: tokio::net::TcpStream, shared: Arc<Listener>, ticket
         .serve_connection(TokioIo::new(stream), service);
     tokio::select! {
         result = conn => if let Err(e) = result {
-            debug!("http connection ended: {e}");
+            debug!("{what} connection ended: {e}");
         },
-        () = evicted.notified() => debug!("http connection closed to make room"),
+        () = evicted.notified() => debug!("{what} connection closed to make room"),
     }
 }
 

@@ -13,7 +13,8 @@ pub mod protocol;
 pub mod readiness;
 pub mod status;
 mod tail;
-mod wait;
+pub(crate) mod wait;
+pub mod xmlrpc;
 
 /// How long a client may take to send a complete request (the control socket's line, an HTTP
 /// request head). Real clients send theirs at once.

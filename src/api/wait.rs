@@ -1,29 +1,40 @@
 //! Waiting for a verb's work: `start`, `stop` and `restart` answer once each program has
 //! settled (as the lifecycle's [`settle`] rule says), bounded by its own startsecs +
-//! stopwaitsecs.
+//! stopwaitsecs. supctl's JSON answers and XML-RPC's return values are both made from the
+//! [`VerbOutcome`]s here.
 
 use std::time::Instant;
 
-use super::control::{Handle, error};
+use super::control::{Handle, SupervisorGone, error};
 use super::protocol::{ActionResult, ErrorKind, Response};
 use crate::lifecycle::settle::{self, Awaited, Progress, Settled};
 use crate::supervisor::{Command, ProgramView, Snapshot, VerbError};
 
+/// How a verb ended for one program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum VerbOutcome {
+    /// The program did not take it.
+    Refused(VerbError),
+    /// Taken, and nothing to wait for (a signal).
+    Done,
+    /// Taken, and the program has settled so.
+    Settled(Settled),
+    /// Taken, and the program did not settle within its own time limit.
+    TimedOut,
+}
+
 impl Handle {
     /// Sends `command(names)`, then waits for each accepted program to settle as `wait` says.
-    /// Programs are followed by name: a reload may move them.
-    pub(super) async fn command_and_wait(
+    /// Programs are followed by name (a reload may move them); one a reload removed meanwhile
+    /// is left out. Errors: the supervisor is gone.
+    pub(super) async fn verb_and_wait(
         &self,
         command: impl FnOnce(Vec<String>) -> Command,
         names: Vec<String>,
         wait: Wait,
-    ) -> Response {
-        let answers = match self.send(command(names.clone())).await {
-            Ok(a) => a,
-            Err(e) => return error(ErrorKind::ShuttingDown, e.to_string()),
-        };
+    ) -> Result<Vec<(ProgramView, VerbOutcome)>, SupervisorGone> {
+        let answers = self.send(command(names.clone())).await?;
         let mut snapshot = self.snapshot.clone();
-        let mut pending: Vec<(&String, Result<u64, VerbError>)> = names.iter().zip(answers).collect();
         let find = |s: &Snapshot, name: &str| s.programs.iter().position(|p| p.name == name);
         let limit = {
             let s = snapshot.borrow();
@@ -31,19 +42,20 @@ impl Handle {
             found.map(|p| p.settle_within).max().unwrap_or_default()
         };
         let deadline = crate::deadline::after_tokio(tokio::time::Instant::now(), limit);
-        let mut results: Vec<Option<ActionResult>> = vec![None; pending.len()];
+        // Each program's view is kept as it was when it settled.
+        let mut outcomes: Vec<Option<(ProgramView, VerbOutcome)>> = vec![None; answers.len()];
         loop {
             {
                 let s = snapshot.borrow_and_update();
-                for (slot, (name, answer)) in results.iter_mut().zip(&mut pending) {
+                for ((slot, name), answer) in outcomes.iter_mut().zip(&names).zip(&answers) {
                     if slot.is_none()
                         && let Some(p) = find(&s, name).and_then(|i| s.programs.get(i))
                     {
-                        *slot = outcome(p, answer, wait);
+                        *slot = outcome(p, answer, wait).map(|o| (p.clone(), o));
                     }
                 }
             }
-            if results.iter().all(Option::is_some) {
+            if outcomes.iter().all(Option::is_some) {
                 break;
             }
             match tokio::time::timeout_at(deadline, snapshot.changed()).await {
@@ -52,20 +64,21 @@ impl Handle {
             }
         }
         let s = snapshot.borrow();
-        let results = results
-            .into_iter()
-            .zip(&names)
-            .filter_map(|(r, name)| {
-                let p = s.programs.get(find(&s, name)?)?;
-                Some(r.unwrap_or_else(|| ActionResult {
-                    name: p.full_name(),
-                    ok: false,
-                    message: "timed out waiting for the program to settle".into(),
-                    state: p.state,
-                }))
-            })
-            .collect();
-        Response::Actions { results }
+        let timed_out = |name: &String| Some((s.programs.get(find(&s, name)?)?.clone(), VerbOutcome::TimedOut));
+        Ok(outcomes.into_iter().zip(&names).filter_map(|(o, name)| o.or_else(|| timed_out(name))).collect())
+    }
+
+    /// [`Handle::verb_and_wait`], answered as supctl's JSON.
+    pub(super) async fn command_and_wait(
+        &self,
+        command: impl FnOnce(Vec<String>) -> Command,
+        names: Vec<String>,
+        wait: Wait,
+    ) -> Response {
+        match self.verb_and_wait(command, names, wait).await {
+            Ok(outcomes) => Response::Actions { results: outcomes.iter().map(|(p, o)| result(p, o, wait)).collect() },
+            Err(e) => error(ErrorKind::ShuttingDown, e.to_string()),
+        }
     }
 }
 
@@ -78,31 +91,41 @@ pub(super) enum Wait {
     For(Awaited),
 }
 
-/// The result for one program if its action is done, else `None`.
-fn outcome(p: &ProgramView, answer: &Result<u64, VerbError>, wait: Wait) -> Option<ActionResult> {
-    let result = |ok: bool, message: String| Some(ActionResult { name: p.full_name(), ok, message, state: p.state });
+/// How the verb answered `answer` has ended for `p`, or `None` while it is under way.
+fn outcome(p: &ProgramView, answer: &Result<u64, VerbError>, wait: Wait) -> Option<VerbOutcome> {
     let spawns_before = match answer {
-        Err(e) => return result(false, e.to_string()),
+        Err(e) => return Some(VerbOutcome::Refused(e.clone())),
         Ok(n) => *n,
     };
-    let Wait::For(awaited) = wait else { return result(true, "signalled".into()) };
+    let Wait::For(awaited) = wait else { return Some(VerbOutcome::Done) };
     let progress =
         Progress { state: p.state, spawns: p.spawns, restart_pending: p.restart_pending, survivors: &p.survivors };
-    match (settle::settled(progress, spawns_before, awaited)?, awaited) {
-        (Settled::Done, Awaited::Stopped) => result(true, "stopped".into()),
-        (Settled::Done, Awaited::Started) => result(true, "started".into()),
-        (Settled::LeftSurvivors, Awaited::Stopped) => result(false, survivors(&p.survivors)),
-        (Settled::LeftSurvivors, Awaited::Started) => {
+    settle::settled(progress, spawns_before, awaited).map(VerbOutcome::Settled)
+}
+
+/// supctl's line for `outcome` of a verb on `p`.
+fn result(p: &ProgramView, outcome: &VerbOutcome, wait: Wait) -> ActionResult {
+    let result = |ok: bool, message: String| ActionResult { name: p.full_name(), ok, message, state: p.state };
+    match (outcome, wait) {
+        (VerbOutcome::Refused(e), _) => result(false, e.to_string()),
+        (VerbOutcome::Done, _) | (_, Wait::No) => result(true, "signalled".into()),
+        (VerbOutcome::TimedOut, _) => result(false, "timed out waiting for the program to settle".into()),
+        (VerbOutcome::Settled(Settled::Done), Wait::For(Awaited::Stopped)) => result(true, "stopped".into()),
+        (VerbOutcome::Settled(Settled::Done), Wait::For(Awaited::Started)) => result(true, "started".into()),
+        (VerbOutcome::Settled(Settled::LeftSurvivors), Wait::For(Awaited::Stopped)) => {
+            result(false, survivors(&p.survivors))
+        }
+        (VerbOutcome::Settled(Settled::LeftSurvivors), Wait::For(Awaited::Started)) => {
             result(false, format!("started, but the old process: {}", survivors(&p.survivors)))
         }
-        (Settled::Failed, _) => {
+        (VerbOutcome::Settled(Settled::Failed), _) => {
             result(false, format!("{}: {}", p.state, super::status::status(p, Instant::now()).description))
         }
     }
 }
 
 /// What a stop that could not end a program's tree says: its pids.
-fn survivors(pids: &[i32]) -> String {
+pub(super) fn survivors(pids: &[i32]) -> String {
     let pids: Vec<String> = pids.iter().map(i32::to_string).collect();
     format!("still alive after SIGKILL: pid {}", pids.join(", "))
 }

@@ -110,6 +110,8 @@ pub struct FileLog {
     file: Arc<Mutex<LogFile>>,
     /// Its fault, read by status without waiting for a write.
     pub state: Arc<FileState>,
+    /// Its path (supervisord's `stdout_logfile`), for XML-RPC's process info.
+    pub path: Arc<std::path::Path>,
 }
 
 /// Both streams of one program.
@@ -192,6 +194,7 @@ impl Sink {
     pub fn logs(&self, p: &ProgramConfig, width: usize) -> ProgramLogs {
         let stream_log = |s: &StreamConfig, name: &'static str, to: Stream| {
             let file = s.file.clone().map(|cfg| {
+                let path = Arc::from(cfg.path.as_path());
                 let file = LogFile::new(cfg);
                 let state = file.state();
                 let file = Arc::new(Mutex::new(file));
@@ -199,7 +202,7 @@ impl Sink {
                     files.retain(|f| f.strong_count() > 0);
                     files.push(Arc::downgrade(&file));
                 }
-                FileLog { file, state }
+                FileLog { file, state, path }
             });
             let framer = s.passthrough.then(|| Framer::new(&p.name, name, p.log_prefix.as_deref(), p.log_json, width));
             StreamLog { tail: Arc::default(), file, framer, stream: s.to.unwrap_or(to) }

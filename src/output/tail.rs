@@ -133,6 +133,15 @@ impl Tail {
         all[start..].to_vec()
     }
 
+    /// The last `n` bytes kept (fewer if fewer are kept): supervisord's `readProcessStdoutLog`
+    /// with a negative offset. Blocking: it may read a log file (see [`Tail::defer`]).
+    pub fn last_bytes(&self, n: usize) -> Vec<u8> {
+        let Ok(mut ring) = self.ring.lock() else { return Vec::new() };
+        ring.settle();
+        let all = ring.contents();
+        all[all.len().saturating_sub(n)..].to_vec()
+    }
+
     /// New output from now on. A follower that falls more than 64 chunks behind is told how
     /// many it missed (`RecvError::Lagged`).
     pub fn subscribe(&self) -> broadcast::Receiver<Bytes> {

@@ -61,6 +61,8 @@ pub struct ProgramView {
     pub logs: ProgramLogs,
     /// When its current process was spawned (wall clock), while there is one.
     pub started: Option<SystemTime>,
+    /// When its last process was spawned (wall clock), also after it ended.
+    pub last_start: Option<SystemTime>,
     /// Processes that outlived SIGKILL in its last stop (pids).
     pub survivors: Vec<i32>,
     /// Its cgroup, when it has one (for `supctl status --tree`).
@@ -91,9 +93,8 @@ impl ProgramView {
             gpu_fault: p.gpu_fault().map(str::to_string),
             generation: p.generation(),
             logs: logs.clone(),
-            started: p
-                .spawned_at()
-                .and_then(|at| SystemTime::now().checked_sub(Instant::now().saturating_duration_since(at))),
+            started: p.spawned_at().and_then(wall_clock),
+            last_start: p.last_spawned_at().and_then(wall_clock),
             survivors: p.survivors().to_vec(),
             cgroup: cgroup.cloned(),
         }
@@ -103,6 +104,11 @@ impl ProgramView {
     pub fn full_name(&self) -> String {
         if self.group == self.name { self.name.clone() } else { format!("{}:{}", self.group, self.name) }
     }
+}
+
+/// The wall-clock time of `at`, an instant in the past.
+pub fn wall_clock(at: Instant) -> Option<SystemTime> {
+    SystemTime::now().checked_sub(Instant::now().saturating_duration_since(at))
 }
 
 /// The longest a start or stop of `cfg` should take, for waiters' time limits: its start

@@ -14,3 +14,4 @@ mod output;
 mod pid1;
 mod reload;
 mod spawn;
+mod xmlrpc;

@@ -52,6 +52,10 @@ impl Program {
     pub fn spawned_at(&self) -> Option<Instant> {
         self.spawned_at.filter(|_| self.pid().is_some())
     }
+    /// When the last process was spawned, also after it ended (supervisord's `laststart`).
+    pub const fn last_spawned_at(&self) -> Option<Instant> {
+        self.spawned_at
+    }
     /// When the current state was entered.
     pub const fn since(&self) -> Instant {
         self.since

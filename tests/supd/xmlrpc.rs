@@ -1,0 +1,177 @@
+//! supervisord's XML-RPC interface, driven by real clients from PyPI (scripts/setup-test-env
+//! installs them): supervisor 4.3.0's own `supervisorctl`, and Python's `xmlrpc.client`
+//! through supervisor's unix-socket transport, as superlance and deploy scripts use it.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{Supd, wait_until};
+
+const S: Duration = Duration::from_secs(1);
+const VENV: &str = "/opt/supd-test-venv/bin";
+
+const PROGRAMS: &str = "[program.web]\ncommand = \"sleep 1000\"\nstartsecs = 0\n\
+    [program.crash]\ncommand = [\"sh\", \"-c\", \"echo boom; exit 3\"]\nstartretries = 1\nautostart = false\n\
+    [program.nocmd]\ncommand = \"/no/such/thing\"\nautostart = false\nstartretries = 0\n\
+    [group.g]\nprograms = [\"a\", \"b\"]\n\
+    [program.a]\ncommand = \"sleep 1000\"\nstartsecs = 0\n\
+    [program.b]\ncommand = \"sleep 1000\"\nstartsecs = 0\n";
+
+/// Runs the real supervisorctl against `supd`: (exit code, stdout).
+fn supervisorctl(supd: &Supd, args: &[&str]) -> (i32, String) {
+    let url = format!("unix://{}", supd.socket.display());
+    let out = Command::new(format!("{VENV}/supervisorctl"))
+        .args(["-s", &url])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{VENV}/supervisorctl (scripts/setup-test-env installs it): {e}"));
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn the_real_supervisorctl_drives_supd() {
+    let supd = Supd::start(PROGRAMS);
+    for p in ["web", "a", "b"] {
+        supd.wait_state(p, "RUNNING", 5 * S);
+    }
+    let (code, out) = supervisorctl(&supd, &["status"]);
+    assert_eq!(code, 3, "crash and nocmd are STOPPED: {out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    assert!(lines[0].starts_with("crash                            STOPPED   Not started"), "{out}");
+    assert!(lines[1].starts_with("g:a                              RUNNING   pid "), "{out}");
+    assert!(lines[4].contains("web") && lines[4].contains("uptime 0:00:0"), "{out}");
+
+    assert_eq!(supervisorctl(&supd, &["version"]).1, "4.3.0+supd.0.1.0\n");
+    assert_eq!(supervisorctl(&supd, &["start", "web"]), (0, "web: ERROR (already started)\n".into()));
+    assert_eq!(supervisorctl(&supd, &["start", "crash"]), (7, "crash: ERROR (abnormal termination)\n".into()));
+    assert_eq!(supervisorctl(&supd, &["start", "nocmd"]), (1, "nocmd: ERROR (no such file)\n".into()));
+    assert_eq!(supervisorctl(&supd, &["stop", "nosuch"]), (1, "nosuch: ERROR (no such process)\n".into()));
+    assert_eq!(supervisorctl(&supd, &["stop", "g:*"]), (0, "g:a: stopped\ng:b: stopped\n".into()));
+    assert_eq!(supd.program("a")["state"], "STOPPED");
+    let (code, out) = supervisorctl(&supd, &["start", "g:*"]);
+    assert_eq!((code, out.as_str()), (0, "g:a: started\ng:b: started\n"));
+    let pid = supd.program("web")["pid"].as_i64().unwrap();
+    assert_eq!(supervisorctl(&supd, &["pid", "web"]), (0, format!("{pid}\n")));
+    assert_eq!(supervisorctl(&supd, &["signal", "HUP", "web"]), (0, "web: signalled\n".into()));
+    let (_, tail) = supervisorctl(&supd, &["tail", "crash"]);
+    assert!(tail.contains("boom"), "tail reads the program's output: {tail}");
+    assert_eq!(supervisorctl(&supd, &["shutdown"]), (0, "Shut down\n".into()));
+    let mut supd = supd;
+    assert_eq!(supd.wait_exit(10 * S), 0);
+}
+
+/// Runs `script` with supervisor's XML-RPC proxy bound to `supd` as `s` (its `supervisor`
+/// namespace) and `rpc` (the whole server); returns what it prints.
+fn python(supd: &Supd, script: &str) -> String {
+    let prelude = format!(
+        "import json, xmlrpc.client\nfrom supervisor.xmlrpc import SupervisorTransport\n\
+         rpc = xmlrpc.client.ServerProxy('http://127.0.0.1', \
+         transport=SupervisorTransport(None, None, 'unix://{}'))\ns = rpc.supervisor\n\
+         def fault(f, *a):\n    try:\n        f(*a)\n        return None\n    except xmlrpc.client.Fault as e:\n        return [e.faultCode, e.faultString]\n",
+        supd.socket.display()
+    );
+    let out = Command::new(format!("{VENV}/python")).args(["-c", &format!("{prelude}{script}")]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn xmlrpc_client_gets_supervisords_values_and_faults() {
+    let supd = Supd::start(PROGRAMS);
+    supd.wait_state("web", "RUNNING", 5 * S);
+    let out = python(
+        &supd,
+        "info = s.getProcessInfo('web')\n\
+         print(json.dumps({\
+           'api': s.getAPIVersion(), 'ident': s.getIdentification(), 'state': s.getState(),\
+           'pid': s.getPID(), 'keys': sorted(info), 'web': [info['statename'], info['state'], info['group']],\
+           'all': [(p['group'], p['name'], p['statename']) for p in s.getAllProcessInfo()],\
+           'bad_name': fault(s.getProcessInfo, 'nosuch'), 'started': fault(s.startProcess, 'web'),\
+           'not_running': fault(s.stopProcess, 'crash'), 'bad_signal': fault(s.signalProcess, 'web', 'NOPE'),\
+           'unknown': fault(rpc.supervisor.noSuchMethod), 'args': fault(s.getProcessInfo),\
+           'stop': s.stopProcess('web'), 'start_nowait': s.startProcess('web', False),\
+           'methods': 'supervisor.startProcess' in rpc.system.listMethods(),\
+           'multi': rpc.system.multicall([{'methodName': 'supervisor.getAPIVersion', 'params': []},\
+                                          {'methodName': 'supervisor.getProcessInfo', 'params': ['nosuch']}]),\
+           'group': s.stopProcessGroup('g'),\
+         }))",
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["api"], "3.0");
+    assert_eq!(v["ident"], "supervisor");
+    assert_eq!(v["state"], serde_json::json!({"statecode": 1, "statename": "RUNNING"}));
+    assert!(v["pid"].as_i64().unwrap() > 0);
+    let keys: Vec<&str> = v["keys"].as_array().unwrap().iter().filter_map(|k| k.as_str()).collect();
+    for key in [
+        "name",
+        "group",
+        "description",
+        "start",
+        "stop",
+        "now",
+        "state",
+        "statename",
+        "spawnerr",
+        "exitstatus",
+        "logfile",
+        "stdout_logfile",
+        "stderr_logfile",
+        "pid",
+    ] {
+        assert!(keys.contains(&key), "getProcessInfo lacks {key}: {keys:?}");
+    }
+    assert_eq!(v["web"], serde_json::json!(["RUNNING", 20, "web"]));
+    assert_eq!(v["all"][0], serde_json::json!(["crash", "crash", "STOPPED"]), "sorted by group, then name");
+    assert_eq!(v["all"][1], serde_json::json!(["g", "a", "RUNNING"]));
+    assert_eq!(v["bad_name"], serde_json::json!([10, "BAD_NAME: nosuch"]));
+    assert_eq!(v["started"], serde_json::json!([60, "ALREADY_STARTED: web"]));
+    assert_eq!(v["not_running"], serde_json::json!([70, "NOT_RUNNING: crash"]));
+    assert_eq!(v["bad_signal"], serde_json::json!([11, "BAD_SIGNAL: NOPE"]));
+    assert_eq!(v["unknown"], serde_json::json!([1, "UNKNOWN_METHOD"]));
+    assert_eq!(v["args"], serde_json::json!([2, "INCORRECT_PARAMETERS"]));
+    assert_eq!((v["stop"].as_bool(), v["start_nowait"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(v["methods"], true);
+    assert_eq!(v["multi"][0], serde_json::json!(["3.0"]));
+    assert_eq!(v["multi"][1], serde_json::json!({"faultCode": 10, "faultString": "BAD_NAME: nosuch"}));
+    let group: Vec<(&str, i64)> = v["group"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["status"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(group, [("a", 80), ("b", 80)], "SUCCESS for each");
+    wait_until("web to run again (started without waiting)", 5 * S, || {
+        (supd.program("web")["state"] == "RUNNING").then_some(())
+    });
+}
+
+#[test]
+fn a_malformed_call_gets_a_fault_and_supd_goes_on() {
+    use std::io::{Read, Write};
+    let supd = Supd::start("[program.web]\ncommand = \"sleep 1000\"\nstartsecs = 0\n");
+    supd.wait_state("web", "RUNNING", 5 * S);
+    for body in ["<methodCall><methodName>x", "not xml at all", "<methodCall></methodCall>"] {
+        let mut sock = std::os::unix::net::UnixStream::connect(&supd.socket).unwrap();
+        let request = format!(
+            "POST /RPC2 HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        sock.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        sock.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            answer.contains("<fault>") && answer.contains("<int>3</int>") || answer.contains("<i4>3</i4>"),
+            "{answer}"
+        );
+    }
+    // A body over 1 MiB is refused before it is read.
+    let mut sock = std::os::unix::net::UnixStream::connect(&supd.socket).unwrap();
+    sock.write_all(b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n").unwrap();
+    let _ = sock.write_all(&vec![b'x'; 1 << 20]);
+    let mut answer = String::new();
+    let _ = sock.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert_eq!(supd.ctl(&["status", "web"]).0, 0, "supctl's JSON still works on the same socket");
+}
