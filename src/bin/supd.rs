@@ -119,9 +119,20 @@ fn supervise(cfg: Config, path: PathBuf, gpu: supd::gpu::Setup) -> i32 {
         // keeps the container's work going.
         match control::bind(&cfg.supervisor) {
             Ok(listener) => {
-                tokio::spawn(control::serve(listener, handle));
+                tokio::spawn(control::serve(listener, handle.clone()));
             }
             Err(e) => error!("{e}; supctl will not work"),
+        }
+        if let Some(rpc) = &cfg.supervisor.rpc {
+            match tokio::net::TcpListener::bind(rpc.addr).await {
+                Ok(listener) => {
+                    info!("xml-rpc listening on {}", listener.local_addr().unwrap_or(rpc.addr));
+                    tokio::spawn(supd::api::xmlrpc::serve_tcp(listener, handle.clone(), rpc.credentials.clone()));
+                }
+                Err(e) => {
+                    error!("xml-rpc listener {}: cannot bind: {e}; supervisorctl over TCP will not work", rpc.addr)
+                }
+            }
         }
         if let Some(addr) = cfg.supervisor.http {
             match tokio::net::TcpListener::bind(addr).await {

@@ -61,6 +61,9 @@ pub struct SupervisorConfig {
     pub socket_group: Option<(String, u32)>,
     /// HTTP listener address (`http`, default `0.0.0.0:9001`); `None` when `http = ""`.
     pub http: Option<std::net::SocketAddr>,
+    /// supervisord's XML-RPC over TCP (`rpc`, off by default; supervisord's
+    /// `[inet_http_server] port`), and the credentials it asks for.
+    pub rpc: Option<RpcListener>,
     /// supd's own log format (`log_format`, default text).
     pub log_format: LogFormat,
     /// supd's own log level (`log_level`, default info).
@@ -158,6 +161,37 @@ pub enum GpuDevices {
     /// This many GPUs of its own (`gpu_count`), given in config order from those no other
     /// program names.
     Count(u32),
+}
+
+/// The XML-RPC listener on TCP (`[supervisor] rpc`, `rpc_username`, `rpc_password`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RpcListener {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// HTTP Basic credentials every request must carry; `None` only on a loopback address.
+    #[serde(skip)]
+    pub credentials: Option<RpcCredentials>,
+}
+
+/// `rpc_username` and `rpc_password` (supervisord: `[inet_http_server] username`, `password`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcCredentials {
+    /// The user name.
+    pub username: String,
+    /// The password's SHA-1 digest: supervisord accepts it written as `{SHA}` and 40 hex
+    /// digits, or plain (hashed here, so the plain text is not kept).
+    pub password_sha1: [u8; 20],
+}
+
+impl RpcCredentials {
+    /// Whether `username` and `password` (from a request's HTTP Basic header) are these.
+    pub fn accept(&self, username: &str, password: &str) -> bool {
+        use sha1::Digest;
+        let digest: [u8; 20] = sha1::Sha1::digest(password.as_bytes()).into();
+        // Compared whole, without an early exit on the first differing byte.
+        let same = digest.iter().zip(&self.password_sha1).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        same & (username == self.username)
+    }
 }
 
 /// One `[program.NAME]`, resolved. Keys and defaults follow supervisord's where it has them.

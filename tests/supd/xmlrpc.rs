@@ -175,3 +175,80 @@ fn a_malformed_call_gets_a_fault_and_supd_goes_on() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert_eq!(supd.ctl(&["status", "web"]).0, 0, "supctl's JSON still works on the same socket");
 }
+
+#[test]
+fn xmlrpc_over_tcp_asks_for_credentials() {
+    let port = crate::harness::free_port();
+    // sha1("secret"), as supervisord's `password = {SHA}…` takes it.
+    let supd = Supd::start_with(
+        &format!(
+            "rpc = \"127.0.0.1:{port}\"\nrpc_username = \"admin\"\n\
+             rpc_password = \"{{SHA}}e5e9fa1ba31ecd1ae84f75caaa474f3a663f05f4\""
+        ),
+        "[program.web]\ncommand = \"sleep 1000\"\nstartsecs = 0\n",
+    );
+    supd.wait_state("web", "RUNNING", 5 * S);
+    let url = format!("http://127.0.0.1:{port}");
+    let ctl = |args: &[&str]| {
+        let out = Command::new(format!("{VENV}/supervisorctl")).args(["-s", &url]).args(args).output().unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, out) = ctl(&["-u", "admin", "-p", "secret", "status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("web                              RUNNING   pid "), "{out}");
+    let (code, out) = ctl(&["-u", "admin", "-p", "wrong", "status"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("Server requires authentication"), "{out}");
+    let (status, body) = crate::harness::http_request(port, "POST", "/RPC2");
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains("web"), "nothing about programs without credentials: {body}");
+}
+
+#[test]
+fn an_rpc_listener_reachable_from_outside_needs_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("rpc = \"0.0.0.0:9002\"\n", "supervisor.rpc: 0.0.0.0:9002 is reachable from outside"),
+        ("rpc = \"127.0.0.1:9002\"\nrpc_username = \"a\"\n", "supervisor.rpc_username: needs rpc_password"),
+        (
+            "rpc = \"0.0.0.0:9002\"\nrpc_username = \"a\"\nrpc_password = \"{SHA}abc\"\n",
+            "supervisor.rpc_password: {SHA} needs 40 hex digits",
+        ),
+    ];
+    for (extra, want) in cases {
+        let file = crate::harness::write_config(
+            dir.path(),
+            "supd.toml",
+            &format!("[supervisor]\n{extra}[program.a]\ncommand = \"x\"\n"),
+        );
+        let out = Command::new(crate::harness::SUPD).args(["check", "-c"]).arg(&file).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "want {want}, got {err}");
+    }
+}
+
+#[test]
+fn logs_read_and_tail_as_supervisord_reads_them() {
+    let supd = Supd::start(
+        "[program.logger]\ncommand = [\"sh\", \"-c\", \"echo hello; echo world; exec sleep 1000\"]\nstartsecs = 0\n\
+         stdout_logfile = \"@DIR@/logger.log\"\n",
+    );
+    let log = supd.path("logger.log");
+    wait_until("the log file to hold both lines", 5 * S, || {
+        std::fs::read_to_string(&log).ok().filter(|t| t == "hello\nworld\n")
+    });
+    let out = python(
+        &supd,
+        "print(json.dumps([s.tailProcessStdoutLog('logger', 0, 6), s.readProcessStdoutLog('logger', -6, 0),\
+           s.readProcessStdoutLog('logger', 0, 5), s.tailProcessStderrLog('logger', 0, 100),\
+           s.tailProcessStdoutLog('logger', 12, 100), fault(s.readProcessStderrLog, 'logger', 0, 10)]))",
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v[0], serde_json::json!(["world\n", 12, true]), "overflow: the last 6 bytes");
+    assert_eq!(v[1], "world\n", "a negative offset reads the end");
+    assert_eq!(v[2], "hello");
+    assert_eq!(v[3], serde_json::json!(["", 0, false]), "no stderr log file");
+    assert_eq!(v[4], serde_json::json!(["", 12, false]), "nothing new since offset 12");
+    assert_eq!(v[5], serde_json::json!([20, "NO_FILE"]));
+}

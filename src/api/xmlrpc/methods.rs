@@ -38,6 +38,9 @@ pub const METHODS: &[(&str, &[&str], &str)] = &[
     ("supervisor.signalAllProcesses", &["array", "string"], "Signal every process that runs."),
     ("supervisor.readProcessStdoutLog", &["string", "string", "int", "int"], "Bytes of a process's stdout log."),
     ("supervisor.readProcessStderrLog", &["string", "string", "int", "int"], "Bytes of a process's stderr log."),
+    ("supervisor.tailProcessStdoutLog", &["array", "string", "int", "int"], "[bytes, offset, overflow] of stdout."),
+    ("supervisor.tailProcessStderrLog", &["array", "string", "int", "int"], "[bytes, offset, overflow] of stderr."),
+    ("supervisor.tailProcessLog", &["array", "string", "int", "int"], "Alias of tailProcessStdoutLog."),
     ("supervisor.clearProcessLogs", &["boolean", "string"], "Truncate a process's logs."),
     ("supervisor.clearAllProcessLogs", &["array"], "Truncate every process's logs."),
     ("supervisor.shutdown", &["boolean"], "Stop every process and exit."),
@@ -169,6 +172,12 @@ async fn single(handle: &Handle, name: &str, params: &[Value]) -> Result<Value, 
             let (offset, length) = (int(params, 1)?, int(params, 2)?);
             let log = if name.ends_with("StdoutLog") { &p.logs.stdout } else { &p.logs.stderr };
             read_log(log, offset, length).await.map(Value::String)
+        }
+        "supervisor.tailProcessStdoutLog" | "supervisor.tailProcessLog" | "supervisor.tailProcessStderrLog" => {
+            let p = program(&snapshot, &string(params, 0)?)?;
+            let (offset, length) = (int(params, 1)?, int(params, 2)?);
+            let log = if name.ends_with("StderrLog") { &p.logs.stderr } else { &p.logs.stdout };
+            Ok(tail_log(log, offset, length).await)
         }
         "supervisor.clearProcessLogs" => {
             let p = program(&snapshot, &string(params, 0)?)?;
@@ -328,6 +337,35 @@ fn signal(params: &[Value], i: usize) -> Result<nix::sys::signal::Signal, Fault>
     };
     let by_number = text.parse::<i32>().ok().and_then(|n| nix::sys::signal::Signal::try_from(n).ok());
     by_number.or_else(|| SignalName::parse(&text)).ok_or_else(|| Fault::new(Code::BadSignal, text))
+}
+
+/// `tailProcess*Log(name, offset, length)`, supervisord's `tailFile`: up to `length` bytes of
+/// the log file from `offset`; when more than that has been written since, the last `length`
+/// bytes and the overflow flag. Answers `[bytes, next offset, overflow]`, and `['', 0, false]`
+/// for a stream without a log file, as supervisord does.
+async fn tail_log(log: &crate::output::StreamLog, offset: i32, length: i32) -> Value {
+    let path = log.file.as_ref().map(|f| f.path.clone());
+    let (offset, length) = (u64::try_from(offset).unwrap_or(0), u64::try_from(length).unwrap_or(0).min(1 << 20));
+    let read = tokio::task::spawn_blocking(move || -> Option<(Vec<u8>, u64, bool)> {
+        use std::io::{Read, Seek};
+        let mut file = std::fs::File::open(path?).ok()?;
+        let size = file.metadata().ok()?.len();
+        let (start, overflow) = if size > offset.saturating_add(length) {
+            (size.saturating_sub(length), true)
+        } else {
+            (offset.min(size), false)
+        };
+        file.seek(std::io::SeekFrom::Start(start)).ok()?;
+        let mut out = Vec::new();
+        file.take(size - start).read_to_end(&mut out).ok()?;
+        Some((out, size, overflow))
+    });
+    let (bytes, next, overflow) = read.await.ok().flatten().unwrap_or((Vec::new(), 0, false));
+    Value::Array(vec![
+        Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+        Value::Integer(i32::try_from(next).unwrap_or(i32::MAX)),
+        Value::Boolean(overflow),
+    ])
 }
 
 /// `readProcess*Log(name, offset, length)`: a negative offset reads the last `-offset` bytes

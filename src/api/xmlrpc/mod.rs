@@ -13,13 +13,18 @@ pub mod methods;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
+use std::sync::Arc;
+
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tracing::warn;
 
 use super::REQUEST_TIMEOUT;
-use super::admission::Ticket;
+use super::admission::{Admission, MAX_CONNECTIONS, Ticket};
 use super::control::Handle;
+use crate::config::RpcCredentials;
 use fault::{Code, Fault};
 
 /// The largest request body read, bytes (a multicall of a few thousand calls).
@@ -36,6 +41,54 @@ where
         async move { route(req, &handle).await }
     };
     super::http::serve_connection(stream, ticket, "xml-rpc", answer).await;
+}
+
+/// Serves XML-RPC on TCP (`[supervisor] rpc`) until the task is dropped, admitting
+/// connections as the other listeners do. With `credentials`, a request without them gets 401
+/// and nothing else.
+pub async fn serve_tcp(listener: TcpListener, handle: Handle, credentials: Option<RpcCredentials>) {
+    let slots = Admission::new(MAX_CONNECTIONS);
+    let credentials = Arc::new(credentials);
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                warn!("xml-rpc accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(ticket) = slots.admit() else { continue };
+        let _ = stream.set_nodelay(true);
+        let (handle, credentials) = (handle.clone(), Arc::clone(&credentials));
+        let answer = move |req: Request<Incoming>| {
+            let (handle, credentials) = (handle.clone(), Arc::clone(&credentials));
+            async move {
+                match credentials.as_ref() {
+                    Some(c) if !authorized(&req, c) => unauthorized(),
+                    _ => route(req, &handle).await,
+                }
+            }
+        };
+        tokio::spawn(super::http::serve_connection(stream, ticket, "xml-rpc", answer));
+    }
+}
+
+/// Whether `req` carries HTTP Basic credentials that `credentials` accepts.
+fn authorized(req: &Request<Incoming>, credentials: &RpcCredentials) -> bool {
+    use base64::Engine;
+    let header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let decoded = header
+        .and_then(|h| h.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    decoded.as_deref().and_then(|d| d.split_once(':')).is_some_and(|(u, p)| credentials.accept(u, p))
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut resp = plain(StatusCode::UNAUTHORIZED, "401 Unauthorized\n");
+    resp.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"supd\""));
+    resp
 }
 
 /// `POST /RPC2`: one call, answered with its return value or a fault.

@@ -9,7 +9,7 @@ use super::program::log_file;
 use crate::config::error::{ConfigError, Source};
 use crate::config::expand::expand;
 use crate::config::raw::{RawFile, RawSupervisor};
-use crate::config::{DEFAULT_HTTP, DEFAULT_SOCKET, SupervisorConfig};
+use crate::config::{DEFAULT_HTTP, DEFAULT_SOCKET, RpcCredentials, RpcListener, SupervisorConfig};
 
 /// `[supervisor]` may be written in one file only.
 pub(super) fn single_supervisor(
@@ -73,6 +73,7 @@ pub(super) fn supervisor(raw: Option<(&Source, &Spanned<RawSupervisor>)>) -> Res
             )
         })?),
     };
+    let rpc = rpc_listener(sup, &error)?;
     let socket_group = match &sup.socket_group {
         None => None,
         Some(g) => match Group::from_name(g.get_ref()) {
@@ -117,7 +118,53 @@ pub(super) fn supervisor(raw: Option<(&Source, &Spanned<RawSupervisor>)>) -> Res
         socket_mode: sup.socket_mode.map_or(0o600, |m| m.0),
         socket_group,
         http,
+        rpc,
         log_format: sup.log_format.unwrap_or_default(),
         log_level: sup.log_level.unwrap_or_default(),
     })
+}
+
+/// `rpc`, `rpc_username` and `rpc_password`: XML-RPC over TCP. Off unless `rpc` is set; a
+/// listener on anything but loopback must have credentials (it can stop every program), and a
+/// user name goes with a password. Errors: a bad address, a half-given pair of credentials, a
+/// non-loopback address without them, a `{SHA}` password that is not 40 hex digits.
+fn rpc_listener(
+    sup: &RawSupervisor,
+    error: &impl Fn(usize, &str, String) -> ConfigError,
+) -> Result<Option<RpcListener>, ConfigError> {
+    let Some(addr) = sup.rpc.as_ref().filter(|a| !a.get_ref().is_empty()) else { return Ok(None) };
+    let at = addr.span().start;
+    let parsed: std::net::SocketAddr = addr.get_ref().parse().map_err(|e| {
+        error(at, "supervisor.rpc", format!("expected an address like \"127.0.0.1:9002\" or \"\" for none ({e})"))
+    })?;
+    let credentials = match (&sup.rpc_username, &sup.rpc_password) {
+        (None, None) => None,
+        (Some(u), Some(p)) => Some(RpcCredentials {
+            username: u.get_ref().clone(),
+            password_sha1: password_sha1(p.get_ref())
+                .ok_or_else(|| error(p.span().start, "supervisor.rpc_password", "{SHA} needs 40 hex digits".into()))?,
+        }),
+        (Some(u), None) => return Err(error(u.span().start, "supervisor.rpc_username", "needs rpc_password".into())),
+        (None, Some(p)) => return Err(error(p.span().start, "supervisor.rpc_password", "needs rpc_username".into())),
+    };
+    if credentials.is_none() && !parsed.ip().is_loopback() {
+        return Err(error(
+            at,
+            "supervisor.rpc",
+            format!("{parsed} is reachable from outside: set rpc_username and rpc_password, or listen on 127.0.0.1"),
+        ));
+    }
+    Ok(Some(RpcListener { addr: parsed, credentials }))
+}
+
+/// The SHA-1 digest of `password`: given as `{SHA}` and 40 hex digits (supervisord's form), or
+/// of the plain text. `None`: a `{SHA}` form that is not 40 hex digits.
+fn password_sha1(password: &str) -> Option<[u8; 20]> {
+    use sha1::Digest;
+    let Some(hex) = password.strip_prefix("{SHA}") else {
+        return Some(sha1::Sha1::digest(password.as_bytes()).into());
+    };
+    let bytes: Vec<u8> =
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect::<Option<_>>()?;
+    bytes.try_into().ok()
 }
