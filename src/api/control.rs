@@ -15,11 +15,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
 use super::admission::{Admission, MAX_CONNECTIONS, Ticket};
-use super::protocol::{ActionResult, ErrorKind, ProcessEntry, ProgramPid, Request, Response};
+use super::protocol::{ActionFault, ActionResult, ErrorKind, ProcessEntry, ProgramPid, Request, Response};
 use super::readiness;
 use super::wait::Wait;
 use super::{REQUEST_TIMEOUT, WRITE_TIMEOUT};
 use crate::config::{SignalName, SupervisorConfig};
+use crate::lifecycle::State;
 use crate::lifecycle::settle::Awaited;
 use crate::output::Sink;
 use crate::supervisor::{Command, Envelope, ProgramView, Snapshot, VerbError};
@@ -212,17 +213,43 @@ impl Handle {
             | Request::Gpu {}
             | Request::Reload { .. } => Vec::new(),
         };
-        let ids = match select(&snapshot, &names) {
-            Ok(ids) => ids,
-            Err(unknown) => return error(ErrorKind::UnknownName, format!("no such process: {unknown}")),
-        };
         let is_action = matches!(
             request,
-            Request::Start { .. } | Request::Stop { .. } | Request::Restart { .. } | Request::Clear { .. }
+            Request::Start { .. }
+                | Request::Stop { .. }
+                | Request::Restart { .. }
+                | Request::Clear { .. }
+                | Request::Signal { .. }
         );
         if is_action && names.is_empty() {
             return error(ErrorKind::BadRequest, "name a program, GROUP:* or all");
         }
+        // The verbs take each name on its own, as supervisorctl does.
+        let running = |s: State| matches!(s, State::Starting | State::Running | State::Backoff);
+        match &request {
+            Request::Start { .. } => {
+                let wait = Wait::For(Awaited::Started);
+                return self.verb(&snapshot, &names, Command::Start, wait, |s| !running(s)).await;
+            }
+            Request::Stop { .. } => {
+                return self.verb(&snapshot, &names, Command::Stop, Wait::For(Awaited::Stopped), running).await;
+            }
+            Request::Restart { .. } => {
+                return self.verb(&snapshot, &names, Command::Restart, Wait::For(Awaited::Started), |_| true).await;
+            }
+            Request::Signal { signal, .. } => {
+                let Some(signal) = SignalName::parse(signal) else {
+                    return error(ErrorKind::BadRequest, format!("unknown signal {signal:?}"));
+                };
+                let has_process = |s: State| matches!(s, State::Starting | State::Running | State::Stopping);
+                return self.verb(&snapshot, &names, |n| Command::Signal(signal, n), Wait::No, has_process).await;
+            }
+            _ => {}
+        }
+        let ids = match select(&snapshot, &names) {
+            Ok(ids) => ids,
+            Err(unknown) => return error(ErrorKind::UnknownName, format!("no such process: {unknown}")),
+        };
         match request {
             Request::Status { tree, .. } => {
                 let mut programs: Vec<_> = ids
@@ -250,12 +277,6 @@ impl Handle {
                 Ok(_) => Response::ShuttingDown,
                 Err(e) => error(ErrorKind::ShuttingDown, e.to_string()),
             },
-            Request::Signal { signal, .. } => {
-                let Some(signal) = SignalName::parse(&signal) else {
-                    return error(ErrorKind::BadRequest, format!("unknown signal {signal:?}"));
-                };
-                self.command_and_wait(|names| Command::Signal(signal, names), names_of(&snapshot, &ids), Wait::No).await
-            }
             Request::Clear { .. } => self.clear(&snapshot, &ids).await,
             Request::Reopen {} => {
                 self.sink.reopen().await;
@@ -263,14 +284,8 @@ impl Handle {
             }
             Request::Tail { .. } => error(ErrorKind::BadRequest, "tail is answered on its own connection"),
             Request::Reload { dry_run } => self.reload(dry_run).await,
-            Request::Start { .. } => {
-                self.command_and_wait(Command::Start, names_of(&snapshot, &ids), Wait::For(Awaited::Started)).await
-            }
-            Request::Restart { .. } => {
-                self.command_and_wait(Command::Restart, names_of(&snapshot, &ids), Wait::For(Awaited::Started)).await
-            }
-            Request::Stop { .. } => {
-                self.command_and_wait(Command::Stop, names_of(&snapshot, &ids), Wait::For(Awaited::Stopped)).await
+            Request::Start { .. } | Request::Stop { .. } | Request::Restart { .. } | Request::Signal { .. } => {
+                error(ErrorKind::BadRequest, "verbs are answered by Handle::verb")
             }
         }
     }
@@ -283,9 +298,52 @@ impl Handle {
             name: view.full_name(),
             ok: true,
             message: "cleared".into(),
-            state: view.state,
+            state: Some(view.state),
+            fault: None,
         };
         Response::Actions { results: views.iter().map(cleared).collect() }
+    }
+
+    /// A verb on `names`, each on its own: a name that matches nothing is reported and the
+    /// rest go on (supervisorctl); `all` and `GROUP:*` take only the programs whose state
+    /// `applies` (start: those not running; stop and signal: those running), as supervisord's
+    /// group methods do, while a program named by itself always gets the verb.
+    async fn verb(
+        &self,
+        snapshot: &Snapshot,
+        names: &[String],
+        command: impl FnOnce(Vec<String>) -> Command,
+        wait: Wait,
+        applies: impl Fn(State) -> bool,
+    ) -> Response {
+        let (mut targets, mut unknown) = (Vec::new(), Vec::new());
+        for name in names {
+            let Ok(ids) = select(snapshot, std::slice::from_ref(name)) else {
+                unknown.push(name.clone());
+                continue;
+            };
+            let whole = name == "all" || name.ends_with(":*");
+            for p in ids.iter().filter_map(|&i| snapshot.programs.get(i)) {
+                if (!whole || applies(p.state)) && !targets.contains(&p.name) {
+                    targets.push(p.name.clone());
+                }
+            }
+        }
+        let mut response = if targets.is_empty() {
+            Response::Actions { results: Vec::new() }
+        } else {
+            self.command_and_wait(command, targets, wait).await
+        };
+        if let Response::Actions { results } = &mut response {
+            results.extend(unknown.into_iter().map(|name| ActionResult {
+                name,
+                ok: false,
+                message: "no such process".into(),
+                state: None,
+                fault: Some(ActionFault::NoSuchProgram),
+            }));
+        }
+        response
     }
 
     /// Truncates `programs`' log files and forgets their tails.
@@ -350,11 +408,6 @@ fn processes(programs: &[ProgramView]) -> Vec<Vec<ProcessEntry>> {
             pids.into_iter().map(|pid| ProcessEntry { pid, command: command(pid) }).collect()
         })
         .collect()
-}
-
-/// The names of the programs `ids` of `snapshot`.
-fn names_of(snapshot: &Snapshot, ids: &[usize]) -> Vec<String> {
-    ids.iter().filter_map(|&i| snapshot.programs.get(i)).map(|p| p.name.clone()).collect()
 }
 
 fn pids(snapshot: &Snapshot, ids: &[usize]) -> Vec<ProgramPid> {

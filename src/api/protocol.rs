@@ -240,8 +240,28 @@ pub struct ActionResult {
     pub ok: bool,
     /// `started`, `stopped`, or what went wrong.
     pub message: String,
-    /// Its state when the action finished.
-    pub state: State,
+    /// Its state when the action finished; `None` for a name that matches no program.
+    pub state: Option<State>,
+    /// Why it did not do what was asked, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<ActionFault>,
+}
+
+/// Why an action did not do what was asked for one program: what supctl's exit code follows
+/// (supervisorctl 4.3.0's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionFault {
+    /// No program has that name (exit 1).
+    NoSuchProgram,
+    /// `start` of a program that is started: reported, and still exit 0.
+    AlreadyStarted,
+    /// `stop` or `signal` of a program that does not run: reported, and still exit 0.
+    NotRunning,
+    /// The start ended in BACKOFF, EXITED or FATAL (exit 7, supervisorctl's spawn error).
+    StartFailed,
+    /// Anything else (exit 1).
+    Failed,
 }
 
 /// One program's pid.

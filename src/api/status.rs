@@ -50,6 +50,9 @@ fn describe(p: &ProgramView, now: Instant, in_state: Duration) -> String {
     };
     let why = || p.error.clone().unwrap_or_else(exit);
     let pid = p.pid.unwrap_or(0);
+    // The health rides in the description, so the state column stays one word as in
+    // supervisorctl (`supctl status | awk '{print $4}'` is the pid).
+    let health = p.health.map(|h| format!(", {}", h.as_str())).unwrap_or_default();
     let probe = || match &p.last_probe {
         Some(o) => format!("; probe: {} in {:.0} ms", o.message, o.latency.as_secs_f64() * 1000.0),
         None => String::new(),
@@ -57,12 +60,12 @@ fn describe(p: &ProgramView, now: Instant, in_state: Duration) -> String {
     match p.state {
         State::Running => {
             let gpu = p.gpu_fault.as_ref().map(|f| format!("; {f}")).unwrap_or_default();
-            format!("pid {pid}, uptime {}{}{gpu}", clock(in_state), probe())
+            format!("pid {pid}, uptime {}{health}{}{gpu}", clock(in_state), probe())
         }
         State::Starting if p.pid.is_none() => {
             format!("waiting for {}", p.waiting.as_deref().unwrap_or("dependencies"))
         }
-        State::Starting => format!("pid {pid}{}", probe()),
+        State::Starting => format!("pid {pid}{health}{}", probe()),
         State::Backoff => {
             let left = p.deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
             format!("retry in {:.1}s; last: {}", left.as_secs_f64(), why())

@@ -6,7 +6,8 @@
 use std::time::Instant;
 
 use super::control::{Handle, SupervisorGone, error};
-use super::protocol::{ActionResult, ErrorKind, Response};
+use super::protocol::{ActionFault, ActionResult, ErrorKind, Response};
+use crate::lifecycle::Refusal;
 use crate::lifecycle::settle::{self, Awaited, Progress, Settled};
 use crate::supervisor::{Command, ProgramView, Snapshot, VerbError};
 
@@ -105,9 +106,30 @@ fn outcome(p: &ProgramView, answer: &Result<u64, VerbError>, wait: Wait) -> Opti
 
 /// supctl's line for `outcome` of a verb on `p`.
 fn result(p: &ProgramView, outcome: &VerbOutcome, wait: Wait) -> ActionResult {
-    let result = |ok: bool, message: String| ActionResult { name: p.full_name(), ok, message, state: p.state };
+    let failed = |fault: ActionFault, message: String| ActionResult {
+        name: p.full_name(),
+        ok: false,
+        message,
+        state: Some(p.state),
+        fault: Some(fault),
+    };
+    let result = |ok: bool, message: String| {
+        if ok {
+            ActionResult { name: p.full_name(), ok, message, state: Some(p.state), fault: None }
+        } else {
+            failed(ActionFault::Failed, message)
+        }
+    };
     match (outcome, wait) {
-        (VerbOutcome::Refused(e), _) => result(false, e.to_string()),
+        (VerbOutcome::Refused(e), _) => failed(
+            match e {
+                VerbError::NoSuchProgram => ActionFault::NoSuchProgram,
+                VerbError::Refused(Refusal::AlreadyStarted) => ActionFault::AlreadyStarted,
+                VerbError::Refused(Refusal::NotRunning) => ActionFault::NotRunning,
+                _ => ActionFault::Failed,
+            },
+            e.to_string(),
+        ),
         (VerbOutcome::Done, _) | (_, Wait::No) => result(true, "signalled".into()),
         (VerbOutcome::TimedOut, _) => result(false, "timed out waiting for the program to settle".into()),
         (VerbOutcome::Settled(Settled::Done), Wait::For(Awaited::Stopped)) => result(true, "stopped".into()),
@@ -118,8 +140,9 @@ fn result(p: &ProgramView, outcome: &VerbOutcome, wait: Wait) -> ActionResult {
         (VerbOutcome::Settled(Settled::LeftSurvivors), Wait::For(Awaited::Started)) => {
             result(false, format!("started, but the old process: {}", survivors(&p.survivors)))
         }
-        (VerbOutcome::Settled(Settled::Failed), _) => {
-            result(false, format!("{}: {}", p.state, super::status::status(p, Instant::now()).description))
+        (VerbOutcome::Settled(Settled::Failed), Wait::For(awaited)) => {
+            let fault = if awaited == Awaited::Started { ActionFault::StartFailed } else { ActionFault::Failed };
+            failed(fault, format!("{}: {}", p.state, super::status::status(p, Instant::now()).description))
         }
     }
 }

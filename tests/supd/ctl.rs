@@ -34,7 +34,7 @@ fn start_stop_restart_wait_and_report() {
     supd.wait_state("worker", "RUNNING", 5 * S);
     assert_eq!(supd.ctl(&["start", "manual"]), (0, "manual: started\n".into(), String::new()));
     assert_eq!(supd.ctl(&["start", "manual"]).1, "manual: ERROR (already started)\n");
-    assert_eq!(supd.ctl(&["start", "manual"]).0, 1);
+    assert_eq!(supd.ctl(&["start", "manual"]).0, 0, "reported, and exit 0 as supervisorctl");
     let before = supd.program("worker")["pid"].clone();
     let started = Instant::now();
     let (code, out, _) = supd.ctl(&["restart", "core:worker"]);
@@ -44,10 +44,18 @@ fn start_stop_restart_wait_and_report() {
     assert_eq!(after["state"], "RUNNING");
     assert_ne!(after["pid"], before);
     assert_eq!(supd.ctl(&["stop", "core:*"]), (0, "core:web: stopped\ncore:worker: stopped\n".into(), String::new()));
-    assert_eq!(supd.ctl(&["stop", "web"]).1, "core:web: ERROR (not running)\n");
-    assert_eq!(supd.ctl(&["stop", "nope"]).0, 4);
-    assert_eq!(supd.ctl(&["start", "all"]).0, 1, "manual is already started");
+    assert_eq!(supd.ctl(&["stop", "web"]), (0, "core:web: ERROR (not running)\n".into(), String::new()));
+    assert_eq!(supd.ctl(&["stop", "nope"]), (1, "nope: ERROR (no such process)\n".into(), String::new()));
+    assert_eq!(
+        supd.ctl(&["start", "nope", "web"]),
+        (1, "core:web: started\nnope: ERROR (no such process)\n".into(), String::new()),
+        "an unknown name does not hold the others back"
+    );
+    supd.ctl(&["stop", "web"]);
+    let (code, out, _) = supd.ctl(&["start", "all"]);
+    assert_eq!((code, out.as_str()), (0, "core:web: started\ncore:worker: started\n"), "manual runs: not named");
     assert_eq!(supd.program("web")["state"], "RUNNING");
+    assert_eq!(supd.ctl(&["pid", "nope"]).0, 1, "supervisorctl: an unknown name to pid is 1");
 }
 
 #[test]

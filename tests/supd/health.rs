@@ -33,7 +33,10 @@ fn http_probe_goes_healthy_then_unhealthy_restarts_with_a_new_pid() {
         (p["health"] == "healthy").then_some(p)
     });
     let (_, out, _) = supd.ctl(&["status", "api"]);
-    assert!(out.contains("RUNNING (healthy)") && out.contains("probe: HTTP 200 in "), "{out}");
+    assert!(out.contains("RUNNING   pid ") && out.contains(", healthy; probe: HTTP 200 in "), "{out}");
+    let pid = p["pid"].as_i64().unwrap().to_string();
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(fields[3].trim_end_matches(','), pid, "awk '{{print $4}}' is the pid: {out}");
     assert_eq!(supd.http_get("/health").0, 200);
     assert_eq!(supd.http_get("/health/api").0, 200);
     assert_eq!(supd.http_get("/health/nope").0, 404);

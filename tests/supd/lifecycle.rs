@@ -59,7 +59,7 @@ fn failed_starts_go_fatal_after_startretries() {
     supd.wait_output("gave up: bad entered FATAL", 5 * S);
     // A manual start leaves FATAL.
     let (code, out, _) = supd.ctl(&["start", "bad"]);
-    assert_eq!(code, 1, "the start fails again: {out}");
+    assert_eq!(code, 7, "the start fails again (supervisorctl's spawn error): {out}");
     assert!(out.contains("bad: ERROR (BACKOFF"), "{out}");
 }
 

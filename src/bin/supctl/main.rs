@@ -28,8 +28,11 @@ struct Cli {
     command: Cmd,
 }
 
-const EXIT_CODES: &str = "Exit codes: 0 ok; 1 failed (an action did not work, bad arguments); \
-3 status: a listed program is STOPPED, EXITED or FATAL; 4 unknown name, or supd cannot be reached.\n\
+const EXIT_CODES: &str = "Exit codes, as supervisorctl 4.3.0's: 0 ok (also for `start` of a started \
+program and `stop` of a stopped one, which are reported); 1 failed (an action did not work, an \
+unknown name given to an action or `pid`, bad arguments); 3 status: a listed program is STOPPED, \
+EXITED or FATAL; 4 status or tail of an unknown name, or supd cannot be reached; 7 a start that \
+ended in BACKOFF, EXITED or FATAL.\n\
 `health` exits 0 when healthy and 1 otherwise, as Docker's HEALTHCHECK expects.";
 
 #[derive(Subcommand)]

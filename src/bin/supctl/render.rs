@@ -1,6 +1,6 @@
 //! supctl's text: each response as people read it, and supervisorctl's exit codes.
 
-use supd::api::protocol::{ErrorKind, ProgramStatus, ReloadPlan, Request, Response};
+use supd::api::protocol::{ActionFault, ActionResult, ErrorKind, ProgramStatus, ReloadPlan, Request, Response};
 
 /// Success.
 pub const EXIT_OK: i32 = 0;
@@ -11,11 +11,27 @@ pub const EXIT_NOT_RUNNING: i32 = 3;
 /// An unknown program name, or supd cannot be reached (supervisorctl, LSB "unknown").
 pub const EXIT_UNKNOWN: i32 = 4;
 
+/// A start that ended in BACKOFF, EXITED or FATAL (supervisorctl: a spawn error or an
+/// abnormal termination).
+pub const EXIT_START_FAILED: i32 = 7;
+
+/// supervisorctl's exit code for one action's result: `already started` and `not running`
+/// are reported but succeed; a failed start is 7; any other failure 1.
+fn action_exit_code(r: &ActionResult) -> i32 {
+    match r.fault {
+        None | Some(ActionFault::AlreadyStarted | ActionFault::NotRunning) => EXIT_OK,
+        Some(ActionFault::StartFailed) => EXIT_START_FAILED,
+        Some(ActionFault::NoSuchProgram | ActionFault::Failed) => EXIT_FAILED,
+    }
+}
+
 /// The text and exit code for `response` to `request`.
 pub fn render(request: &Request, response: &Response) -> (String, i32) {
     match response {
         Response::Error { kind, message } => {
             let code = match kind {
+                // supervisorctl: `pid` of an unknown name is a plain failure.
+                ErrorKind::UnknownName if matches!(request, Request::Pid { .. }) => EXIT_FAILED,
                 ErrorKind::UnknownName => EXIT_UNKNOWN,
                 ErrorKind::BadRequest | ErrorKind::ShuttingDown | ErrorKind::BadConfig => EXIT_FAILED,
             };
@@ -34,7 +50,7 @@ pub fn render(request: &Request, response: &Response) -> (String, i32) {
                     out.push_str(&format!("{}: ERROR ({})\n", r.name, r.message));
                 }
             }
-            (out, if results.iter().all(|r| r.ok) { EXIT_OK } else { EXIT_FAILED })
+            (out, results.iter().map(action_exit_code).max().unwrap_or(EXIT_OK))
         }
         Response::Health(report) => {
             if report.healthy() {
@@ -120,16 +136,14 @@ pub fn gpu_table(view: &supd::gpu::GpuView) -> String {
     out
 }
 
-/// supervisorctl's status table: name, state, description.
+/// supervisorctl 4.3.0's status table: the name padded to the longest (at least 30) plus 3,
+/// the state to 10, then the description.
 pub fn status_table(programs: &[ProgramStatus]) -> String {
-    let width = programs.iter().map(|p| p.full_name.len()).max().unwrap_or(0).max(16) + 2;
-    let states: Vec<String> = programs.iter().map(ProgramStatus::state_text).collect();
-    let state_width = states.iter().map(String::len).max().unwrap_or(0).max(8) + 2;
+    let width = programs.iter().map(|p| p.full_name.len()).max().unwrap_or(0).max(30) + 3;
     programs
         .iter()
-        .zip(states)
-        .map(|(p, state)| {
-            let mut line = format!("{:<width$}{state:<state_width$}{}\n", p.full_name, p.description);
+        .map(|p| {
+            let mut line = format!("{:<width$}{:<10}{}\n", p.full_name, p.state.as_str(), p.description);
             // `status --tree`: each process below its program.
             for proc in p.processes.iter().flatten() {
                 line.push_str(&format!("    pid {:<8} {}\n", proc.pid, proc.command));
