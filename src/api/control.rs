@@ -86,6 +86,8 @@ pub struct Handle {
     pub gpu: crate::gpu::SharedGpuView,
     /// What this machine offers programs (its GPUs), for a reloaded config.
     pub machine: crate::config::Machine,
+    /// The config XML-RPC's `reloadConfig` read last, for `addProcessGroup` to take groups from.
+    pub pending: Arc<std::sync::Mutex<Option<crate::config::Config>>>,
     /// The config file or directory, read again by a reload.
     pub config: PathBuf,
 }
@@ -365,15 +367,24 @@ impl Handle {
         answer.await.map_err(|_| SupervisorGone)
     }
 
-    /// Re-reads the config off the event loop (it reads files and the user database) and
-    /// hands it to the supervisor. A config that does not load changes nothing.
-    async fn reload(&self, dry_run: bool) -> Response {
+    /// Reads the config again, off the event loop (it reads files and the user database).
+    /// Errors: why it does not load, for people.
+    pub(super) async fn load_config(&self) -> Result<crate::config::Config, String> {
         let path = self.config.clone();
         let machine = self.machine.clone();
-        let loaded = match tokio::task::spawn_blocking(move || crate::config::load(&path, &machine)).await {
-            Ok(Ok(config)) => config,
-            Ok(Err(e)) => return error(ErrorKind::BadConfig, format!("config error: {e}; nothing was changed")),
-            Err(e) => return error(ErrorKind::BadConfig, format!("cannot load the config: {e}")),
+        match tokio::task::spawn_blocking(move || crate::config::load(&path, &machine)).await {
+            Ok(Ok(config)) => Ok(config),
+            Ok(Err(e)) => Err(format!("config error: {e}; nothing was changed")),
+            Err(e) => Err(format!("cannot load the config: {e}")),
+        }
+    }
+
+    /// Re-reads the config and hands it to the supervisor. A config that does not load changes
+    /// nothing.
+    async fn reload(&self, dry_run: bool) -> Response {
+        let loaded = match self.load_config().await {
+            Ok(config) => config,
+            Err(e) => return error(ErrorKind::BadConfig, e),
         };
         let (reply, plan) = oneshot::channel();
         let command = Command::Reload { config: Box::new(loaded), dry_run, reply };

@@ -110,6 +110,7 @@ fn supervise(cfg: Config, path: PathBuf, gpu: supd::gpu::Setup) -> i32 {
             sink,
             gpu: Arc::clone(&view),
             machine: gpus.machine.clone(),
+            pending: Arc::default(),
             config: path,
         };
         // The SIGHUP handler goes in before any program starts, so an early HUP is not lost.

@@ -33,8 +33,42 @@ pub enum Command {
         /// Where the plan goes.
         reply: oneshot::Sender<Result<ReloadPlan, ReloadError>>,
     },
+    /// Add one group of a newly loaded config, leaving every other program as it is
+    /// (supervisord's `addProcessGroup`).
+    AddGroup {
+        /// The config, loaded and validated.
+        config: Box<Config>,
+        /// The group.
+        group: String,
+        /// Whether it was added.
+        reply: oneshot::Sender<Result<(), GroupError>>,
+    },
+    /// Forget one stopped group (supervisord's `removeProcessGroup`).
+    RemoveGroup {
+        /// The group.
+        group: String,
+        /// Whether it was removed.
+        reply: oneshot::Sender<Result<(), GroupError>>,
+    },
     /// Stop everything and exit 0.
     Shutdown,
+}
+
+/// Why a group could not be added or removed (supervisord's faults of the same names).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    /// No such group (in the new config, for an add; among the programs, for a remove).
+    #[error("no such group")]
+    BadName,
+    /// The group is there already.
+    #[error("already added")]
+    AlreadyAdded,
+    /// A program of the group still runs.
+    #[error("still running")]
+    StillRunning,
+    /// The reload it takes was refused.
+    #[error("{0}")]
+    Reload(ReloadError),
 }
 
 /// Why a verb did nothing to one program.
@@ -78,6 +112,14 @@ impl Supervisor {
             Command::Signal(signal, names) => self.verb(&names, &Event::Signal(signal)),
             Command::Reload { config, dry_run, reply } => {
                 let _ = reply.send(self.reload(*config, dry_run, Instant::now()));
+                Vec::new()
+            }
+            Command::AddGroup { config, group, reply } => {
+                let _ = reply.send(self.add_group(*config, &group, Instant::now()));
+                Vec::new()
+            }
+            Command::RemoveGroup { group, reply } => {
+                let _ = reply.send(self.remove_group(&group, Instant::now()));
                 Vec::new()
             }
             Command::Shutdown => {

@@ -34,7 +34,7 @@ use crate::output::{ProgramLogs, Sink};
 use crate::probe::runner::Report;
 use crate::process::reaper::Waiters;
 use crate::process::signal::SignalStream;
-pub use commands::{Command, Envelope, ReloadError, VerbError};
+pub use commands::{Command, Envelope, GroupError, ReloadError, VerbError};
 pub use reload::ReloadPlan;
 pub use snapshot::{ProgramView, Snapshot};
 
@@ -118,6 +118,8 @@ pub struct Supervisor {
     moved: bool,
     /// What a reload cannot change, as at start-up.
     fixed: reload::FixedSettings,
+    /// The settings of the config in force, to rebuild one around a group added or removed.
+    settings: (crate::config::SupervisorConfig, crate::config::GpuConfig, Vec<std::path::PathBuf>),
     /// Where probe durations are reported (`/metrics`).
     observer: Option<Arc<dyn ProbeObserver>>,
     /// supd's cgroup v2, where it can make one for each program.
@@ -156,6 +158,7 @@ impl Supervisor {
             snapshot,
             moved: true,
             fixed: reload::FixedSettings::of(config),
+            settings: (config.supervisor.clone(), config.gpu.clone(), config.sources.clone()),
             observer: None,
             cgroups: match crate::process::cgroup::Cgroups::set_up(&config.supervisor.cgroup) {
                 Ok(c) => {

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
-use super::{ReloadError, Replacement, Successor, Supervised, Supervisor};
+use super::{GroupError, ReloadError, Replacement, Successor, Supervised, Supervisor};
 use crate::config::{Config, ProgramConfig};
 use crate::lifecycle::Event;
 use crate::output::ProgramLogs;
@@ -223,4 +223,57 @@ fn reuse_logs(slot: &Supervised, p: &ProgramConfig) -> Option<ProgramLogs> {
         && old.log_prefix == p.log_prefix
         && old.log_json == p.log_json;
     same.then(|| slot.logs.clone())
+}
+
+impl Supervisor {
+    /// The programs in force: each slot's config (or the config a reload will replace it
+    /// with), leaving out those a reload removes.
+    fn live_programs(&self) -> Vec<ProgramConfig> {
+        self.slots
+            .iter()
+            .filter_map(|s| match &s.next {
+                None => Some((*s.program.cfg).clone()),
+                Some(Successor::Replace(r)) => Some((*r.cfg).clone()),
+                Some(Successor::Remove) => None,
+            })
+            .collect()
+    }
+
+    /// Applies `programs` as a reload does, under the settings in force.
+    fn apply_programs(&mut self, mut programs: Vec<ProgramConfig>, now: Instant) -> Result<(), GroupError> {
+        programs.sort_by(|a, b| {
+            (a.group_priority, &a.group, a.priority, &a.name).cmp(&(b.group_priority, &b.group, b.priority, &b.name))
+        });
+        let (supervisor, gpu, sources) = self.settings.clone();
+        let config = Config { supervisor, programs, gpu, sources };
+        self.reload(config, false, now).map(|_| ()).map_err(GroupError::Reload)
+    }
+
+    /// supervisord's `addProcessGroup`: the programs of `group` in `config` join those in
+    /// force, which are not touched. Errors: `config` has no such group, or it is there already.
+    pub(super) fn add_group(&mut self, config: Config, group: &str, now: Instant) -> Result<(), GroupError> {
+        let mut programs = self.live_programs();
+        if programs.iter().any(|p| p.group == group) {
+            return Err(GroupError::AlreadyAdded);
+        }
+        let added: Vec<ProgramConfig> = config.programs.into_iter().filter(|p| p.group == group).collect();
+        if added.is_empty() {
+            return Err(GroupError::BadName);
+        }
+        programs.extend(added);
+        self.apply_programs(programs, now)
+    }
+
+    /// supervisord's `removeProcessGroup`: forgets `group`, whose programs must all be stopped.
+    /// Errors: no such group, or one of its programs still runs.
+    pub(super) fn remove_group(&mut self, group: &str, now: Instant) -> Result<(), GroupError> {
+        let programs = self.live_programs();
+        if !programs.iter().any(|p| p.group == group) {
+            return Err(GroupError::BadName);
+        }
+        if self.slots.iter().any(|s| s.program.cfg.group == group && s.program.state().is_active()) {
+            return Err(GroupError::StillRunning);
+        }
+        self.apply_programs(programs.into_iter().filter(|p| p.group != group).collect(), now)
+    }
 }

@@ -67,6 +67,8 @@ pub struct ProgramView {
     pub survivors: Vec<i32>,
     /// Its cgroup, when it has one (for `supctl status --tree`).
     pub cgroup: Option<crate::process::cgroup::ProgramCgroup>,
+    /// Its configuration (for XML-RPC's `getAllConfigInfo`).
+    pub cfg: std::sync::Arc<crate::config::ProgramConfig>,
 }
 
 impl ProgramView {
@@ -97,6 +99,7 @@ impl ProgramView {
             last_start: p.last_spawned_at().and_then(wall_clock),
             survivors: p.survivors().to_vec(),
             cgroup: cgroup.cloned(),
+            cfg: std::sync::Arc::clone(&p.cfg),
         }
     }
 

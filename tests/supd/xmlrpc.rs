@@ -252,3 +252,40 @@ fn logs_read_and_tail_as_supervisord_reads_them() {
     assert_eq!(v[4], serde_json::json!(["", 12, false]), "nothing new since offset 12");
     assert_eq!(v[5], serde_json::json!([20, "NO_FILE"]));
 }
+
+#[test]
+fn supervisorctl_reread_update_avail_add_and_remove() {
+    let supd = Supd::start(PROGRAMS);
+    supd.wait_state("web", "RUNNING", 5 * S);
+    let before = supd.program("web")["pid"].clone();
+    // web changes, group g goes, fresh comes.
+    supd.rewrite(
+        "",
+        "[program.web]\ncommand = \"sleep 1001\"\nstartsecs = 0\n\
+         [program.crash]\ncommand = [\"sh\", \"-c\", \"echo boom; exit 3\"]\nstartretries = 1\nautostart = false\n\
+         [program.nocmd]\ncommand = \"/no/such/thing\"\nautostart = false\nstartretries = 0\n\
+         [program.fresh]\ncommand = \"sleep 1000\"\nstartsecs = 0\n",
+    );
+    assert_eq!(supervisorctl(&supd, &["reread"]), (0, "fresh: available\ng: disappeared\nweb: changed\n".into()));
+    assert_eq!(supd.program("web")["pid"], before, "reread changes nothing");
+    let (_, avail) = supervisorctl(&supd, &["avail"]);
+    assert!(avail.lines().any(|l| l.starts_with("fresh") && l.contains("avail") && l.contains("auto")), "{avail}");
+    assert!(avail.lines().any(|l| l.starts_with("nocmd") && l.contains("in use") && l.contains("manual")), "{avail}");
+    let (code, out) = supervisorctl(&supd, &["update"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        "g: stopped\ng: removed process group\nweb: stopped\nweb: updated process group\nfresh: added process group\n"
+    );
+    supd.wait_state("fresh", "RUNNING", 5 * S);
+    let web = supd.wait_state("web", "RUNNING", 5 * S);
+    assert_ne!(web["pid"], before, "web restarted under its new command");
+    assert!(supd.status().iter().all(|p| p["group"] != "g"), "g is gone");
+    assert_eq!(supervisorctl(&supd, &["remove", "web"]).1, "ERROR: process/group still running: web\n");
+    supervisorctl(&supd, &["stop", "web"]);
+    assert_eq!(supervisorctl(&supd, &["remove", "web"]).1, "web: removed process group\n");
+    assert!(supd.status().iter().all(|p| p["name"] != "web"));
+    assert_eq!(supervisorctl(&supd, &["add", "web"]).1, "web: added process group\n");
+    supd.wait_state("web", "RUNNING", 5 * S);
+    assert_eq!(supervisorctl(&supd, &["add", "web"]).1, "ERROR: process group already active\n");
+}

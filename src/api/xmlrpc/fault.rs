@@ -32,6 +32,12 @@ pub enum Code {
     NotRunning = 70,
     /// Success, in the result arrays of the group methods.
     Success = 80,
+    /// `addProcessGroup` of a group that is there.
+    AlreadyAdded = 90,
+    /// `removeProcessGroup` of a group with a program that runs.
+    StillRunning = 91,
+    /// `reloadConfig` of a config that does not load.
+    CantReread = 92,
 }
 
 impl Code {
@@ -52,6 +58,9 @@ impl Code {
             Code::AlreadyStarted => "ALREADY_STARTED",
             Code::NotRunning => "NOT_RUNNING",
             Code::Success => "SUCCESS",
+            Code::AlreadyAdded => "ALREADY_ADDED",
+            Code::StillRunning => "STILL_RUNNING",
+            Code::CantReread => "CANT_REREAD",
         }
     }
 }

@@ -44,6 +44,10 @@ pub const METHODS: &[(&str, &[&str], &str)] = &[
     ("supervisor.clearProcessLogs", &["boolean", "string"], "Truncate a process's logs."),
     ("supervisor.clearAllProcessLogs", &["array"], "Truncate every process's logs."),
     ("supervisor.shutdown", &["boolean"], "Stop every process and exit."),
+    ("supervisor.reloadConfig", &["array"], "Read the config again: [[added, changed, removed]] groups."),
+    ("supervisor.addProcessGroup", &["boolean", "string"], "Add a group of the config read last."),
+    ("supervisor.removeProcessGroup", &["boolean", "string"], "Forget a stopped group."),
+    ("supervisor.getAllConfigInfo", &["array"], "Every program of the config read last."),
     ("system.listMethods", &["array"], "The names of every method."),
     ("system.methodHelp", &["string", "string"], "A method's help."),
     ("system.methodSignature", &["array", "string"], "A method's signature."),
@@ -193,6 +197,10 @@ async fn single(handle: &Handle, name: &str, params: &[Value]) -> Result<Value, 
             Ok(_) => Ok(Value::Boolean(true)),
             Err(_) => Err(Fault::new(Code::ShutdownState, "")),
         },
+        "supervisor.reloadConfig" => super::groups::reload_config(handle, &snapshot).await,
+        "supervisor.addProcessGroup" => super::groups::add(handle, &string(params, 0)?).await,
+        "supervisor.removeProcessGroup" => super::groups::remove(handle, &string(params, 0)?).await,
+        "supervisor.getAllConfigInfo" => Ok(super::groups::config_info(handle, &snapshot)),
         "system.listMethods" => Ok(Value::Array(METHODS.iter().map(|(m, ..)| Value::String(m.to_string())).collect())),
         "system.methodHelp" | "system.methodSignature" => {
             let asked = string(params, 0)?;
@@ -304,7 +312,7 @@ fn members(snapshot: &Snapshot, group: &str) -> Result<Vec<usize>, Fault> {
     if ids.is_empty() { Err(Fault::new(Code::BadName, group)) } else { Ok(ids) }
 }
 
-fn string(params: &[Value], i: usize) -> Result<String, Fault> {
+pub(super) fn string(params: &[Value], i: usize) -> Result<String, Fault> {
     match params.get(i) {
         Some(Value::String(s)) => Ok(s.clone()),
         _ => Err(Fault::new(Code::BadArguments, "")),

@@ -7,6 +7,7 @@
 //! fault, never a crash.
 
 pub mod fault;
+mod groups;
 mod info;
 pub mod methods;
 
