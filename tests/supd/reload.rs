@@ -111,3 +111,29 @@ fn a_changed_program_finishes_its_stop_while_other_programs_take_commands() {
     });
     supd.wait_output("stopped: slow (exit status 0)", 5 * S);
 }
+
+#[test]
+fn reread_and_update_speak_as_supervisorctl() {
+    let supd = Supd::start(
+        "[program.a]\ncommand = \"sleep 1000\"\nstartsecs = 0\n[program.b]\ncommand = \"sleep 1000\"\nstartsecs = 0\n",
+    );
+    supd.wait_state("a", "RUNNING", 5 * S);
+    assert_eq!(supd.ctl(&["reread"]), (0, "No config updates to processes\n".into(), String::new()));
+    supd.rewrite(
+        "",
+        "[program.a]\ncommand = \"sleep 1001\"\nstartsecs = 0\n[program.c]\ncommand = \"sleep 1000\"\nstartsecs = 0\n",
+    );
+    assert_eq!(supd.ctl(&["reread"]), (0, "a: changed\nb: disappeared\nc: available\n".into(), String::new()));
+    assert_eq!(supd.program("b")["state"], "RUNNING", "reread changes nothing");
+    assert_eq!(
+        supd.ctl(&["update"]),
+        (
+            0,
+            "b: stopped\nb: removed process group\na: stopped\na: updated process group\nc: added process group\n"
+                .into(),
+            String::new()
+        )
+    );
+    supd.wait_state("c", "RUNNING", 5 * S);
+    assert_eq!(supd.ctl(&["version"]).1, format!("{}\n", env!("CARGO_PKG_VERSION")));
+}

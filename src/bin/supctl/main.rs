@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use supd::api::protocol::Request;
+use supd::api::protocol::{ReloadPlan, Request, Response};
 mod client;
 mod convert;
 mod render;
@@ -102,6 +102,13 @@ enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// supervisorctl's `reread`: say which programs a reload would add (available), change
+    /// and remove (disappeared); nothing is changed.
+    Reread,
+    /// supervisorctl's `update`: reload, reported as supervisorctl reports it.
+    Update,
+    /// Print supd's version.
+    Version,
     /// Convert a supervisord.conf (and its [include] files) to supd TOML, with a warning on
     /// stderr for each setting not carried. Needs no running supd.
     Convert {
@@ -121,6 +128,12 @@ fn main() {
             std::process::exit(if e.use_stderr() { EXIT_FAILED } else { EXIT_OK });
         }
     };
+    // Verbs that are another verb's request, answered in supervisorctl's words.
+    let words: Option<fn(&ReloadPlan) -> String> = match cli.command {
+        Cmd::Reread => Some(render::reread),
+        Cmd::Update => Some(render::update),
+        _ => None,
+    };
     let request = match cli.command {
         Cmd::Status { names, tree } => Request::Status { names, tree },
         Cmd::Start { names } => Request::Start { names },
@@ -135,6 +148,12 @@ fn main() {
         Cmd::Reopen => Request::Reopen {},
         Cmd::Gpu => Request::Gpu {},
         Cmd::Reload { dry_run } => Request::Reload { dry_run },
+        Cmd::Reread => Request::Reload { dry_run: true },
+        Cmd::Update => Request::Reload { dry_run: false },
+        Cmd::Version => {
+            print(&format!("{}\n", env!("CARGO_PKG_VERSION")));
+            std::process::exit(EXIT_OK);
+        }
         Cmd::Convert { file, output } => std::process::exit(convert(&file, output.as_deref())),
     };
     if let Request::Tail { follow: true, .. } = request {
@@ -142,7 +161,10 @@ fn main() {
     }
     let code = match client::call(&cli.socket, &request, Duration::from_secs(cli.timeout)) {
         Ok(response) => {
-            let (text, code) = render::render(&request, &response);
+            let (mut text, code) = render::render(&request, &response);
+            if let (Some(words), Response::Reload(plan)) = (words, &response) {
+                text = words(plan);
+            }
             let text = if cli.json {
                 format!("{}\n", serde_json::to_string_pretty(&response).unwrap_or_default())
             } else {

@@ -74,6 +74,36 @@ pub fn render(request: &Request, response: &Response) -> (String, i32) {
     }
 }
 
+/// `supctl reread`, in supervisorctl's words: `NAME: available`, `changed` or `disappeared`,
+/// sorted by name, or `No config updates to processes`.
+pub fn reread(plan: &ReloadPlan) -> String {
+    let mut lines: Vec<String> =
+        [(&plan.added, "available"), (&plan.changed, "changed"), (&plan.removed, "disappeared")]
+            .into_iter()
+            .flat_map(|(names, what)| names.iter().map(move |n| format!("{n}: {what}\n")))
+            .collect();
+    if lines.is_empty() {
+        return "No config updates to processes\n".into();
+    }
+    lines.sort();
+    lines.concat()
+}
+
+/// `supctl update`, in supervisorctl's words: what was removed, then changed, then added.
+pub fn update(plan: &ReloadPlan) -> String {
+    let mut out = String::new();
+    for n in &plan.removed {
+        out.push_str(&format!("{n}: stopped\n{n}: removed process group\n"));
+    }
+    for n in &plan.changed {
+        out.push_str(&format!("{n}: stopped\n{n}: updated process group\n"));
+    }
+    for n in &plan.added {
+        out.push_str(&format!("{n}: added process group\n"));
+    }
+    out
+}
+
 /// `supctl reload`: one line per kind of change, e.g. `changed: api (restarted)`.
 pub fn reload_plan(plan: &ReloadPlan) -> String {
     let mut out = String::new();
