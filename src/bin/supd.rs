@@ -12,7 +12,7 @@ use supd::output::Sink;
 use supd::process::signal::SignalStream;
 use supd::supervisor::{Snapshot, Supervisor};
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// Exit code for a config that cannot be used (and for bad arguments).
 const EXIT_CONFIG: i32 = 2;
@@ -87,6 +87,10 @@ fn supervise(cfg: Config, path: PathBuf, gpu: supd::gpu::Setup) -> i32 {
         }
     };
     supd::logging::init(cfg.supervisor.log_format, cfg.supervisor.log_level, Some(sink.clone()));
+    // What a supervisord.conf had that supd does not carry, said once.
+    for note in &cfg.notes {
+        warn!("supervisord config: {note}");
+    }
     let gpus = gpu.describe(&cfg.programs, cfg.gpu.interval);
     let last_lines = sink.clone();
     let code = runtime(async move {
@@ -172,6 +176,9 @@ async fn reload_on_hangup(mut hangup: SignalStream, handle: control::Handle) {
 /// `supd check`: prints what would run. A closed stdout (`supd check | head`) is not an error.
 fn check(cfg: &Config) -> i32 {
     use std::fmt::Write as _;
+    for note in &cfg.notes {
+        eprintln!("warning: {note}");
+    }
     let mut out = String::new();
     let _ = writeln!(
         out,

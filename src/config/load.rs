@@ -16,30 +16,70 @@ use super::{Config, resolve};
 /// missing program in a group, duplicates, unset variables), each with its place; GPU
 /// requests the machine cannot meet.
 pub fn load(path: &Path, machine: &super::Machine) -> Result<Config, ConfigError> {
-    let files = read_all(path)?;
-    resolve::resolve(&files, |name| std::env::var(name).ok(), machine)
+    let (files, notes) = read_all(path)?;
+    let mut config = resolve::resolve(&files, |name| std::env::var(name).ok(), machine)?;
+    config.notes = notes;
+    Ok(config)
 }
 
-/// Every file that makes up the config at `path`, parsed, in the order read.
-pub(super) fn read_all(path: &Path) -> Result<Vec<(Source, RawFile)>, ConfigError> {
+/// One config file, parsed, with its text for error places.
+pub(super) type ParsedFile = (Source, RawFile);
+
+/// Whether `text` is a supervisord INI config rather than supd TOML: it has a section header
+/// only supervisord writes (`[program:x]`, `[supervisord]` …; TOML's would be `[program.x]`).
+pub fn is_supervisord_ini(text: &str) -> bool {
+    const HEADERS: [&str; 10] = [
+        "[supervisord]",
+        "[program:",
+        "[group:",
+        "[include]",
+        "[unix_http_server]",
+        "[inet_http_server]",
+        "[supervisorctl]",
+        "[rpcinterface:",
+        "[eventlistener:",
+        "[fcgi-program:",
+    ];
+    text.lines().map(str::trim_start).any(|l| HEADERS.iter().any(|h| l.starts_with(h)))
+}
+
+/// Every file that makes up the config at `path`, parsed, in the order read, and what a
+/// supervisord INI among them had that supd does not carry. An INI config is read as the TOML
+/// `supctl convert` would write (its `[include]` files with it); it cannot be mixed with TOML.
+pub(super) fn read_all(path: &Path) -> Result<(Vec<ParsedFile>, Vec<String>), ConfigError> {
     let mut queue = roots(path)?;
     queue.reverse();
     let mut seen = HashSet::new();
     let mut files = Vec::new();
+    let mut notes = Vec::new();
     while let Some(file) = queue.pop() {
         let canonical = file.canonicalize().map_err(|source| ConfigError::Read { path: file.clone(), source })?;
         if !seen.insert(canonical) {
             continue;
         }
         let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read { path: file.clone(), source })?;
-        let source = Source { path: file, text };
+        let source = if is_supervisord_ini(&text) {
+            if !files.is_empty() || !queue.is_empty() {
+                let why = "a supervisord INI config cannot be mixed with TOML files; give it alone to -c";
+                return Err(ConfigError::Read { path: file, source: std::io::Error::other(why) });
+            }
+            let converted = super::ini::convert(&file)
+                .map_err(|e| ConfigError::Read { path: file.clone(), source: std::io::Error::other(e.to_string()) })?;
+            notes = converted.warnings;
+            // Places in errors are in the TOML it reads as (`supctl convert FILE` prints it).
+            let mut shown = file.into_os_string();
+            shown.push(" (read as TOML)");
+            Source { path: PathBuf::from(shown), text: converted.toml }
+        } else {
+            Source { path: file, text }
+        };
         let raw: RawFile = source.parse()?;
         let mut included = includes(&source, &raw)?;
         included.reverse();
         queue.extend(included);
         files.push((source, raw));
     }
-    Ok(files)
+    Ok((files, notes))
 }
 
 fn roots(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {

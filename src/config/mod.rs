@@ -12,6 +12,7 @@ mod error;
 pub mod expand;
 mod gpu;
 mod healthcheck;
+pub mod ini;
 mod load;
 mod raw;
 mod resolve;
@@ -48,6 +49,10 @@ pub struct Config {
     pub gpu: GpuConfig,
     /// The files read, in order.
     pub sources: Vec<PathBuf>,
+    /// What a supervisord INI config had that supd does not carry, one line each (logged at
+    /// start and by `supd check`); empty for TOML.
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
 /// `[supervisor]`: supd's own settings.

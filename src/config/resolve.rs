@@ -107,6 +107,7 @@ pub(super) fn resolve(
         programs: resolved,
         gpu: gpu_config(files)?,
         sources: files.iter().map(|(s, _)| s.path.clone()).collect(),
+        notes: Vec::new(),
     })
 }
 

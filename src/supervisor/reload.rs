@@ -245,7 +245,7 @@ impl Supervisor {
             (a.group_priority, &a.group, a.priority, &a.name).cmp(&(b.group_priority, &b.group, b.priority, &b.name))
         });
         let (supervisor, gpu, sources) = self.settings.clone();
-        let config = Config { supervisor, programs, gpu, sources };
+        let config = Config { supervisor, programs, gpu, sources, notes: Vec::new() };
         self.reload(config, false, now).map(|_| ()).map_err(GroupError::Reload)
     }
 

@@ -48,6 +48,34 @@ fn golden(name: &str) {
         .output()
         .unwrap();
     assert!(check.status.success(), "supd check: {}", String::from_utf8_lossy(&check.stderr));
+    // supd reads the supervisord.conf itself just the same: the same programs, the same notes.
+    let native = Command::new(SUPD)
+        .args(["check", "-c"])
+        .arg(dir.join("supervisord.conf"))
+        .env("MCP_PORT", "7000")
+        .output()
+        .unwrap();
+    assert!(native.status.success(), "supd check (INI): {}", String::from_utf8_lossy(&native.stderr));
+    let programs = |out: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(out).lines().filter(|l| l.starts_with('[')).map(str::to_string).collect()
+    };
+    assert_eq!(programs(&native.stdout), programs(&check.stdout), "the INI read natively runs what convert writes");
+    let native_warnings: String = String::from_utf8_lossy(&native.stderr)
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .map(|l| format!("{}\n", l.replace(&here, "@HERE@")))
+        .collect();
+    assert_eq!(native_warnings, warnings, "supd check says what convert warns of");
+}
+
+#[test]
+fn ini_and_toml_cannot_be_mixed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.toml"), "[program.a]\ncommand = \"x\"\n").unwrap();
+    std::fs::write(dir.path().join("b.toml"), "[program:b]\ncommand=y\n").unwrap();
+    let run = Command::new(SUPD).args(["check", "-c"]).arg(dir.path()).output().unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("cannot be mixed with TOML"), "{run:?}");
 }
 
 #[test]

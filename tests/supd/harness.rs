@@ -107,6 +107,20 @@ impl Supd {
         Supd { child, dir, socket, port, exit: None }
     }
 
+    /// supd reading `text` as the config file `name` (`@DIR@` is the test's directory), which
+    /// must put the control socket at `@DIR@/supd.sock`; waits for it to answer.
+    #[allow(dead_code)] // tests/hostile does not use it
+    pub fn start_file(name: &str, text: &str) -> Supd {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("supd.sock");
+        let config = write_config(dir.path(), name, text);
+        let argv: Vec<&std::ffi::OsStr> = vec![SUPD.as_ref(), "-c".as_ref(), config.as_os_str()];
+        let child = spawn_pid1(dir.path(), &argv);
+        let supd = Supd { child, dir, socket, port: 0, exit: None };
+        supd.wait_ready();
+        supd
+    }
+
     /// Rewrites supd's config file with the same socket and port (for reload tests).
     pub fn rewrite(&self, supervisor_extra: &str, programs: &str) {
         write_config(self.dir.path(), "supd.toml", &config_text(&self.socket, self.port, supervisor_extra, programs));

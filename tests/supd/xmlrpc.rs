@@ -289,3 +289,29 @@ fn supervisorctl_reread_update_avail_add_and_remove() {
     supd.wait_state("web", "RUNNING", 5 * S);
     assert_eq!(supervisorctl(&supd, &["add", "web"]).1, "ERROR: process group already active\n");
 }
+
+#[test]
+fn supd_runs_a_supervisord_conf_as_it_is_and_supervisorctl_reads_it_too() {
+    let supd = Supd::start_file(
+        "supervisord.conf",
+        "[unix_http_server]\nfile=@DIR@/supd.sock\n\n\
+         [supervisord]\nnodaemon=true\npidfile=/tmp/supervisord.pid\n\n\
+         [rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n\
+         [supervisorctl]\nserverurl=unix://@DIR@/supd.sock\n\n\
+         [program:web]\ncommand=sleep 1000\nstartsecs=0\n\n\
+         [program:worker]\ncommand=/bin/sh -c \"echo %(program_name)s up; exec sleep 1000\"\nstartsecs=0\nautorestart=true\n",
+    );
+    supd.wait_state("web", "RUNNING", 5 * S);
+    supd.wait_state("worker", "RUNNING", 5 * S);
+    supd.wait_output("worker up", 5 * S);
+    assert!(supd.output().contains("supervisord config: "), "what is not carried is said once: {}", supd.output());
+    // supervisorctl -c supervisord.conf finds supd through the same file's serverurl.
+    let conf = supd.path("supervisord.conf");
+    let out = Command::new(format!("{VENV}/supervisorctl")).arg("-c").arg(&conf).arg("status").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("web                              RUNNING") && text.contains("worker"), "{text}");
+    let check = Command::new(crate::harness::SUPD).args(["check", "-c"]).arg(&conf).output().unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(String::from_utf8_lossy(&check.stderr).contains("warning: "), "supd check says what is not carried");
+}

@@ -7,7 +7,6 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use supd::api::protocol::{ReloadPlan, Request, Response};
 mod client;
-mod convert;
 mod render;
 
 use render::{EXIT_FAILED, EXIT_OK};
@@ -202,7 +201,7 @@ fn follow(socket: &std::path::Path, request: &Request, json: bool) -> i32 {
 
 /// `convert`: 0 when written (warnings or not), 1 when the file could not be read or written.
 fn convert(file: &std::path::Path, output: Option<&std::path::Path>) -> i32 {
-    let converted = match convert::convert(file) {
+    let converted = match supd::config::ini::convert(file) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("supctl: {e}");

@@ -1,4 +1,6 @@
-//! `supctl convert`: a supervisord INI config (with its `[include]` files) to supd TOML.
+//! supervisord's INI config (with its `[include]` files) as supd TOML: what `supd -c
+//! supervisord.conf` reads (through the usual stages after this one) and `supctl convert`
+//! writes out.
 //!
 //! Every `[program:x]` and `[group:x]` and the keys that map are carried; `%(ENV_X)s` becomes
 //! `${X}`, `%(program_name)s`, `%(group_name)s` and `%(here)s` are expanded, and
@@ -148,11 +150,19 @@ impl Converter {
                     self.warn(path, section, format!("not carried: supd has no event listeners; {advice}"));
                 }
                 "unix_http_server" => self.unix_http_server(path, &here, props),
-                "inet_http_server" | "supervisorctl" | "rpcinterface" => self.warn(
+                "supervisorctl" | "rpcinterface" => self.warn(
                     path,
                     section,
-                    "not carried: supctl talks to supd's [supervisor] socket; [supervisor] http serves \
-                     /health and /metrics read-only"
+                    "not needed: supd serves supervisord's XML-RPC on its [supervisor] socket, so \
+                     supervisorctl and XML-RPC clients work as they are"
+                        .into(),
+                ),
+                "inet_http_server" => self.warn(
+                    path,
+                    section,
+                    "not carried: for XML-RPC over TCP set [supervisor] rpc, rpc_username and \
+                     rpc_password (mind that [supervisor] http, /health and /metrics, is on port 9001 \
+                     by default)"
                         .into(),
                 ),
                 "fcgi-program" => self.warn(path, section, "not carried: supd does not run FastCGI programs".into()),
@@ -331,7 +341,7 @@ impl Converter {
 /// → `%`. A `${` already there is escaped as `$${`, since supd would expand it.
 fn substitute(value: &str, here: &Path, program: &str, group: &str) -> String {
     let value = value.replace("${", "$${");
-    supd::config::expand::percent_fields(&value, true, |name, _| match name {
+    crate::config::expand::percent_fields(&value, true, |name, _| match name {
         "program_name" => Some(program.to_string()),
         "group_name" => Some(group.to_string()),
         "here" => Some(here.display().to_string()),
@@ -399,20 +409,20 @@ fn include(here: &Path, props: &Properties) -> Vec<PathBuf> {
 
 /// supervisord's boolean spellings.
 impl Converter {
-    /// `stdout_logfile=/dev/stdout` and the like (see [`supd::config::std_stream`]): supd
+    /// `stdout_logfile=/dev/stdout` and the like (see [`crate::config::std_stream`]): supd
     /// passes such a stream through to its own stdout or stderr, whole lines, so the key goes
     /// (for the stream's own) or stays without its rotation keys (across), with a note.
     fn std_stream_logfile(&mut self, table: &mut Table, stream: &str, file: &Path, section: &str) {
         let key = format!("{stream}_logfile");
         let Some(Value::String(path)) = table.get(&key) else { return };
-        let Some(to) = supd::config::std_stream(Path::new(path)) else { return };
+        let Some(to) = crate::config::std_stream(Path::new(path)) else { return };
         let path = path.clone();
         for rotation in ["maxbytes", "backups"] {
             table.remove(&format!("{key}_{rotation}"));
         }
         let to = match to {
-            supd::config::StdStream::Stdout => "stdout",
-            supd::config::StdStream::Stderr => "stderr",
+            crate::config::StdStream::Stdout => "stdout",
+            crate::config::StdStream::Stderr => "stderr",
         };
         let note = if to == stream {
             table.remove(&key);
