@@ -43,16 +43,21 @@ impl Handle {
             found.map(|p| p.settle_within).max().unwrap_or_default()
         };
         let deadline = crate::deadline::after_tokio(tokio::time::Instant::now(), limit);
-        // Each program's view is kept as it was when it settled.
+        // Each program's view is kept as it was when it settled; results come in the order
+        // programs settled, as supervisord's group methods return them.
         let mut outcomes: Vec<Option<(ProgramView, VerbOutcome)>> = vec![None; answers.len()];
+        let mut order = Vec::with_capacity(answers.len());
         loop {
             {
                 let s = snapshot.borrow_and_update();
-                for ((slot, name), answer) in outcomes.iter_mut().zip(&names).zip(&answers) {
+                for (k, ((slot, name), answer)) in outcomes.iter_mut().zip(&names).zip(&answers).enumerate() {
                     if slot.is_none()
                         && let Some(p) = find(&s, name).and_then(|i| s.programs.get(i))
                     {
                         *slot = outcome(p, answer, wait).map(|o| (p.clone(), o));
+                        if slot.is_some() {
+                            order.push(k);
+                        }
                     }
                 }
             }
@@ -66,7 +71,9 @@ impl Handle {
         }
         let s = snapshot.borrow();
         let timed_out = |name: &String| Some((s.programs.get(find(&s, name)?)?.clone(), VerbOutcome::TimedOut));
-        Ok(outcomes.into_iter().zip(&names).filter_map(|(o, name)| o.or_else(|| timed_out(name))).collect())
+        let unsettled: Vec<usize> = (0..names.len()).filter(|k| !order.contains(k)).collect();
+        order.extend(unsettled);
+        Ok(order.into_iter().filter_map(|k| outcomes.get_mut(k)?.take().or_else(|| timed_out(names.get(k)?))).collect())
     }
 
     /// [`Handle::verb_and_wait`], answered as supctl's JSON.

@@ -11,6 +11,7 @@ mod lifecycle;
 mod logs;
 mod metrics;
 mod output;
+mod parity;
 mod pid1;
 mod reload;
 mod spawn;

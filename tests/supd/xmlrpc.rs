@@ -44,7 +44,7 @@ fn the_real_supervisorctl_drives_supd() {
 
     assert_eq!(supervisorctl(&supd, &["version"]).1, "4.3.0+supd.0.1.0\n");
     assert_eq!(supervisorctl(&supd, &["start", "web"]), (0, "web: ERROR (already started)\n".into()));
-    assert_eq!(supervisorctl(&supd, &["start", "crash"]), (7, "crash: ERROR (abnormal termination)\n".into()));
+    assert_eq!(supervisorctl(&supd, &["start", "crash"]), (7, "crash: ERROR (spawn error)\n".into()));
     assert_eq!(supervisorctl(&supd, &["start", "nocmd"]), (1, "nocmd: ERROR (no such file)\n".into()));
     assert_eq!(supervisorctl(&supd, &["stop", "nosuch"]), (1, "nosuch: ERROR (no such process)\n".into()));
     assert_eq!(supervisorctl(&supd, &["stop", "g:*"]), (0, "g:a: stopped\ng:b: stopped\n".into()));

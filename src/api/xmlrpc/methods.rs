@@ -277,10 +277,10 @@ fn fault_of(p: &ProgramView, outcome: &VerbOutcome, start: bool) -> Option<Fault
                 Code::NoFile
             } else if error.contains("not executable") {
                 Code::NotExecutable
-            } else if error.starts_with("spawn error") {
-                Code::SpawnError
             } else {
-                Code::AbnormalTermination
+                // supervisord sets `spawnerr` for an exit before startsecs too, and its waiting
+                // start then answers SPAWN_ERROR, as for a spawn that failed.
+                Code::SpawnError
             };
             Some(Fault::new(code, name))
         }
