@@ -132,7 +132,12 @@ impl Converter {
                 "group" => self.group(path, &here, name, props),
                 "supervisord" => self.supervisord(path, &here, props),
                 "include" => {
-                    for file in include(&here, props) {
+                    let (files, unmatched) = include(&here, props);
+                    for pattern in unmatched {
+                        // supervisord warns of these too.
+                        self.warn(path, section, format!("files: {pattern} matches no file"));
+                    }
+                    for file in files {
                         self.file(&file, depth + 1)?;
                     }
                 }
@@ -157,14 +162,7 @@ impl Converter {
                      supervisorctl and XML-RPC clients work as they are"
                         .into(),
                 ),
-                "inet_http_server" => self.warn(
-                    path,
-                    section,
-                    "not carried: for XML-RPC over TCP set [supervisor] rpc, rpc_username and \
-                     rpc_password (mind that [supervisor] http, /health and /metrics, is on port 9001 \
-                     by default)"
-                        .into(),
-                ),
+                "inet_http_server" => self.inet_http_server(path, &here, props),
                 "fcgi-program" => self.warn(path, section, "not carried: supd does not run FastCGI programs".into()),
                 _ => self.warn(path, section, "not carried: unknown section".into()),
             }
@@ -206,6 +204,48 @@ impl Converter {
                     format!("{key}: not carried; the socket's file permissions (socket_mode, socket_group) guard it"),
                 ),
             }
+        }
+    }
+
+    /// `[inet_http_server]`: XML-RPC over TCP is `rpc`, `rpc_username` and `rpc_password`.
+    /// supd refuses XML-RPC reachable from outside without credentials (supervisord only warns),
+    /// so such a listener is moved to 127.0.0.1; and where it takes port 9001, supd's own
+    /// read-only `http` (`/health`, `/metrics`, 9001 by default) moves to 9002.
+    fn inet_http_server(&mut self, file: &Path, here: &Path, props: &Properties) {
+        let get = |k: &str| props.get(k).map(|v| substitute(v, here, "", ""));
+        let Some(port) = get("port") else {
+            self.warn(file, "inet_http_server", "not carried: it has no port".into());
+            return;
+        };
+        let (host, number) = port.rsplit_once(':').unwrap_or(("", port.as_str()));
+        let mut host = if host.is_empty() || host == "*" { "0.0.0.0".to_string() } else { host.to_string() };
+        let (user, password) = (get("username"), get("password"));
+        let loopback = host == "127.0.0.1" || host == "localhost" || host == "::1";
+        if (user.is_none() || password.is_none()) && !loopback {
+            self.warn(
+                file,
+                "inet_http_server",
+                format!(
+                    "port={port} without username and password: supd serves XML-RPC without credentials \
+                     only on loopback, so rpc = \"127.0.0.1:{number}\"; add username and password to \
+                     keep it reachable from outside"
+                ),
+            );
+            host = "127.0.0.1".into();
+        }
+        let host = if host == "localhost" { "127.0.0.1".to_string() } else { host };
+        self.supervisor.insert("rpc".into(), Value::String(format!("{host}:{number}")));
+        if let (Some(u), Some(p)) = (user, password) {
+            self.supervisor.insert("rpc_username".into(), Value::String(u));
+            self.supervisor.insert("rpc_password".into(), Value::String(p));
+        }
+        if number == "9001" {
+            self.supervisor.insert("http".into(), Value::String("0.0.0.0:9002".into()));
+            self.warn(
+                file,
+                "inet_http_server",
+                "port 9001 stays XML-RPC's; supd's read-only /health and /metrics (http) move to 0.0.0.0:9002".into(),
+            );
         }
     }
 
@@ -393,18 +433,22 @@ fn environment(value: &str) -> Table {
     out
 }
 
-/// The files `[include] files` names, relative to the including file.
-fn include(here: &Path, props: &Properties) -> Vec<PathBuf> {
-    let mut out = Vec::new();
+/// The files `[include] files` names, relative to the including file, and the patterns that
+/// match none.
+fn include(here: &Path, props: &Properties) -> (Vec<PathBuf>, Vec<String>) {
+    let (mut out, mut unmatched) = (Vec::new(), Vec::new());
     for pattern in props.get("files").unwrap_or("").split_whitespace() {
         let full = here.join(substitute(pattern, here, "", ""));
         let mut matched: Vec<PathBuf> = glob::glob(&full.to_string_lossy())
             .map(|paths| paths.filter_map(Result::ok).filter(|p| p.is_file()).collect())
             .unwrap_or_default();
         matched.sort();
+        if matched.is_empty() {
+            unmatched.push(pattern.to_string());
+        }
         out.extend(matched);
     }
-    out
+    (out, unmatched)
 }
 
 /// supervisord's boolean spellings.

@@ -101,3 +101,39 @@ fn an_unreadable_file_is_an_error_naming_it() {
     assert_eq!(run.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&run.stderr).contains("cannot read /nonexistent/supervisord.conf"));
 }
+
+#[test]
+fn an_include_that_matches_nothing_is_warned_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("supervisord.conf");
+    std::fs::write(&conf, "[include]\nfiles = conf.d/*.conf\n\n[program:web]\ncommand=sleep 1\n").unwrap();
+    let run = Command::new(SUPCTL).arg("convert").arg(&conf).output().unwrap();
+    assert!(run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("[include] files: conf.d/*.conf matches no file"), "{err}");
+}
+
+#[test]
+fn inet_http_server_becomes_the_rpc_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("supervisord.conf");
+    let convert = |ini: &str| {
+        std::fs::write(&conf, format!("{ini}\n[program:web]\ncommand=sleep 1\n")).unwrap();
+        let run = Command::new(SUPCTL).arg("convert").arg(&conf).output().unwrap();
+        assert!(run.status.success());
+        (String::from_utf8_lossy(&run.stdout).into_owned(), String::from_utf8_lossy(&run.stderr).into_owned())
+    };
+    let (toml, _) = convert(
+        "[inet_http_server]\nport=*:9005\nusername=admin\npassword={SHA}e5e9fa1ba31ecd1ae84f75caaa474f3a663f05f4",
+    );
+    assert!(toml.contains("rpc = \"0.0.0.0:9005\"\nrpc_username = \"admin\"\nrpc_password = \"{SHA}e5e9fa1ba31ecd1ae84f75caaa474f3a663f05f4\""), "{toml}");
+    let (toml, warnings) = convert("[inet_http_server]\nport=*:9001");
+    assert!(toml.contains("rpc = \"127.0.0.1:9001\"") && toml.contains("http = \"0.0.0.0:9002\""), "{toml}");
+    assert!(
+        warnings.contains("without username and password") && warnings.contains("move to 0.0.0.0:9002"),
+        "{warnings}"
+    );
+    // And supd reads such a supervisord.conf as it is.
+    let check = Command::new(SUPD).args(["check", "-c"]).arg(&conf).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+}
