@@ -109,11 +109,13 @@ async fn connection(stream: tokio::net::TcpStream, shared: Arc<Listener>, ticket
 /// Serves HTTP/1.1 on one connection with `answer` until it closes, times out on a request
 /// head, or is closed to make room (see [`Admission`]): between requests it is idle, during
 /// one busy. `what` names the listener in debug logs.
-pub(super) async fn serve_connection<S, F, Fut>(stream: S, ticket: Ticket, what: &'static str, answer: F)
+pub(super) async fn serve_connection<S, F, Fut, B>(stream: S, ticket: Ticket, what: &'static str, answer: F)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send,
+    Fut: std::future::Future<Output = Response<B>> + Send,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let evicted = ticket.eviction();
     let ticket = Arc::new(std::sync::Mutex::new(ticket));

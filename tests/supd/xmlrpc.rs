@@ -315,3 +315,39 @@ fn supd_runs_a_supervisord_conf_as_it_is_and_supervisorctl_reads_it_too() {
     assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stderr));
     assert!(String::from_utf8_lossy(&check.stderr).contains("warning: "), "supd check says what is not carried");
 }
+
+#[test]
+fn supervisorctl_tail_f_follows_the_output() {
+    use std::io::Read;
+    let supd = Supd::start(
+        "[program.ticker]\ncommand = [\"sh\", \"-c\", \"i=0; while sleep 0.1; do i=$((i+1)); echo tick $i; done\"]\n\
+         startsecs = 0\n",
+    );
+    supd.wait_output("tick 1\n", 5 * S);
+    let url = format!("unix://{}", supd.socket.display());
+    let mut child = Command::new(format!("{VENV}/supervisorctl"))
+        .args(["-s", &url, "tail", "-f", "ticker"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The last tick written when tail -f began: it must show ticks written after that.
+    let (_, now, _) = supd.ctl(&["tail", "-n", "1", "ticker"]);
+    let last: u32 = now.trim().trim_start_matches("tick ").parse().unwrap_or(0);
+    let want = format!("tick {}\n", last + 3);
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut seen, mut buf) = (String::new(), [0u8; 256]);
+        while !seen.contains(&want) {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        seen
+    });
+    wait_until("tail -f to show later ticks", 10 * S, || reader.is_finished().then_some(()));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = reader.join().unwrap();
+    assert!(text.contains(&format!("tick {}\n", last + 3)), "{text}");
+}

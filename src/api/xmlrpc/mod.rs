@@ -9,6 +9,7 @@
 pub mod fault;
 mod groups;
 mod info;
+mod logtail;
 pub mod methods;
 
 use bytes::Bytes;
@@ -66,7 +67,7 @@ pub async fn serve_tcp(listener: TcpListener, handle: Handle, credentials: Optio
             let (handle, credentials) = (handle.clone(), Arc::clone(&credentials));
             async move {
                 match credentials.as_ref() {
-                    Some(c) if !authorized(&req, c) => unauthorized(),
+                    Some(c) if !authorized(&req, c) => unauthorized().map(http_body_util::Either::Left),
                     _ => route(req, &handle).await,
                 }
             }
@@ -92,8 +93,37 @@ fn unauthorized() -> Response<Full<Bytes>> {
     resp
 }
 
+/// A response body: a whole one, or a stream (`/logtail`).
+type AnyBody = http_body_util::Either<Full<Bytes>, logtail::Streamed>;
+
+/// `POST /RPC2`: one call, answered with its return value or a fault; `GET /logtail/NAME`:
+/// a program's output as it comes.
+async fn route(req: Request<Incoming>, handle: &Handle) -> Response<AnyBody> {
+    if let Some(spec) = req.uri().path().strip_prefix("/logtail/") {
+        return logtail(handle, spec).await;
+    }
+    route_rpc(req, handle).await.map(http_body_util::Either::Left)
+}
+
+/// `GET /logtail/NAME[/stdout|/stderr]` (supervisorctl `tail -f`).
+async fn logtail(handle: &Handle, spec: &str) -> Response<AnyBody> {
+    let (name, stream) = match spec.rsplit_once('/') {
+        Some((name, stream @ ("stdout" | "stderr"))) => (name, stream),
+        _ => (spec, "stdout"),
+    };
+    let snapshot = handle.snapshot.borrow().clone();
+    let found = super::control::select(&snapshot, &[name.to_string()]).ok().filter(|ids| ids.len() == 1);
+    let Some(p) = found.and_then(|ids| snapshot.programs.get(ids[0])) else {
+        return plain(StatusCode::NOT_FOUND, "no such process\n").map(http_body_util::Either::Left);
+    };
+    let log = if stream == "stderr" { &p.logs.stderr } else { &p.logs.stdout };
+    let mut resp = Response::new(http_body_util::Either::Right(logtail::follow(log).await));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
 /// `POST /RPC2`: one call, answered with its return value or a fault.
-async fn route(req: Request<Incoming>, handle: &Handle) -> Response<Full<Bytes>> {
+async fn route_rpc(req: Request<Incoming>, handle: &Handle) -> Response<Full<Bytes>> {
     if req.uri().path() != "/RPC2" {
         return plain(StatusCode::NOT_FOUND, "not found: XML-RPC is at /RPC2\n");
     }
