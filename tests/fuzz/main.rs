@@ -1,6 +1,8 @@
 //! Fuzzing on stable Rust (proptest as the generator and shrinker): arbitrary bytes and
 //! structured mutations of valid configs through load + resolve + the fake-clock lifecycle,
-//! and arbitrary control requests through the protocol decoder. None may panic.
+//! arbitrary control requests through the protocol decoder, and arbitrary XML-RPC calls
+//! through supd's XML-RPC interface (every one must be answered, a fault at worst). None may
+//! panic.
 //!
 //! Each target runs for `SUPD_FUZZ_SECS` seconds (2 by default; CI sets more). A failing
 //! input, shrunk, is written to `tests/fuzz/corpus/TARGET/` before the test fails; commit it,
@@ -375,6 +377,81 @@ fn control_requests_never_panic() {
     fuzz("request", request(), |r| r.clone().into_bytes(), |r| decode(&r));
 }
 
+// ---- XML-RPC calls ---------------------------------------------------------------------------
+
+/// A method call: a known method (or not) with arguments of any XML-RPC type, or text that
+/// is not a call at all.
+fn rpc_call() -> impl Strategy<Value = String> {
+    let methods: Vec<&str> = supd::api::xmlrpc::methods::METHODS.iter().map(|(m, ..)| *m).collect();
+    let method = prop_oneof![
+        prop::sample::select(methods).prop_map(str::to_string),
+        Just("supervisor.bogus".to_string()),
+        "[a-z.]{0,12}",
+    ];
+    let leaf = prop_oneof![
+        any::<i32>().prop_map(|n| format!("<int>{n}</int>")),
+        any::<bool>().prop_map(|b| format!("<boolean>{}</boolean>", u8::from(b))),
+        prop_oneof![Just("web"), Just("all"), Just("g:*"), Just("HUP"), Just("-1"), Just("")]
+            .prop_map(|s| format!("<string>{s}</string>")),
+        "[a-zA-Z0-9:*]{0,6}".prop_map(|s| format!("<string>{s}</string>")),
+        Just("<double>1e308</double>".to_string()),
+    ];
+    let value = leaf.prop_recursive(2, 8, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(|vs| format!(
+                "<array><data>{}</data></array>",
+                vs.iter().map(|v| format!("<value>{v}</value>")).collect::<String>()
+            )),
+            prop::collection::vec(("[a-zA-Z]{1,10}", inner), 0..3).prop_map(|ms| {
+                let members: String =
+                    ms.iter().map(|(k, v)| format!("<member><name>{k}</name><value>{v}</value></member>")).collect();
+                format!("<struct>{members}</struct>")
+            }),
+        ]
+    });
+    let call = (method, prop::collection::vec(value, 0..4)).prop_map(|(m, params)| {
+        let params: String = params.iter().map(|p| format!("<param><value>{p}</value></param>")).collect();
+        format!("<?xml version=\"1.0\"?><methodCall><methodName>{m}</methodName><params>{params}</params></methodCall>")
+    });
+    prop_oneof![4 => call, 1 => ".{0,64}", 1 => "<methodCall><methodName>[a-z.]{0,10}</methodName>.{0,32}"]
+}
+
+/// A Handle as the control socket's, for a supd whose supervisor is gone: verbs answer
+/// SHUTDOWN_STATE, everything else is read from an empty snapshot and a config on disk.
+fn rpc_handle(dir: &Path) -> supd::api::control::Handle {
+    let path = dir.join("supd.toml");
+    std::fs::write(&path, "[supervisor]\nhttp = \"\"\n[program.web]\ncommand = \"sleep 1\"\n").unwrap();
+    let config = supd::config::load(&path, &supd::config::Machine::default()).unwrap();
+    let (commands, _) = tokio::sync::mpsc::channel(1);
+    let (_, snapshot) = tokio::sync::watch::channel(Arc::new(supd::supervisor::Snapshot::default()));
+    supd::api::control::Handle {
+        commands,
+        snapshot,
+        sink: supd::output::Sink::start(&config).unwrap(),
+        gpu: Arc::default(),
+        machine: supd::config::Machine::default(),
+        pending: Arc::default(),
+        config: path,
+    }
+}
+
+#[test]
+fn xmlrpc_calls_are_always_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = rpc_handle(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    fuzz(
+        "xmlrpc",
+        rpc_call(),
+        |c| c.clone().into_bytes(),
+        |call| {
+            let answer = runtime.block_on(supd::api::xmlrpc::answer(&handle, call.as_bytes()));
+            prop_assert!(answer.starts_with("<methodResponse>"), "not an answer to {call:?}: {answer}");
+            Ok(())
+        },
+    );
+}
+
 /// The events a corpus config is replayed with: a start, probes, a crash and its backoff, a
 /// stop that needs SIGKILL, a restart and a shutdown, each deadline fired.
 fn tour() -> Vec<Step> {
@@ -411,12 +488,19 @@ fn tour() -> Vec<Step> {
 /// Every input that ever failed, replayed.
 #[test]
 fn corpus_replays_clean() {
-    for target in ["config", "request"] {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = rpc_handle(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for target in ["config", "request", "xmlrpc"] {
         for entry in std::fs::read_dir(corpus(target)).into_iter().flatten().flatten() {
             let bytes = std::fs::read(entry.path()).unwrap();
             let result = match target {
                 "config" => load_and_run(&bytes, &tour()),
-                _ => decode(&String::from_utf8_lossy(&bytes)),
+                "request" => decode(&String::from_utf8_lossy(&bytes)),
+                _ => {
+                    let answer = runtime.block_on(supd::api::xmlrpc::answer(&handle, &bytes));
+                    if answer.starts_with("<methodResponse>") { Ok(()) } else { Err(TestCaseError::fail(answer)) }
+                }
             };
             assert!(result.is_ok(), "{}: {result:?}", entry.path().display());
         }
