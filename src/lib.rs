@@ -29,7 +29,8 @@
 //! - [`process`] owns processes: spawning (credentials, session, cgroup), the one `waitpid`
 //!   loop, signals, and finding a program's whole tree.
 //! - [`output`] owns programs' output; [`probe`] runs health checks; [`gpu`] finds and
-//!   watches GPUs; [`config`] turns files into a [`config::Config`].
+//!   watches GPUs; [`config`] turns files into a [`config::Config`]; [`events`] hands
+//!   supervisord's events to event listeners by supervisord's protocol.
 //! - [`api`] alone turns snapshots into supctl's JSON and HTTP bodies; [`metrics`] reads the
 //!   snapshot and is told probe durations through [`supervisor::ProbeObserver`].
 //!
@@ -39,7 +40,7 @@
 //!
 //! Layers, lowest first (`tests/layers` fails on a use that points up or sideways):
 //! `deadline`, `config` → `process`, `output`, `gpu` → `probe`, `logging` → `lifecycle` →
-//! `supervisor`, `single` → `metrics` → `api`. The binaries (`supd`, and `supctl` with its
+//! `events` → `supervisor`, `single` → `metrics` → `api`. The binaries (`supd`, and `supctl` with its
 //! client, its text and `convert`) sit above the library; PID 1 never links supctl's code.
 #![warn(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -47,6 +48,7 @@
 pub mod api;
 pub mod config;
 pub mod deadline;
+pub mod events;
 pub mod gpu;
 pub mod lifecycle;
 pub mod logging;

@@ -55,7 +55,13 @@ fn main() {
                 eprintln!("supd: config error: {e}");
                 EXIT_CONFIG
             }
-            (Ok(cfg), Some(gpu)) => supervise(cfg, cli.config, gpu),
+            (Ok(cfg), Some(gpu)) => {
+                let url = format!("unix://{}", cfg.supervisor.socket.display());
+                // SAFETY: no other thread of supd runs yet (the output writer and the runtime
+                // start in `supervise`), so nothing reads the environment meanwhile.
+                unsafe { std::env::set_var("SUPERVISOR_SERVER_URL", url) };
+                supervise(cfg, cli.config, gpu)
+            }
             (Ok(cfg), None) => check(&cfg),
         }
     };

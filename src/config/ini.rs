@@ -67,6 +67,7 @@ struct Converter {
     environment: Table,
     programs: Table,
     groups: Table,
+    eventlisteners: Table,
     warnings: Vec<String>,
 }
 
@@ -141,19 +142,7 @@ impl Converter {
                         self.file(&file, depth + 1)?;
                     }
                 }
-                "eventlistener" => {
-                    let events = props.get("events").unwrap_or("");
-                    let command = props.get("command").unwrap_or("");
-                    let advice = match events.split(',').map(str::trim).find_map(|e| e.strip_prefix("TICK_")) {
-                        Some(secs) => format!(
-                            "it runs on TICK_{secs}, so it is a health check: give the program it watches \
-                             [program.NAME.healthcheck] exec = {command:?} (or http = \"http://…\"), \
-                             interval = \"{secs}s\"; supd restarts it when unhealthy"
-                        ),
-                        None => "use a [program.NAME.healthcheck] for checks, /metrics for monitoring".into(),
-                    };
-                    self.warn(path, section, format!("not carried: supd has no event listeners; {advice}"));
-                }
+                "eventlistener" => self.eventlistener(path, &here, name, props),
                 "unix_http_server" => self.unix_http_server(path, &here, props),
                 "supervisorctl" | "rpcinterface" => self.warn(
                     path,
@@ -360,6 +349,53 @@ impl Converter {
         self.programs.insert(name.into(), Value::Table(table));
     }
 
+    /// `[eventlistener:x]`: a program with `events` and `buffer_size`. One on a `TICK_*` is
+    /// often a health check; the note says how a healthcheck would do it faster.
+    fn eventlistener(&mut self, file: &Path, here: &Path, name: &str, props: &Properties) {
+        let section = format!("eventlistener:{name}");
+        let mut own = Properties::new();
+        let mut listener = Table::new();
+        for (key, value) in props.iter() {
+            match key {
+                "events" => {
+                    let events = value.split(',').map(|e| Value::String(e.trim().to_string())).collect();
+                    listener.insert("events".into(), Value::Array(events));
+                }
+                "buffer_size" => match value.trim().parse::<i64>() {
+                    Ok(n) => {
+                        listener.insert("buffer_size".into(), Value::Integer(n));
+                    }
+                    Err(_) => self.warn(file, &section, format!("buffer_size: {value:?} is not a number; not carried")),
+                },
+                "result_handler" => self.warn(
+                    file,
+                    &section,
+                    "result_handler: not carried; supd answers by supervisord's default handler".into(),
+                ),
+                _ => own.insert(key, value),
+            }
+        }
+        self.program(file, here, name, &own);
+        let Some(Value::Table(mut table)) = self.programs.remove(name) else { return };
+        table.extend(listener);
+        let events = props.get("events").unwrap_or("");
+        if let Some(secs) = events.split(',').map(str::trim).find_map(|e| e.strip_prefix("TICK_")) {
+            let command = props.get("command").unwrap_or("");
+            self.warn(
+                file,
+                &section,
+                format!(
+                    "carried as [eventlistener.{name}]; it runs on TICK_{secs}, so if it is a health check, \
+                     a [program.NAME.healthcheck] on the program it watches (exec = {command:?} or http = \
+                     \"http://…\", interval = \"5s\", timeout = \"2s\", retries = 3) notices a failure \
+                     within 15 s and restarts it under 30 s, where a TICK_{secs} check takes up to \
+                     {secs} s per try"
+                ),
+            );
+        }
+        self.eventlisteners.insert(name.into(), Value::Table(table));
+    }
+
     fn finish(self) -> Result<Converted, ConvertError> {
         let mut root = Table::new();
         if !self.supervisor.is_empty() {
@@ -369,6 +405,9 @@ impl Converter {
             root.insert("group".into(), Value::Table(self.groups));
         }
         root.insert("program".into(), Value::Table(self.programs));
+        if !self.eventlisteners.is_empty() {
+            root.insert("eventlistener".into(), Value::Table(self.eventlisteners));
+        }
         let body = toml::to_string(&root)?;
         let toml =
             format!("# Converted from supervisord.conf by `supctl convert`; check it with `supd check`.\n\n{body}");

@@ -168,6 +168,36 @@ pub enum GpuDevices {
     Count(u32),
 }
 
+/// What an event listener subscribes to (supervisord: `events`, `buffer_size`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListenerConfig {
+    /// Event type names, each supervisord's (`PROCESS_STATE`, `PROCESS_STATE_EXITED`,
+    /// `TICK_60`, `SUPERVISOR_STATE_CHANGE` …); a family name takes all of its members.
+    pub events: Vec<String>,
+    /// How many events wait for it at most; past that the oldest is dropped, with a warning.
+    pub buffer_size: usize,
+}
+
+/// The event types a listener may subscribe to: supervisord's that supd sends.
+pub const EVENT_TYPES: &[&str] = &[
+    "EVENT",
+    "PROCESS_STATE",
+    "PROCESS_STATE_STOPPED",
+    "PROCESS_STATE_STARTING",
+    "PROCESS_STATE_RUNNING",
+    "PROCESS_STATE_BACKOFF",
+    "PROCESS_STATE_STOPPING",
+    "PROCESS_STATE_EXITED",
+    "PROCESS_STATE_FATAL",
+    "SUPERVISOR_STATE_CHANGE",
+    "SUPERVISOR_STATE_CHANGE_RUNNING",
+    "SUPERVISOR_STATE_CHANGE_STOPPING",
+    "TICK",
+    "TICK_5",
+    "TICK_60",
+    "TICK_3600",
+];
+
 /// The XML-RPC listener on TCP (`[supervisor] rpc`, `rpc_username`, `rpc_password`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RpcListener {
@@ -263,6 +293,9 @@ pub struct ProgramConfig {
     /// Why it cannot run on this machine (`gpu = "required"` and no GPU): every start goes
     /// FATAL with this reason.
     pub gpu_unavailable: Option<String>,
+    /// Set for an `[eventlistener.NAME]`: a program that gets events on its stdin and answers
+    /// on its stdout (supervisord's event listener protocol).
+    pub listener: Option<ListenerConfig>,
     /// Where its stdout goes.
     pub stdout: StreamConfig,
     /// Where its stderr goes (unused with `redirect_stderr`).
@@ -419,6 +452,7 @@ impl ProgramConfig {
             gpu_devices: GpuDevices::All,
             gpus_held: Vec::new(),
             gpu_unavailable: None,
+            listener: None,
             stdout: StreamConfig { file: None, passthrough: true, to: None },
             stderr: StreamConfig { file: None, passthrough: true, to: None },
             log_prefix: None,

@@ -20,6 +20,8 @@ pub struct RawFile {
     pub program: BTreeMap<String, Spanned<RawProgram>>,
     #[serde(default)]
     pub group: BTreeMap<String, Spanned<RawGroup>>,
+    #[serde(default)]
+    pub eventlistener: BTreeMap<String, Spanned<RawProgram>>,
     pub gpu: Option<Spanned<RawGpu>>,
 }
 
@@ -131,6 +133,10 @@ pub struct RawProgram {
     pub gpu_count: Option<Spanned<u32>>,
     pub numprocs: Option<Spanned<u32>>,
     pub numprocs_start: Option<Count<1_000_000>>,
+    /// `[eventlistener.NAME]` only: the events it subscribes to.
+    pub events: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `[eventlistener.NAME]` only: how many events wait for it at most (supervisord: 10).
+    pub buffer_size: Option<Spanned<Count<10_000>>>,
 }
 
 /// `[program.NAME.healthcheck]`: exactly one of `http`, `tcp`, `exec`, and Docker

@@ -21,6 +21,8 @@ use users::UserCache;
 /// A table found in some file: its name, where it starts, and what it says.
 struct NamedTable<'a, T> {
     source: &'a Source,
+    /// `program`, `eventlistener` or `group`.
+    kind: &'static str,
     name: &'a str,
     /// Byte offset of the table (its `[header]`, or its inline `{`).
     at: usize,
@@ -40,7 +42,17 @@ pub(super) fn resolve(
     machine: &super::Machine,
 ) -> Result<Config, ConfigError> {
     let supervisor_raw = single_supervisor(files)?;
-    let programs = collect(files, "program", |raw| &raw.program)?;
+    let mut programs = collect(files, "program", |raw| &raw.program)?;
+    // Event listeners are programs with a protocol on their stdin and stdout; they share the
+    // programs' names.
+    for (name, listener) in collect(files, "eventlistener", |raw| &raw.eventlistener)? {
+        if let Some(program) = programs.get(&name) {
+            let there = program.source.location(program.at);
+            let why = format!("{name:?} is already a program at {there}");
+            return Err(listener.error(listener.at, &format!("eventlistener.{name}"), why));
+        }
+        programs.insert(name, listener);
+    }
     let groups = collect(files, "group", |raw| &raw.group)?;
     let membership = membership(&groups, &programs)?;
 
@@ -90,7 +102,7 @@ pub(super) fn resolve(
         }
         if let Some(deps) = &found.raw.depends_on {
             let source = found.source;
-            let key = format!("program.{name}.depends_on");
+            let key = format!("{}.{name}.depends_on", found.kind);
             let error = Box::new(move |at, message: String| source.error_at(at, &key, message));
             written.insert(name.clone(), depends::Written { error, deps: depends::entries(deps) });
         }
@@ -101,9 +113,10 @@ pub(super) fn resolve(
         (a.group_priority, &a.group, a.priority, &a.name).cmp(&(b.group_priority, &b.group, b.priority, &b.name))
     });
     super::gpu::apply(&mut resolved, machine).map_err(ConfigError::Gpus)?;
+    let supervisor_config = supervisor(supervisor_raw)?;
 
     Ok(Config {
-        supervisor: supervisor(supervisor_raw)?,
+        supervisor: supervisor_config,
         programs: resolved,
         gpu: gpu_config(files)?,
         sources: files.iter().map(|(s, _)| s.path.clone()).collect(),
@@ -114,7 +127,7 @@ pub(super) fn resolve(
 /// Every `[KIND.NAME]` across files; a name defined twice, or not a valid name, is an error.
 fn collect<'a, T>(
     files: &'a [(Source, RawFile)],
-    kind: &str,
+    kind: &'static str,
     tables: impl Fn(&'a RawFile) -> &'a BTreeMap<String, Spanned<T>>,
 ) -> Result<BTreeMap<String, NamedTable<'a, T>>, ConfigError> {
     let mut out: BTreeMap<String, NamedTable<'a, T>> = BTreeMap::new();
@@ -133,7 +146,7 @@ fn collect<'a, T>(
                 let there = first.source.location(first.at);
                 return Err(source.error_at(at, key, format!("{kind} {name:?} is already defined at {there}")));
             }
-            out.insert(name.clone(), NamedTable { source, name, at, raw: table.get_ref() });
+            out.insert(name.clone(), NamedTable { source, kind, name, at, raw: table.get_ref() });
         }
     }
     Ok(out)
@@ -177,7 +190,7 @@ fn membership<'a>(
 fn numprocs(found: &NamedTable<'_, RawProgram>) -> Result<Option<std::ops::Range<u32>>, ConfigError> {
     let Some(n) = &found.raw.numprocs else { return Ok(None) };
     let start = found.raw.numprocs_start.map_or(0, |c| c.0);
-    let key = format!("program.{}.numprocs", found.name);
+    let key = format!("{}.{}.numprocs", found.kind, found.name);
     match start.checked_add(*n.get_ref()) {
         _ if *n.get_ref() == 0 => Err(found.error(n.span().start, &key, "numprocs must be at least 1")),
         Some(end) if *n.get_ref() <= 1000 => Ok(Some(start..end)),

@@ -13,6 +13,7 @@ mod readers;
 use super::backoff;
 use super::event::{Effect, Event, Refusal};
 use super::health::{HealthCount, Verdict};
+use super::state::State;
 use crate::config::{Autorestart, GpuMode, OnUnhealthy, ProgramConfig};
 use crate::deadline::after;
 use crate::probe::ProbeOutcome;
@@ -82,6 +83,8 @@ pub struct Program {
     since: Instant,
     /// When the last process was spawned.
     spawned_at: Option<Instant>,
+    /// The last process's pid, also after it ended (supervisord's events carry it).
+    last_pid: Option<i32>,
     /// Failed starts in a row (supervisord's backoff counter).
     failed_starts: u32,
     /// Restarts after exits from RUNNING in the current backoff streak.
@@ -109,6 +112,8 @@ pub struct Program {
     generation: u64,
     /// Processes that outlived SIGKILL in the last stop; cleared when a stop begins.
     survivors: Vec<i32>,
+    /// State changes not yet taken by [`Program::take_transitions`], in order.
+    transitions: Vec<(State, State)>,
 }
 
 impl Program {
@@ -119,6 +124,7 @@ impl Program {
             phase: Phase::Stopped,
             since: now,
             spawned_at: None,
+            last_pid: None,
             failed_starts: 0,
             streak: 0,
             shutting_down: false,
@@ -134,7 +140,15 @@ impl Program {
             gpu_fault: None,
             generation: 0,
             survivors: Vec::new(),
+            transitions: Vec::new(),
         }
+    }
+
+    /// The state changes since the last call, in order, each as (from, to): what supervisord's
+    /// PROCESS_STATE events report. An exit from RUNNING passes through EXITED even when a
+    /// restart follows at once, as in supervisord.
+    pub fn take_transitions(&mut self) -> Vec<(State, State)> {
+        std::mem::take(&mut self.transitions)
     }
 
     /// Applies `event` at `now`; returns what to do. A verb the program does not take now
@@ -203,6 +217,7 @@ impl Program {
             }
             (Phase::Running { .. }, Event::Exited { status, .. }) => {
                 let mut effects = self.exited(status);
+                self.enter(Phase::Exited, now);
                 effects.extend(self.after_run(status, now));
                 effects
             }
@@ -323,6 +338,7 @@ impl Program {
     /// (`startsecs = "healthy"`).
     fn spawned(&mut self, pid: i32, now: Instant) -> Vec<Effect> {
         self.spawned_at = Some(now);
+        self.last_pid = Some(pid);
         self.error = None;
         self.health = self.cfg.healthcheck.as_ref().map(|check| HealthCount::new(check, now));
         let mut effects = if self.cfg.ready_when_healthy {
@@ -477,8 +493,14 @@ impl Program {
     }
 
     fn enter(&mut self, phase: Phase, now: Instant) -> Vec<Effect> {
+        let from = self.state();
         self.phase = phase;
         self.since = now;
+        let to = self.state();
+        // A bounded log: the supervisor takes it after every event.
+        if from != to && self.transitions.len() < 64 {
+            self.transitions.push((from, to));
+        }
         Vec::new()
     }
 }

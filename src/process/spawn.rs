@@ -28,6 +28,8 @@ pub struct Spawned {
     pub stdout: Option<OwnedFd>,
     /// Read end of its stderr; `None` when `redirect_stderr`, or when it goes to /dev/null.
     pub stderr: Option<OwnedFd>,
+    /// Write end of its stdin, for an event listener (everyone else's is /dev/null).
+    pub stdin: Option<OwnedFd>,
 }
 
 /// Why a program could not be started. Each counts as a failed start.
@@ -58,7 +60,11 @@ pub enum SpawnError {
 /// Starts `program`, in `cgroup` when it has one. Synchronous and short: it returns once the
 /// child has exec'd (or failed to), which std learns through a CLOEXEC pipe.
 pub fn spawn(program: &ProgramConfig, cgroup: Option<&ProgramCgroup>) -> Result<Spawned, SpawnError> {
-    let (stdout_r, stdout_w) = output(&program.stdout)?;
+    // An event listener's stdout carries its protocol, so it is always a pipe, and its stdin
+    // is one too: events go in there.
+    let listener = program.listener.is_some();
+    let (stdout_r, stdout_w) = if listener { pipe()? } else { output(&program.stdout)? };
+    let (stdin_r, stdin_w) = if listener { pipe()? } else { (None, None) };
     let (stderr_r, stderr_w) = if program.redirect_stderr {
         let clone = stdout_w.as_ref().map(OwnedFd::try_clone).transpose();
         (None, clone.map_err(|e| SpawnError::Pipe(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?)
@@ -70,9 +76,9 @@ pub fn spawn(program: &ProgramConfig, cgroup: Option<&ProgramCgroup>) -> Result<
     let cgroup_procs = cgroup.and_then(|c| c.procs_for_child().ok());
     let mut cmd = command(program, &program.command, cgroup_procs)?;
     let to = |w: Option<OwnedFd>| w.map_or_else(Stdio::null, Stdio::from);
-    cmd.stdout(to(stdout_w)).stderr(to(stderr_w));
+    cmd.stdout(to(stdout_w)).stderr(to(stderr_w)).stdin(to(stdin_r));
     let pid = start(cmd, &program.command[0])?;
-    Ok(Spawned { pid, stdout: stdout_r, stderr: stderr_r })
+    Ok(Spawned { pid, stdout: stdout_r, stderr: stderr_r, stdin: stdin_w })
 }
 
 /// A pipe for one output stream, as (read end, write end); neither when the stream goes
@@ -82,6 +88,11 @@ fn output(stream: &StreamConfig) -> Result<(Option<OwnedFd>, Option<OwnedFd>), S
     if stream.file.is_none() && !stream.passthrough {
         return Ok((None, None));
     }
+    pipe()
+}
+
+/// A pipe, as (read end, write end), both close-on-exec.
+fn pipe() -> Result<(Option<OwnedFd>, Option<OwnedFd>), SpawnError> {
     let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
     Ok((Some(r), Some(w)))
 }
@@ -197,6 +208,11 @@ pub fn environment(program: &ProgramConfig) -> Vec<(OsString, OsString)> {
         set("SHELL", c.shell.clone().into());
     }
     set("SUPD_GROUP_NAME", program.group.clone().into());
+    // supervisord's, which its clients (supervisorctl, superlance, childutils) read; supd's
+    // main puts SUPERVISOR_SERVER_URL in its own environment, which every program inherits.
+    set("SUPERVISOR_ENABLED", "1".into());
+    set("SUPERVISOR_PROCESS_NAME", program.name.clone().into());
+    set("SUPERVISOR_GROUP_NAME", program.group.clone().into());
     for (k, v) in &program.environment {
         set(k, v.into());
     }

@@ -97,7 +97,14 @@ impl Supervisor {
                 self.readers.retain(|r| !r.is_finished());
                 let logs = &self.slots[i].logs;
                 self.sink.open_files(logs);
-                for (fd, log) in [(child.stdout, &logs.stdout), (child.stderr, &logs.stderr)] {
+                // An event listener's stdin and stdout carry supervisord's protocol.
+                let mut stdout = child.stdout;
+                if let (Some(listener), Some(stdin)) = (&cfg.listener, child.stdin)
+                    && let Some(out) = stdout.take()
+                {
+                    crate::events::listener::attach(cfg.name.clone(), listener.clone(), stdin, out, &self.bus);
+                }
+                for (fd, log) in [(stdout, &logs.stdout), (child.stderr, &logs.stderr)] {
                     let Some(fd) = fd else { continue };
                     match self.sink.forward(fd, log) {
                         Ok(reader) => self.readers.push(reader),
@@ -115,9 +122,18 @@ impl Supervisor {
         self.slots[i].program.on(event, now)
     }
 
-    /// Logs a state change and acts on a `required` program going FATAL.
+    /// Logs a state change, tells event listeners of each step of it, and acts on a
+    /// `required` program going FATAL.
     pub(super) fn after_change(&mut self, i: usize, before: State) {
+        let transitions = self.slots[i].program.take_transitions();
         let p = &self.slots[i].program;
+        // Listeners are not told of listeners, so that none can feed itself.
+        if p.cfg.listener.is_none() {
+            for (from, to) in transitions {
+                self.bus
+                    .publish(crate::events::process_state_name(to), crate::events::process_state_payload(p, from, to));
+            }
+        }
         let after = p.state();
         if before == after {
             return;

@@ -118,6 +118,8 @@ pub struct Supervisor {
     moved: bool,
     /// What a reload cannot change, as at start-up.
     fixed: reload::FixedSettings,
+    /// Where events go out to event listeners.
+    bus: crate::events::Bus,
     /// The settings of the config in force, to rebuild one around a group added or removed.
     settings: (crate::config::SupervisorConfig, crate::config::GpuConfig, Vec<std::path::PathBuf>),
     /// Where probe durations are reported (`/metrics`).
@@ -159,6 +161,7 @@ impl Supervisor {
             moved: true,
             fixed: reload::FixedSettings::of(config),
             settings: (config.supervisor.clone(), config.gpu.clone(), config.sources.clone()),
+            bus: crate::events::Bus::default(),
             observer: None,
             cgroups: match crate::process::cgroup::Cgroups::set_up(&config.supervisor.cgroup) {
                 Ok(c) => {
@@ -238,6 +241,7 @@ impl Supervisor {
         for i in 0..self.slots.len() {
             self.begin(i, now);
         }
+        self.bus.publish("SUPERVISOR_STATE_CHANGE_RUNNING", String::new());
         loop {
             self.census = None;
             self.reap(Instant::now());

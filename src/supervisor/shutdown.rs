@@ -19,6 +19,7 @@ impl Supervisor {
             return;
         }
         info!("shutting down ({why})");
+        self.bus.publish("SUPERVISOR_STATE_CHANGE_STOPPING", String::new());
         let now = Instant::now();
         for i in 0..self.slots.len() {
             self.apply(i, Event::Shutdown, now);

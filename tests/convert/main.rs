@@ -89,10 +89,16 @@ fn the_sample_from_supervisords_documentation_converts() {
 }
 
 #[test]
-fn an_event_listener_health_check_becomes_a_healthcheck_suggestion() {
+fn an_event_listener_is_carried_and_a_tick_check_gets_healthcheck_advice() {
     let text = std::fs::read_to_string(fixture("agent").join("expected.warnings")).unwrap();
     let line = text.lines().find(|l| l.contains("[eventlistener:healthcheck]")).expect("a warning for the listener");
-    assert!(line.contains("[program.NAME.healthcheck]") && line.contains("interval = \"60s\""), "{line}");
+    assert!(line.contains("carried as [eventlistener.healthcheck]"), "{line}");
+    assert!(
+        line.contains("[program.NAME.healthcheck]")
+            && line.contains("interval = \"5s\"")
+            && line.contains("under 30 s"),
+        "the advice meets a 30 s recovery: {line}"
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["process", "output", "gpu"],
     &["probe", "logging"],
     &["lifecycle"],
+    &["events"],
     &["supervisor", "single"],
     &["metrics"],
     &["api"],

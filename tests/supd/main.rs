@@ -4,6 +4,7 @@
 mod config;
 mod ctl;
 mod depends;
+mod events;
 mod gpu;
 mod harness;
 mod health;

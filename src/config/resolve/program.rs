@@ -41,9 +41,10 @@ pub(super) fn program<E: Fn(&str) -> Option<String>>(
     let (group, group_priority) = (ctx.group.clone(), ctx.group_priority);
     let name = found.name;
     let raw = found.raw;
-    let key = |k: &str| format!("program.{name}.{k}");
+    let kind = found.kind;
+    let key = |k: &str| format!("{kind}.{name}.{k}");
     let expand_at = |value: &str, at: usize, k: &str| {
-        let k = k.strip_prefix(&format!("program.{name}.")).unwrap_or(k).to_string();
+        let k = k.strip_prefix(&format!("{kind}.{name}.")).unwrap_or(k).to_string();
         let value = match ctx.process_num {
             Some(num) => crate::config::expand::process_num(value, num),
             None => value.to_string(),
@@ -157,6 +158,7 @@ pub(super) fn program<E: Fn(&str) -> Option<String>>(
         gpu_devices,
         gpus_held: Vec::new(),
         gpu_unavailable: None,
+        listener: listener(found)?,
         stdout,
         stderr,
         log_prefix: raw.log_prefix.clone().or_else(|| defaults.log_prefix.clone()),
@@ -255,4 +257,43 @@ pub(super) fn gpu_request(
         return Err(found.error(at, &key(k), "needs gpu = \"optional\" or \"required\""));
     }
     Ok((mode, devices))
+}
+
+/// `events` and `buffer_size`: required and allowed only in an `[eventlistener.NAME]`.
+fn listener(found: &NamedTable<'_, RawProgram>) -> Result<Option<crate::config::ListenerConfig>, ConfigError> {
+    let (raw, kind, name) = (found.raw, found.kind, found.name);
+    let key = |k: &str| format!("{kind}.{name}.{k}");
+    if kind != "eventlistener" {
+        if let Some(events) = &raw.events {
+            return Err(found.error(events.span().start, &key("events"), "events are for an [eventlistener.NAME]"));
+        }
+        if let Some(size) = &raw.buffer_size {
+            return Err(found.error(
+                size.span().start,
+                &key("buffer_size"),
+                "buffer_size is for an [eventlistener.NAME]",
+            ));
+        }
+        return Ok(None);
+    }
+    let Some(events) = &raw.events else {
+        return Err(found.error(found.at, &key("events"), "an event listener needs events = [\"PROCESS_STATE\", …]"));
+    };
+    let mut names = Vec::new();
+    for event in events.get_ref() {
+        if !crate::config::EVENT_TYPES.contains(&event.get_ref().as_str()) {
+            let known = crate::config::EVENT_TYPES.join(", ");
+            return Err(found.error(
+                event.span().start,
+                &key("events"),
+                format!("unknown event {:?}; supd sends {known}", event.get_ref()),
+            ));
+        }
+        names.push(event.get_ref().clone());
+    }
+    if names.is_empty() {
+        return Err(found.error(events.span().start, &key("events"), "list at least one event"));
+    }
+    let buffer_size = raw.buffer_size.as_ref().map_or(10, |b| b.get_ref().0 as usize).max(1);
+    Ok(Some(crate::config::ListenerConfig { events: names, buffer_size }))
 }

@@ -56,6 +56,14 @@ impl Program {
     pub const fn last_spawned_at(&self) -> Option<Instant> {
         self.spawned_at
     }
+    /// The last process's pid, also after it ended.
+    pub const fn last_pid(&self) -> Option<i32> {
+        self.last_pid
+    }
+    /// Failed starts in a row (supervisord's `backoff`, the `tries` of its events).
+    pub const fn failed_starts(&self) -> u32 {
+        self.failed_starts
+    }
     /// When the current state was entered.
     pub const fn since(&self) -> Instant {
         self.since

@@ -1,0 +1,135 @@
+//! Event listeners (`[eventlistener.NAME]`): supervisord's protocol with a listener of our own,
+//! and superlance 2.0.0's listeners (from PyPI) doing their jobs under supd unchanged.
+
+use std::time::Duration;
+
+use crate::harness::{Supd, free_port, wait_until};
+
+const S: Duration = Duration::from_secs(1);
+const VENV: &str = "/opt/supd-test-venv/bin";
+
+/// A listener in the protocol's own words: READY, read the header and payload, log both to
+/// FILE, answer FAIL to the first EXITED event it sees (which must then come again) and OK to
+/// every other.
+const LISTENER: &str = r#"
+import sys
+failed = False
+out = open(sys.argv[1], "a", buffering=1)
+while True:
+    sys.stdout.write("READY\n"); sys.stdout.flush()
+    header = sys.stdin.readline()
+    fields = dict(f.split(":", 1) for f in header.split())
+    payload = sys.stdin.read(int(fields["len"]))
+    out.write(header.strip() + " | " + payload + "\n")
+    if fields["eventname"] == "PROCESS_STATE_EXITED" and not failed:
+        failed = True
+        sys.stdout.write("RESULT 4\nFAIL"); sys.stdout.flush()
+    else:
+        sys.stdout.write("RESULT 2\nOK"); sys.stdout.flush()
+"#;
+
+#[test]
+fn a_listener_gets_state_changes_by_supervisords_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("listener.py");
+    std::fs::write(&script, LISTENER).unwrap();
+    let supd = Supd::start(&format!(
+        "[eventlistener.watch]\ncommand = [\"/usr/bin/python3\", \"{}\", \"@DIR@/events.log\"]\n\
+         events = [\"PROCESS_STATE\"]\nstartsecs = 0\n\
+         [program.job]\ncommand = [\"sh\", \"-c\", \"sleep 0.3; exit 3\"]\nstartsecs = 0\nautorestart = false\n\
+         autostart = false\n",
+        script.display()
+    ));
+    supd.wait_state("watch", "RUNNING", 5 * S);
+    assert_eq!(supd.ctl(&["start", "job"]).0, 0);
+    let log = supd.path("events.log");
+    let text = wait_until("the EXITED event, failed once and sent again", 10 * S, || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        (text.matches("eventname:PROCESS_STATE_EXITED").count() >= 2).then_some(text)
+    });
+    let lines: Vec<&str> = text.lines().collect();
+    let header = lines[0];
+    assert!(
+        header.starts_with("ver:3.0 server:supervisor serial:") && header.contains(" pool:watch poolserial:1 "),
+        "{text}"
+    );
+    let events: Vec<&str> = lines.iter().filter_map(|l| l.split(" eventname:").nth(1)?.split(' ').next()).collect();
+    assert_eq!(
+        events,
+        ["PROCESS_STATE_STARTING", "PROCESS_STATE_RUNNING", "PROCESS_STATE_EXITED", "PROCESS_STATE_EXITED"],
+        "{text}"
+    );
+    assert!(text.contains("| processname:job groupname:job from_state:STOPPED tries:0"), "{text}");
+    assert!(text.contains("| processname:job groupname:job from_state:RUNNING expected:0 pid:"), "{text}");
+    assert!(!text.contains("processname:watch"), "a listener is not told of itself: {text}");
+}
+
+/// A stand-in sendmail: what crashmail sends it lands in FILE.
+fn sendmail(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("sendmail");
+    std::fs::write(&path, format!("#!/bin/sh\ncat >> {}/mail.txt\n", dir.display())).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn superlance_crashmail_mails_an_unexpected_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let sendmail = sendmail(dir.path());
+    let supd = Supd::start(&format!(
+        "[eventlistener.crashmail]\ncommand = [\"{VENV}/crashmail\", \"-a\", \"-m\", \"ops@example.com\", \"-s\", \"{}\"]\n\
+         events = [\"PROCESS_STATE_EXITED\"]\nstartsecs = 0\n\
+         [program.flaky]\ncommand = [\"sh\", \"-c\", \"sleep 0.5; exit 1\"]\nstartsecs = 0\nautorestart = false\n\
+         depends_on = {{ crashmail = \"started\" }}\n",
+        sendmail.display()
+    ));
+    let mail = dir.path().join("mail.txt");
+    let text = wait_until("crashmail to send its mail", 15 * S, || {
+        std::fs::read_to_string(&mail).ok().filter(|t| t.contains("flaky"))
+    });
+    assert!(text.contains("To: ops@example.com") && text.contains("flaky"), "{text}");
+    drop(supd);
+}
+
+#[test]
+fn superlance_httpok_restarts_a_program_whose_url_fails() {
+    let port = free_port();
+    // A server that answers until the file `@DIR@/down` exists, then hangs.
+    let server = format!(
+        "import http.server, os\n\
+         class H(http.server.BaseHTTPRequestHandler):\n\
+         \x20   def do_GET(self):\n\
+         \x20       if os.path.exists('{{dir}}/down'):\n\
+         \x20           self.send_response(500); self.end_headers(); return\n\
+         \x20       self.send_response(200); self.end_headers(); self.wfile.write(b'ok')\n\
+         \x20   def log_message(self, *a): pass\n\
+         http.server.HTTPServer(('127.0.0.1', {port}), H).serve_forever()\n"
+    );
+    let supd = Supd::start(&format!(
+        "[program.web]\ncommand = [\"/usr/bin/python3\", \"-c\", {server:?}]\nstartsecs = 0\n\
+         [eventlistener.httpok]\ncommand = [\"{VENV}/httpok\", \"-p\", \"web\", \"-t\", \"2\", \"http://127.0.0.1:{port}/\"]\n\
+         events = [\"TICK_5\"]\nstartsecs = 0\n"
+    ).replace("{dir}", "@DIR@"));
+    let first = supd.wait_state("web", "RUNNING", 5 * S)["pid"].clone();
+    std::fs::write(supd.path("down"), "").unwrap();
+    let restarted = wait_until("httpok to restart web (a TICK_5 comes within 5 s)", 20 * S, || {
+        let p = supd.program("web");
+        (p["pid"] != first && p["state"] == "RUNNING").then_some(p)
+    });
+    assert_ne!(restarted["pid"], first);
+}
+
+#[test]
+fn superlance_memmon_restarts_a_program_over_its_limit() {
+    let supd = Supd::start(&format!(
+        "[program.hog]\ncommand = [\"/usr/bin/python3\", \"-c\", \"x = bytearray(64 << 20); import time; time.sleep(1000)\"]\n\
+         startsecs = 0\n\
+         [eventlistener.memmon]\ncommand = [\"{VENV}/memmon\", \"-p\", \"hog=32MB\"]\nevents = [\"TICK_5\"]\nstartsecs = 0\n"
+    ));
+    let first = supd.wait_state("hog", "RUNNING", 5 * S)["pid"].clone();
+    let restarted = wait_until("memmon to restart hog (a TICK_5 comes within 5 s)", 20 * S, || {
+        let p = supd.program("hog");
+        (p["pid"] != first && p["state"] == "RUNNING").then_some(p)
+    });
+    assert_ne!(restarted["pid"], first);
+}
