@@ -89,9 +89,7 @@ fn program_key(key: &str) -> Option<Key> {
         "priority" | "startsecs" | "startretries" | "stopwaitsecs" | "numprocs" | "numprocs_start" => Int,
         "stdout_logfile_backups" | "stderr_logfile_backups" => Int,
         "autostart" | "stopasgroup" | "killasgroup" | "redirect_stderr" => Bool,
-        "stdout_events_enabled" | "stderr_events_enabled" => {
-            Dropped("supd has no event listeners; `supctl tail -f` and /metrics show output and state")
-        }
+        "stdout_events_enabled" | "stderr_events_enabled" => Bool,
         "stdout_capture_maxbytes" | "stderr_capture_maxbytes" => Dropped("supd has no capture mode"),
         "stdout_syslog" | "stderr_syslog" => {
             Dropped("send output to supd's stdout (the default) and ship it from there")

@@ -104,6 +104,9 @@ pub struct StreamConfig {
     /// to stdout), `Some` when `*_logfile` names one of supd's (`/dev/stdout`, `/dev/fd/2`,
     /// `/proc/self/fd/1` …, see [`std_stream`]).
     pub to: Option<StdStream>,
+    /// `*_events_enabled` (false): each chunk of this stream is a `PROCESS_LOG_STDOUT` or
+    /// `PROCESS_LOG_STDERR` event for event listeners (supervisord's keys).
+    pub events_enabled: bool,
 }
 
 /// One of supd's own output streams.
@@ -189,6 +192,12 @@ pub const EVENT_TYPES: &[&str] = &[
     "PROCESS_STATE_STOPPING",
     "PROCESS_STATE_EXITED",
     "PROCESS_STATE_FATAL",
+    "PROCESS_LOG",
+    "PROCESS_LOG_STDOUT",
+    "PROCESS_LOG_STDERR",
+    "PROCESS_GROUP",
+    "PROCESS_GROUP_ADDED",
+    "PROCESS_GROUP_REMOVED",
     "SUPERVISOR_STATE_CHANGE",
     "SUPERVISOR_STATE_CHANGE_RUNNING",
     "SUPERVISOR_STATE_CHANGE_STOPPING",
@@ -453,8 +462,8 @@ impl ProgramConfig {
             gpus_held: Vec::new(),
             gpu_unavailable: None,
             listener: None,
-            stdout: StreamConfig { file: None, passthrough: true, to: None },
-            stderr: StreamConfig { file: None, passthrough: true, to: None },
+            stdout: StreamConfig { file: None, passthrough: true, to: None, events_enabled: false },
+            stderr: StreamConfig { file: None, passthrough: true, to: None, events_enabled: false },
             log_prefix: None,
             log_json: false,
         }

@@ -309,6 +309,16 @@ mod tests {
     }
 
     #[test]
+    fn output_events_need_the_output() {
+        let ok = "[program.x]\ncommand = \"x\"\nstderr_events_enabled = true\n";
+        let cfg = resolve_texts(&[("a.toml", ok)]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(cfg.programs[0].stderr.events_enabled && !cfg.programs[0].stdout.events_enabled);
+        let none = "[program.x]\ncommand = \"x\"\nstdout_logfile = \"NONE\"\nstdout_events_enabled = true\n";
+        let err = resolve_texts(&[("a.toml", none)]).unwrap_err();
+        assert!(err.contains("program.x.stdout_events_enabled: stdout_logfile = \"NONE\" discards"), "{err}");
+    }
+
+    #[test]
     fn errors_name_file_line_column_and_key() {
         let err = resolve_texts(&[("a.toml", "[group.g]\nprograms = [\"nope\"]\n")]).unwrap_err();
         assert_eq!(err, "a.toml:2:13: group.g.programs: no program named \"nope\" is defined");

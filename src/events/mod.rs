@@ -9,6 +9,7 @@
 //! (with a warning), as supervisord's `buffer_size` does.
 
 pub mod listener;
+pub mod output;
 pub mod tick;
 
 use std::sync::Arc;

@@ -9,6 +9,7 @@ use nix::sys::signal::Signal;
 use tracing::{debug, error, info, warn};
 
 use super::{Supervisor, VerbError};
+use crate::events::output::OutputEvents;
 use crate::lifecycle::planner;
 use crate::lifecycle::{Effect, Event, State};
 use crate::probe::runner;
@@ -104,10 +105,23 @@ impl Supervisor {
                 {
                     crate::events::listener::attach(cfg.name.clone(), listener.clone(), stdin, out, &self.bus);
                 }
-                for (fd, log) in [(stdout, &logs.stdout), (child.stderr, &logs.stderr)] {
+                let streams = [
+                    (stdout, &logs.stdout, &cfg.stdout, "stdout"),
+                    (child.stderr, &logs.stderr, &cfg.stderr, "stderr"),
+                ];
+                for (fd, log, stream, channel) in streams {
                     let Some(fd) = fd else { continue };
+                    // Subscribed before the reader starts, so that no output is missed.
+                    let chunks = (stream.events_enabled && cfg.listener.is_none()).then(|| log.tail.subscribe());
                     match self.sink.forward(fd, log) {
-                        Ok(reader) => self.readers.push(reader),
+                        Ok(reader) => self.readers.push(match chunks {
+                            None => reader,
+                            Some(chunks) => {
+                                let (process, group) = (cfg.name.clone(), cfg.group.clone());
+                                let events = OutputEvents { process, group, pid: child.pid, channel };
+                                events.follow(&self.bus, chunks, reader)
+                            }
+                        }),
                         Err(e) => warn!("cannot read the output of {}: {e}", cfg.name),
                     }
                 }

@@ -7,7 +7,7 @@
 //! change is carried out once it has stopped ([`Supervisor::settle_reloads`]).
 
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -117,6 +117,7 @@ impl Supervisor {
             warn!("reload: {note}");
         }
         self.gpus.publish(&config.programs);
+        self.publish_group_changes(&config.programs);
 
         let width = crate::output::prefix_width(&config);
         let ranks = crate::config::ranks(&config.programs);
@@ -159,6 +160,19 @@ impl Supervisor {
             self.begin(i, now);
         }
         Ok(plan)
+    }
+
+    /// Tells event listeners of each group that `programs` add (`PROCESS_GROUP_ADDED`) or
+    /// no longer have (`PROCESS_GROUP_REMOVED`), with supervisord's payload `groupname:NAME`.
+    fn publish_group_changes(&self, programs: &[ProgramConfig]) {
+        let before: BTreeSet<String> = self.live_programs().into_iter().map(|p| p.group).collect();
+        let after: BTreeSet<String> = programs.iter().map(|p| p.group.clone()).collect();
+        for group in after.difference(&before) {
+            self.bus.publish("PROCESS_GROUP_ADDED", format!("groupname:{group}\n"));
+        }
+        for group in before.difference(&after) {
+            self.bus.publish("PROCESS_GROUP_REMOVED", format!("groupname:{group}\n"));
+        }
     }
 
     /// How `p` differs from the program of the same name that runs (or will run, once a

@@ -64,6 +64,46 @@ fn a_listener_gets_state_changes_by_supervisords_protocol() {
     assert!(!text.contains("processname:watch"), "a listener is not told of itself: {text}");
 }
 
+#[test]
+fn output_and_group_changes_are_events_for_who_asks() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("listener.py");
+    std::fs::write(&script, LISTENER).unwrap();
+    let listener = format!(
+        "[eventlistener.watch]\ncommand = [\"/usr/bin/python3\", \"{}\", \"@DIR@/events.log\"]\n\
+         events = [\"PROCESS_LOG\", \"PROCESS_GROUP\"]\nstartsecs = 0\n",
+        script.display()
+    );
+    let talk = "[program.talk]\ncommand = [\"sh\", \"-c\", \"echo hello; echo oops >&2; sleep 60\"]\n\
+                startsecs = 0\nautostart = false\nstdout_events_enabled = true\n\
+                [program.quiet]\ncommand = [\"sh\", \"-c\", \"echo unseen; sleep 60\"]\nstartsecs = 0\n\
+                autostart = false\n";
+    let supd = Supd::start(&format!("{listener}{talk}"));
+    supd.wait_state("watch", "RUNNING", 5 * S);
+    assert_eq!(supd.ctl(&["start", "talk", "quiet"]).0, 0);
+    let log = supd.path("events.log");
+    let text = wait_until("talk's stdout as an event", 10 * S, || {
+        std::fs::read_to_string(&log).ok().filter(|t| t.contains("hello"))
+    });
+    let pid = supd.program("talk")["pid"].clone();
+    assert!(text.contains("eventname:PROCESS_LOG_STDOUT len:"), "{text}");
+    assert!(text.contains(&format!("| processname:talk groupname:talk pid:{pid} channel:stdout\nhello")), "{text}");
+
+    supd.rewrite("", &format!("{listener}{talk}[program.extra]\ncommand = \"sleep 60\"\n"));
+    assert_eq!(supd.ctl(&["reload"]).0, 0);
+    let text = wait_until("PROCESS_GROUP_ADDED", 10 * S, || {
+        std::fs::read_to_string(&log).ok().filter(|t| t.contains("PROCESS_GROUP_ADDED"))
+    });
+    assert!(text.contains("eventname:PROCESS_GROUP_ADDED len:16 | groupname:extra\n"), "{text}");
+    supd.rewrite("", &format!("{listener}{talk}"));
+    assert_eq!(supd.ctl(&["reload"]).0, 0);
+    let text = wait_until("PROCESS_GROUP_REMOVED", 10 * S, || {
+        std::fs::read_to_string(&log).ok().filter(|t| t.contains("PROCESS_GROUP_REMOVED"))
+    });
+    assert!(text.contains("eventname:PROCESS_GROUP_REMOVED len:16 | groupname:extra\n"), "{text}");
+    assert!(!text.contains("oops") && !text.contains("unseen"), "only the streams that ask send events: {text}");
+}
+
 /// A stand-in sendmail: what crashmail sends it lands in FILE.
 fn sendmail(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("sendmail");

@@ -122,7 +122,20 @@ pub(super) fn program<E: Fn(&str) -> Option<String>>(
     .map(|(k, file, rotation, passthrough)| {
         stream(found.source, &key(k), file.as_ref(), rotation, passthrough, &expand_at)
     });
-    let (stdout, stderr) = (stdout?, stderr?);
+    let (mut stdout, mut stderr) = (stdout?, stderr?);
+    for (stream, name, enabled) in
+        [(&mut stdout, "stdout", raw.stdout_events_enabled), (&mut stderr, "stderr", raw.stderr_events_enabled)]
+    {
+        stream.events_enabled = enabled.unwrap_or(false);
+        if stream.events_enabled && stream.file.is_none() && !stream.passthrough {
+            let k = key(&format!("{name}_events_enabled"));
+            return Err(found.error(
+                found.at,
+                &k,
+                format!("{name}_logfile = \"NONE\" discards the output these events carry"),
+            ));
+        }
+    }
     let (gpu, gpu_devices) = gpu_request(found, &key)?;
     if backoff.max < backoff.initial {
         let at = raw.backoff_max.as_ref().map_or(found.at, |s| s.span().start);
@@ -177,17 +190,27 @@ pub(super) fn stream(
     expand_at: &dyn Fn(&str, usize, &str) -> Result<String, ConfigError>,
 ) -> Result<StreamConfig, ConfigError> {
     let Some(path) = logfile else {
-        return Ok(StreamConfig { file: None, passthrough: passthrough.unwrap_or(true), to: None });
+        return Ok(StreamConfig {
+            file: None,
+            passthrough: passthrough.unwrap_or(true),
+            to: None,
+            events_enabled: false,
+        });
     };
     if path.get_ref() == "NONE" {
-        return Ok(StreamConfig { file: None, passthrough: passthrough.unwrap_or(false), to: None });
+        return Ok(StreamConfig {
+            file: None,
+            passthrough: passthrough.unwrap_or(false),
+            to: None,
+            events_enabled: false,
+        });
     }
     let file = log_file(source, key, path, rotation, expand_at)?;
     if let Some(to) = crate::config::std_stream(&file.path) {
         // `/dev/stdout` and the like: the passthrough, whole lines (see `std_stream`).
-        return Ok(StreamConfig { file: None, passthrough: true, to: Some(to) });
+        return Ok(StreamConfig { file: None, passthrough: true, to: Some(to), events_enabled: false });
     }
-    Ok(StreamConfig { file: Some(file), passthrough: passthrough.unwrap_or(false), to: None })
+    Ok(StreamConfig { file: Some(file), passthrough: passthrough.unwrap_or(false), to: None, events_enabled: false })
 }
 
 /// A log file path (absolute, `${VAR}` expanded) with its rotation keys.
