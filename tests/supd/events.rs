@@ -1,5 +1,6 @@
 //! Event listeners (`[eventlistener.NAME]`): supervisord's protocol with a listener of our own,
-//! and superlance 2.0.0's listeners (from PyPI) doing their jobs under supd unchanged.
+//! and superlance 2.0.0's listeners (from PyPI: crashmail, fatalmailbatch, httpok, memmon)
+//! doing their jobs under supd unchanged.
 
 use std::time::Duration;
 
@@ -172,4 +173,58 @@ fn superlance_memmon_restarts_a_program_over_its_limit() {
         (p["pid"] != first && p["state"] == "RUNNING").then_some(p)
     });
     assert_ne!(restarted["pid"], first);
+}
+
+/// A stand-in SMTP server on PORT: each mail's text lands in FILE.
+const SMTP: &str = r#"
+import socketserver, sys
+class Mail(socketserver.StreamRequestHandler):
+    def handle(self):
+        say = lambda s: self.wfile.write(s.encode() + b"\r\n")
+        say("220 stand-in")
+        body, out = False, open(sys.argv[2], "a", buffering=1)
+        for line in self.rfile:
+            text = line.decode(errors="replace").rstrip("\r\n")
+            if body:
+                if text == ".":
+                    body = False
+                    say("250 OK")
+                else:
+                    out.write(text + "\n")
+                continue
+            verb = text[:4].upper()
+            if verb == "DATA":
+                body = True
+                say("354 go on")
+            elif verb == "QUIT":
+                say("221 bye")
+                return
+            else:
+                say("250 OK")
+socketserver.TCPServer(("127.0.0.1", int(sys.argv[1])), Mail).serve_forever()
+"#;
+
+#[test]
+fn superlance_fatalmailbatch_mails_a_fatal_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = dir.path().join("smtp.py");
+    std::fs::write(&smtp, SMTP).unwrap();
+    let port = free_port();
+    // A batch every 0.05 minutes (3 s), sent at a TICK_5.
+    let supd = Supd::start(&format!(
+        "[program.smtp]\ncommand = [\"/usr/bin/python3\", \"{}\", \"{port}\", \"@DIR@/mail.txt\"]\nstartsecs = 0\n\
+         [program.smtp.healthcheck]\ntcp = \"127.0.0.1:{port}\"\ninterval = \"1s\"\nstart_period = \"5s\"\nstart_interval = \"100ms\"\n\
+         [eventlistener.fatal]\ncommand = [\"{VENV}/fatalmailbatch\", \"-t\", \"ops@example.com\", \"-f\", \"supd@example.com\", \
+         \"-H\", \"127.0.0.1:{port}\", \"-e\", \"TICK_5\", \"-i\", \"0.05\"]\n\
+         events = [\"PROCESS_STATE\", \"TICK_5\"]\nstartsecs = 0\ndepends_on = {{ smtp = \"healthy\" }}\n\
+         [program.doomed]\ncommand = [\"sh\", \"-c\", \"exit 1\"]\nstartretries = 0\n\
+         depends_on = {{ fatal = \"started\" }}\n",
+        smtp.display()
+    ));
+    supd.wait_state("doomed", "FATAL", 10 * S);
+    let mail = supd.path("mail.txt");
+    let text = wait_until("fatalmailbatch to send its batch (at a TICK_5 after 3 s)", 20 * S, || {
+        std::fs::read_to_string(&mail).ok().filter(|t| t.contains("doomed"))
+    });
+    assert!(text.contains("To: ops@example.com") && text.contains("doomed"), "{text}");
 }
