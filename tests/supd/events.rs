@@ -32,8 +32,7 @@ while True:
 #[test]
 fn a_listener_gets_state_changes_by_supervisords_protocol() {
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("listener.py");
-    std::fs::write(&script, LISTENER).unwrap();
+    let script = script(dir.path(), "listener.py", LISTENER);
     let supd = Supd::start(&format!(
         "[eventlistener.watch]\ncommand = [\"/usr/bin/python3\", \"{}\", \"@DIR@/events.log\"]\n\
          events = [\"PROCESS_STATE\"]\nstartsecs = 0\n\
@@ -68,8 +67,7 @@ fn a_listener_gets_state_changes_by_supervisords_protocol() {
 #[test]
 fn output_and_group_changes_are_events_for_who_asks() {
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("listener.py");
-    std::fs::write(&script, LISTENER).unwrap();
+    let script = script(dir.path(), "listener.py", LISTENER);
     let listener = format!(
         "[eventlistener.watch]\ncommand = [\"/usr/bin/python3\", \"{}\", \"@DIR@/events.log\"]\n\
          events = [\"PROCESS_LOG\", \"PROCESS_GROUP\"]\nstartsecs = 0\n",
@@ -103,6 +101,13 @@ fn output_and_group_changes_are_events_for_who_asks() {
     });
     assert!(text.contains("eventname:PROCESS_GROUP_REMOVED len:16 | groupname:extra\n"), "{text}");
     assert!(!text.contains("oops") && !text.contains("unseen"), "only the streams that ask send events: {text}");
+}
+
+/// Writes `text` to `dir/name`, for a program to run.
+fn script(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// A stand-in sendmail: what crashmail sends it lands in FILE.
@@ -207,8 +212,7 @@ socketserver.TCPServer(("127.0.0.1", int(sys.argv[1])), Mail).serve_forever()
 #[test]
 fn superlance_fatalmailbatch_mails_a_fatal_program() {
     let dir = tempfile::tempdir().unwrap();
-    let smtp = dir.path().join("smtp.py");
-    std::fs::write(&smtp, SMTP).unwrap();
+    let smtp = script(dir.path(), "smtp.py", SMTP);
     let port = free_port();
     // A batch every 0.05 minutes (3 s), sent at a TICK_5.
     let supd = Supd::start(&format!(
