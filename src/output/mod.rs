@@ -135,6 +135,8 @@ impl ProgramLogs {
 pub struct Sink {
     tx: mpsc::Sender<Msg>,
     files: Registry,
+    /// supd's own log: its last 64 KiB and `[supervisor] logfile`.
+    own: StreamLog,
 }
 
 impl Sink {
@@ -143,7 +145,13 @@ impl Sink {
     pub fn start(config: &Config) -> io::Result<Sink> {
         let files = Registry::default();
         let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
-        let mut own = config.supervisor.logfile.clone().map(LogFile::new);
+        let own = StreamLog {
+            tail: Arc::default(),
+            file: config.supervisor.logfile.clone().map(|cfg| register(&files, cfg)),
+            framer: None,
+            stream: Stream::Stderr,
+        };
+        let (own_tail, own_file) = (Arc::clone(&own.tail), own.file.as_ref().map(|f| Arc::clone(&f.file)));
         let registry = Arc::clone(&files);
         std::thread::Builder::new().name("supd-output".into()).stack_size(128 * 1024).spawn(move || {
             while let Some(msg) = rx.blocking_recv() {
@@ -157,16 +165,16 @@ impl Sink {
                     Msg::Write(stream, bytes) => write_stdio(fd(stream), &bytes),
                     Msg::File(file, bytes) => with_file(&file, |f| f.write(&bytes)),
                     Msg::Open(file) => with_file(&file, LogFile::open_now),
-                    Msg::Own(bytes) => match own.as_mut() {
-                        Some(f) => f.write(&bytes),
-                        None => write_stdio(2, &bytes),
-                    },
+                    Msg::Own(bytes) => {
+                        own_tail.push(&bytes);
+                        match &own_file {
+                            Some(f) => with_file(f, |f| f.write(&bytes)),
+                            None => write_stdio(2, &bytes),
+                        }
+                    }
                     Msg::Reopen(done) => {
                         for file in live(&registry) {
                             with_file(&file, LogFile::reopen);
-                        }
-                        if let Some(f) = own.as_mut() {
-                            f.reopen();
                         }
                         let _ = done.send(());
                     }
@@ -180,7 +188,13 @@ impl Sink {
                 }
             }
         })?;
-        Ok(Sink { tx, files })
+        Ok(Sink { tx, files, own })
+    }
+
+    /// supd's own log (supervisord's main log: `readLog`, `maintail`): its last 64 KiB, and
+    /// `[supervisor] logfile` when set.
+    pub fn own_log(&self) -> &StreamLog {
+        &self.own
     }
 
     /// Where each of `config`'s programs' output goes, in config order (see [`Sink::logs`]).
@@ -193,17 +207,7 @@ impl Sink {
     /// passthrough framers, the default prefix padded to `width` bytes.
     pub fn logs(&self, p: &ProgramConfig, width: usize) -> ProgramLogs {
         let stream_log = |s: &StreamConfig, name: &'static str, to: Stream| {
-            let file = s.file.clone().map(|cfg| {
-                let path = Arc::from(cfg.path.as_path());
-                let file = LogFile::new(cfg);
-                let state = file.state();
-                let file = Arc::new(Mutex::new(file));
-                if let Ok(mut files) = self.files.lock() {
-                    files.retain(|f| f.strong_count() > 0);
-                    files.push(Arc::downgrade(&file));
-                }
-                FileLog { file, state, path }
-            });
+            let file = s.file.clone().map(|cfg| register(&self.files, cfg));
             let framer = s.passthrough.then(|| Framer::new(&p.name, name, p.log_prefix.as_deref(), p.log_json, width));
             StreamLog { tail: Arc::default(), file, framer, stream: s.to.unwrap_or(to) }
         };
@@ -379,6 +383,19 @@ fn with_file(file: &Mutex<LogFile>, f: impl FnOnce(&mut LogFile)) {
 /// Every log file of the programs that exist, for reopen: weak, so a program removed by a
 /// reload lets its files close.
 type Registry = Arc<Mutex<Vec<Weak<Mutex<LogFile>>>>>;
+
+/// A log file for `cfg`, registered for reopen (not opened yet).
+fn register(registry: &Registry, cfg: crate::config::LogFileConfig) -> FileLog {
+    let path = Arc::from(cfg.path.as_path());
+    let file = LogFile::new(cfg);
+    let state = file.state();
+    let file = Arc::new(Mutex::new(file));
+    if let Ok(mut files) = registry.lock() {
+        files.retain(|f| f.strong_count() > 0);
+        files.push(Arc::downgrade(&file));
+    }
+    FileLog { file, state, path }
+}
 
 fn live(registry: &Registry) -> Vec<Arc<Mutex<LogFile>>> {
     registry.lock().map(|files| files.iter().filter_map(Weak::upgrade).collect()).unwrap_or_default()

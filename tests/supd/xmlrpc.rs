@@ -351,3 +351,57 @@ fn supervisorctl_tail_f_follows_the_output() {
     let text = reader.join().unwrap();
     assert!(text.contains(&format!("tick {}\n", last + 3)), "{text}");
 }
+
+#[test]
+fn supervisorctl_maintail_follows_supds_own_log_and_reload_restarts_everything() {
+    use std::io::Read;
+    let supd = Supd::start(PROGRAMS);
+    let first = supd.wait_state("web", "RUNNING", 5 * S)["pid"].clone();
+    let (code, out) = supervisorctl(&supd, &["maintail"]);
+    assert!(code == 0 && out.contains("spawned: web with pid"), "{code} {out}");
+
+    let url = format!("unix://{}", supd.socket.display());
+    let mut follow = Command::new(format!("{VENV}/supervisorctl"))
+        .args(["-s", &url, "maintail", "-f"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = follow.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut seen, mut buf) = (String::new(), [0u8; 256]);
+        while !seen.contains("stopped: g:a") && !seen.contains("stopped: a") {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        seen
+    });
+    // Stops until maintail -f has connected and shows the line of a stop made after it began.
+    wait_until("maintail -f to show a stop made after it began", 10 * S, || {
+        supervisorctl(&supd, &["stop", "a"]);
+        supervisorctl(&supd, &["start", "a"]);
+        reader.is_finished().then_some(())
+    });
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(reader.join().unwrap().contains("stopped"));
+
+    // `reload` (supervisor.restart): every program stops and starts again under the config
+    // read again, which here adds one.
+    supd.rewrite("", &format!("{PROGRAMS}[program.new]\ncommand = \"sleep 1000\"\nstartsecs = 0\n"));
+    assert_eq!(supervisorctl(&supd, &["reload"]), (0, "Restarted supervisord\n".into()));
+    let restarted = wait_until("web to run again with a new pid", 10 * S, || {
+        let p = supd.program("web");
+        (p["state"] == "RUNNING" && p["pid"] != first).then_some(p)
+    });
+    assert_ne!(restarted["pid"], first);
+    supd.wait_state("new", "RUNNING", 5 * S);
+    assert_eq!(supd.program("crash")["state"], "STOPPED", "autostart = false stays stopped");
+
+    let out = python(
+        &supd,
+        "print(json.dumps([s.clearLog(), 'spawned: web' in s.readLog(-65536, 0), fault(s.readLog, 0, 100)]))",
+    );
+    assert_eq!(out, "[true, false, [20, \"NO_FILE\"]]");
+}

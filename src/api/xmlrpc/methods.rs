@@ -43,6 +43,9 @@ pub const METHODS: &[(&str, &[&str], &str)] = &[
     ("supervisor.tailProcessLog", &["array", "string", "int", "int"], "Alias of tailProcessStdoutLog."),
     ("supervisor.clearProcessLogs", &["boolean", "string"], "Truncate a process's logs."),
     ("supervisor.clearAllProcessLogs", &["array"], "Truncate every process's logs."),
+    ("supervisor.readLog", &["string", "int", "int"], "Bytes of supd's own log (the last ones for a negative offset)."),
+    ("supervisor.clearLog", &["boolean"], "Truncate supd's own log."),
+    ("supervisor.restart", &["boolean"], "Stop every process, read the config again, start them again."),
     ("supervisor.shutdown", &["boolean"], "Stop every process and exit."),
     ("supervisor.reloadConfig", &["array"], "Read the config again: [[added, changed, removed]] groups."),
     ("supervisor.addProcessGroup", &["boolean", "string"], "Add a group of the config read last."),
@@ -175,13 +178,13 @@ async fn single(handle: &Handle, name: &str, params: &[Value]) -> Result<Value, 
             let p = program(&snapshot, &string(params, 0)?)?;
             let (offset, length) = (int(params, 1)?, int(params, 2)?);
             let log = if name.ends_with("StdoutLog") { &p.logs.stdout } else { &p.logs.stderr };
-            read_log(log, offset, length).await.map(Value::String)
+            super::logs::read_log(log, offset, length).await.map(Value::String)
         }
         "supervisor.tailProcessStdoutLog" | "supervisor.tailProcessLog" | "supervisor.tailProcessStderrLog" => {
             let p = program(&snapshot, &string(params, 0)?)?;
             let (offset, length) = (int(params, 1)?, int(params, 2)?);
             let log = if name.ends_with("StderrLog") { &p.logs.stderr } else { &p.logs.stdout };
-            Ok(tail_log(log, offset, length).await)
+            Ok(super::logs::tail_log(log, offset, length).await)
         }
         "supervisor.clearProcessLogs" => {
             let p = program(&snapshot, &string(params, 0)?)?;
@@ -193,6 +196,17 @@ async fn single(handle: &Handle, name: &str, params: &[Value]) -> Result<Value, 
             let ok = snapshot.programs.iter().map(|p| group_result(p, None)).collect();
             Ok(Value::Array(ok))
         }
+        "supervisor.readLog" => {
+            let (offset, length) = (int(params, 0)?, int(params, 1)?);
+            super::logs::read_log(handle.sink.own_log(), offset, length).await.map(Value::String)
+        }
+        "supervisor.clearLog" => {
+            let own = handle.sink.own_log();
+            own.tail.clear();
+            handle.sink.clear(own.file.iter().cloned().collect()).await;
+            Ok(Value::Boolean(true))
+        }
+        "supervisor.restart" => super::groups::restart(handle, &snapshot).await,
         "supervisor.shutdown" => match handle.send(Command::Shutdown).await {
             Ok(_) => Ok(Value::Boolean(true)),
             Err(_) => Err(Fault::new(Code::ShutdownState, "")),
@@ -319,7 +333,7 @@ pub(super) fn string(params: &[Value], i: usize) -> Result<String, Fault> {
     }
 }
 
-fn int(params: &[Value], i: usize) -> Result<i32, Fault> {
+pub(super) fn int(params: &[Value], i: usize) -> Result<i32, Fault> {
     match params.get(i) {
         Some(Value::Integer(n)) => Ok(*n),
         _ => Err(Fault::new(Code::BadArguments, "")),
@@ -345,59 +359,4 @@ fn signal(params: &[Value], i: usize) -> Result<nix::sys::signal::Signal, Fault>
     };
     let by_number = text.parse::<i32>().ok().and_then(|n| nix::sys::signal::Signal::try_from(n).ok());
     by_number.or_else(|| SignalName::parse(&text)).ok_or_else(|| Fault::new(Code::BadSignal, text))
-}
-
-/// `tailProcess*Log(name, offset, length)`, supervisord's `tailFile`: up to `length` bytes of
-/// the log file from `offset`; when more than that has been written since, the last `length`
-/// bytes and the overflow flag. Answers `[bytes, next offset, overflow]`, and `['', 0, false]`
-/// for a stream without a log file, as supervisord does.
-async fn tail_log(log: &crate::output::StreamLog, offset: i32, length: i32) -> Value {
-    let path = log.file.as_ref().map(|f| f.path.clone());
-    let (offset, length) = (u64::try_from(offset).unwrap_or(0), u64::try_from(length).unwrap_or(0).min(1 << 20));
-    let read = tokio::task::spawn_blocking(move || -> Option<(Vec<u8>, u64, bool)> {
-        use std::io::{Read, Seek};
-        let mut file = std::fs::File::open(path?).ok()?;
-        let size = file.metadata().ok()?.len();
-        let (start, overflow) = if size > offset.saturating_add(length) {
-            (size.saturating_sub(length), true)
-        } else {
-            (offset.min(size), false)
-        };
-        file.seek(std::io::SeekFrom::Start(start)).ok()?;
-        let mut out = Vec::new();
-        file.take(size - start).read_to_end(&mut out).ok()?;
-        Some((out, size, overflow))
-    });
-    let (bytes, next, overflow) = read.await.ok().flatten().unwrap_or((Vec::new(), 0, false));
-    Value::Array(vec![
-        Value::String(String::from_utf8_lossy(&bytes).into_owned()),
-        Value::Integer(i32::try_from(next).unwrap_or(i32::MAX)),
-        Value::Boolean(overflow),
-    ])
-}
-
-/// `readProcess*Log(name, offset, length)`: a negative offset reads the last `-offset` bytes
-/// (from the 64 KiB kept, or the log file); a non-negative one reads `length` bytes of the log
-/// file from there (all to its end when `length` is 0). Errors: `NO_FILE` for a file read of a
-/// stream without a log file.
-async fn read_log(log: &crate::output::StreamLog, offset: i32, length: i32) -> Result<String, Fault> {
-    let tail = std::sync::Arc::clone(&log.tail);
-    let path = log.file.as_ref().map(|f| f.path.clone());
-    let (offset, length) = (i64::from(offset), u64::try_from(length).unwrap_or(0));
-    let read = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, Fault> {
-        if offset < 0 {
-            return Ok(tail.last_bytes(usize::try_from(offset.unsigned_abs()).unwrap_or(usize::MAX)));
-        }
-        let Some(path) = path else { return Err(Fault::new(Code::NoFile, "")) };
-        use std::io::{Read, Seek};
-        let mut file = std::fs::File::open(&path).map_err(|_| Fault::new(Code::NoFile, path.display().to_string()))?;
-        let _ = file.seek(std::io::SeekFrom::Start(offset.unsigned_abs()));
-        let mut out = Vec::new();
-        // At most 1 MiB per call, however much is asked for: answers stay bounded.
-        let most = if length == 0 { 1 << 20 } else { length.min(1 << 20) };
-        let _ = file.take(most).read_to_end(&mut out);
-        Ok(out)
-    });
-    let bytes = read.await.map_err(|_| Fault::new(Code::Failed, "cannot read the log"))??;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }

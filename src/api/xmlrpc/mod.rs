@@ -9,6 +9,7 @@
 pub mod fault;
 mod groups;
 mod info;
+mod logs;
 mod logtail;
 pub mod methods;
 
@@ -97,10 +98,13 @@ fn unauthorized() -> Response<Full<Bytes>> {
 type AnyBody = http_body_util::Either<Full<Bytes>, logtail::Streamed>;
 
 /// `POST /RPC2`: one call, answered with its return value or a fault; `GET /logtail/NAME`:
-/// a program's output as it comes.
+/// a program's output as it comes; `GET /mainlogtail`: supd's own log as it comes.
 async fn route(req: Request<Incoming>, handle: &Handle) -> Response<AnyBody> {
     if let Some(spec) = req.uri().path().strip_prefix("/logtail/") {
         return logtail(handle, spec).await;
+    }
+    if req.uri().path() == "/mainlogtail" {
+        return streamed(logtail::follow(handle.sink.own_log()).await);
     }
     route_rpc(req, handle).await.map(http_body_util::Either::Left)
 }
@@ -117,7 +121,12 @@ async fn logtail(handle: &Handle, spec: &str) -> Response<AnyBody> {
         return plain(StatusCode::NOT_FOUND, "no such process\n").map(http_body_util::Either::Left);
     };
     let log = if stream == "stderr" { &p.logs.stderr } else { &p.logs.stdout };
-    let mut resp = Response::new(http_body_util::Either::Right(logtail::follow(log).await));
+    streamed(logtail::follow(log).await)
+}
+
+/// A `text/plain` response that streams `body`.
+fn streamed(body: logtail::Streamed) -> Response<AnyBody> {
+    let mut resp = Response::new(http_body_util::Either::Right(body));
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
 }
