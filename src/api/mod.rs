@@ -7,7 +7,9 @@
 //! and write has a deadline, and idle connections make room for new ones.
 
 pub mod admission;
+mod answer;
 pub mod control;
+mod groups;
 pub mod http;
 pub mod protocol;
 pub mod readiness;

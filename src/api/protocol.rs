@@ -87,6 +87,33 @@ pub enum Request {
     },
     /// Stop everything and exit.
     Shutdown {},
+    /// supd's own log: its last bytes, then, with `follow`, new lines as they come
+    /// (supervisorctl's `maintail`).
+    Maintail {
+        /// How many bytes (1600 by default, as supervisorctl).
+        #[serde(default = "maintail_bytes")]
+        bytes: usize,
+        /// Keep the connection and send new lines as they come.
+        #[serde(default)]
+        follow: bool,
+    },
+    /// Every program of the config on disk, and whether it is in use (supervisorctl's `avail`).
+    Avail {},
+    /// Add these groups of the config on disk, leaving every other program as it is
+    /// (supervisorctl's `add`).
+    Add {
+        /// Group names (a program outside a group is a group of its own).
+        names: Vec<String>,
+    },
+    /// Forget these groups, whose programs must be stopped (supervisorctl's `remove`).
+    Remove {
+        /// Group names.
+        names: Vec<String>,
+    },
+}
+
+fn maintail_bytes() -> usize {
+    1600
 }
 
 /// A control response.
@@ -123,6 +150,11 @@ pub enum Response {
     Gpu(crate::gpu::GpuView),
     /// For `reload`: what changed (or, with `dry_run`, would change).
     Reload(ReloadPlan),
+    /// For `avail`: the programs of the config on disk.
+    Avail {
+        /// In name order.
+        programs: Vec<ConfigEntry>,
+    },
     /// For `reopen`: done.
     Done {
         /// What was done.
@@ -262,6 +294,21 @@ pub enum ActionFault {
     StartFailed,
     /// Anything else (exit 1).
     Failed,
+}
+
+/// One program of the config on disk (`avail`), with supervisord's `getAllConfigInfo` members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigEntry {
+    /// `group:name` in a group of another name, else `name`.
+    pub full_name: String,
+    /// Whether supd runs it now (`in use`), or a reload or `add` would add it (`avail`).
+    pub in_use: bool,
+    /// `autostart`.
+    pub autostart: bool,
+    /// Its group's `priority`.
+    pub group_priority: i64,
+    /// Its own `priority`.
+    pub priority: i64,
 }
 
 /// One program's pid.

@@ -1,4 +1,5 @@
-//! `supctl tail`: the last lines of a program's stream, then, with `-f`, its output as it comes.
+//! `supctl tail`: the last lines of a program's stream, then, with `-f`, its output as it comes;
+//! `supctl maintail`: the same for supd's own log.
 
 use std::sync::Arc;
 
@@ -6,6 +7,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::control::{Handle, error, select, send};
 use super::protocol::{ErrorKind, Response};
+use crate::output::StreamLog;
 
 /// `tail`: the last lines of one stream, then, with `follow`, new output as it comes until the
 /// client goes away. The subscription is taken before the last lines are read, with no await
@@ -44,12 +46,43 @@ pub(super) async fn tail(
             return send(write, &error(ErrorKind::UnknownName, format!("no such process: {unknown}"))).await;
         }
     };
+    send_log(write, &log, Last::Lines(lines), follow, closed).await
+}
+
+/// How much of what a log holds to send first.
+enum Last {
+    Lines(usize),
+    Bytes(usize),
+}
+
+/// `maintail`: the last `bytes` of supd's own log, then, with `follow`, its new lines.
+pub(super) async fn maintail(
+    handle: &Handle,
+    write: &mut (impl AsyncWriteExt + Unpin),
+    bytes: usize,
+    follow: bool,
+    closed: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    send_log(write, handle.sink.own_log(), Last::Bytes(bytes), follow, closed).await
+}
+
+/// Sends the `last` of `log`, then, with `follow`, each chunk as it comes until `closed`.
+async fn send_log(
+    write: &mut (impl AsyncWriteExt + Unpin),
+    log: &StreamLog,
+    last: Last,
+    follow: bool,
+    closed: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     let mut updates = follow.then(|| log.tail.subscribe());
     let text = |bytes: &[u8]| Response::Tail { data: String::from_utf8_lossy(bytes).into_owned() };
     // Off the event loop: a spliced stream's tail is read back from its log file.
     let tail = Arc::clone(&log.tail);
-    let last = tokio::task::spawn_blocking(move || tail.last_lines(lines)).await.unwrap_or_default();
-    send(write, &text(&last)).await?;
+    let last = tokio::task::spawn_blocking(move || match last {
+        Last::Lines(n) => tail.last_lines(n),
+        Last::Bytes(n) => tail.last_bytes(n),
+    });
+    send(write, &text(&last.await.unwrap_or_default())).await?;
     let Some(updates) = updates.as_mut() else { return Ok(()) };
     tokio::pin!(closed);
     loop {

@@ -56,7 +56,7 @@ impl Handle {
                     {
                         *slot = outcome(p, answer, wait).map(|o| (p.clone(), o));
                         if slot.is_some() {
-                            order.push(k);
+                            order.push((k, Instant::now()));
                         }
                     }
                 }
@@ -71,6 +71,7 @@ impl Handle {
         }
         let s = snapshot.borrow();
         let timed_out = |name: &String| Some((s.programs.get(find(&s, name)?)?.clone(), VerbOutcome::TimedOut));
+        let mut order = in_settling_order(order);
         let unsettled: Vec<usize> = (0..names.len()).filter(|k| !order.contains(k)).collect();
         order.extend(unsettled);
         Ok(order.into_iter().filter_map(|k| outcomes.get_mut(k)?.take().or_else(|| timed_out(names.get(k)?))).collect())
@@ -88,6 +89,30 @@ impl Handle {
             Err(e) => error(ErrorKind::ShuttingDown, e.to_string()),
         }
     }
+}
+
+/// Programs that settled at the same moment (within [`AT_ONCE`] of each other, as two
+/// processes stopped by one signal do) keep the order they were named in; later ones come
+/// after, in the order they settled, as supervisord's group methods report them.
+const AT_ONCE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The indices of `settled` (index, when), settlings within [`AT_ONCE`] of the previous one
+/// ordered by index.
+fn in_settling_order(settled: Vec<(usize, Instant)>) -> Vec<usize> {
+    let mut out = Vec::with_capacity(settled.len());
+    let mut batch: Vec<usize> = Vec::new();
+    let mut last: Option<Instant> = None;
+    for (k, at) in settled {
+        if last.is_some_and(|l| at.saturating_duration_since(l) > AT_ONCE) {
+            batch.sort_unstable();
+            out.append(&mut batch);
+        }
+        batch.push(k);
+        last = Some(at);
+    }
+    batch.sort_unstable();
+    out.append(&mut batch);
+    out
 }
 
 /// What an action waits for.
@@ -158,4 +183,18 @@ fn result(p: &ProgramView, outcome: &VerbOutcome, wait: Wait) -> ActionResult {
 pub(super) fn survivors(pids: &[i32]) -> String {
     let pids: Vec<String> = pids.iter().map(i32::to_string).collect();
     format!("still alive after SIGKILL: pid {}", pids.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_settled_at_once_keep_their_order_and_later_ones_follow() {
+        let t = Instant::now();
+        let ms = |n| t + std::time::Duration::from_millis(n);
+        assert_eq!(in_settling_order(vec![(1, ms(0)), (0, ms(3))]), [0, 1]);
+        assert_eq!(in_settling_order(vec![(2, ms(0)), (0, ms(900)), (1, ms(920))]), [2, 0, 1]);
+        assert_eq!(in_settling_order(vec![(1, ms(0)), (0, ms(500))]), [1, 0]);
+    }
 }

@@ -141,3 +141,27 @@ fn health_is_200_when_all_autostart_programs_are_up_and_503_otherwise() {
     assert_eq!(supd.http_get("/nope").0, 404);
     assert_eq!(http_request(supd.port, "POST", "/health").0, 405, "nothing on the HTTP listener changes anything");
 }
+
+#[test]
+fn avail_add_remove_and_maintail_speak_as_supervisorctl() {
+    let web = "[program.web]\ncommand = \"sleep 1000\"\nstartsecs = 0\n";
+    let supd = Supd::start(web);
+    supd.wait_state("web", "RUNNING", 5 * S);
+    supd.rewrite("", &format!("{web}[program.x]\ncommand = \"sleep 1000\"\nstartsecs = 0\npriority = 5\n"));
+    let line = |name: &str, used: &str, auto: &str, prio: &str| format!("{name:<32} {used:<9} {auto:<9} {prio}\n");
+    let want = format!("{}{}", line("web", "in use", "auto", "999:999"), line("x", "avail", "auto", "5:5"));
+    assert_eq!(supd.ctl(&["avail"]), (0, want, String::new()));
+
+    assert_eq!(supd.ctl(&["add", "x"]).1, "x: added process group\n");
+    supd.wait_state("x", "RUNNING", 5 * S);
+    assert_eq!(supd.ctl(&["add", "x"]), (0, "ERROR: process group already active\n".into(), String::new()));
+    assert_eq!(supd.ctl(&["add", "nosuch"]), (1, "ERROR: no such process/group: nosuch\n".into(), String::new()));
+    assert_eq!(supd.ctl(&["remove", "x"]), (1, "ERROR: process/group still running: x\n".into(), String::new()));
+    assert_eq!(supd.ctl(&["stop", "x"]).0, 0);
+    assert_eq!(supd.ctl(&["remove", "x"]), (0, "x: removed process group\n".into(), String::new()));
+    assert!(supd.status().iter().all(|p| p["name"] != "x"));
+
+    let (code, out, _) = supd.ctl(&["maintail"]);
+    assert!(code == 0 && out.contains("spawned: x with pid") && out.contains("stopped: x"), "{out}");
+    assert!(out.len() <= 1600, "maintail shows the last 1600 bytes: {}", out.len());
+}

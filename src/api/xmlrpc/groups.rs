@@ -76,32 +76,22 @@ fn group_map<'a>(programs: impl Iterator<Item = &'a ProgramConfig>) -> BTreeMap<
 pub async fn add(handle: &Handle, group: &str) -> Result<Value, Fault> {
     let config = handle.pending.lock().ok().and_then(|p| p.clone());
     let Some(config) = config else { return Err(Fault::new(Code::BadName, group)) };
-    let (reply, answer) = oneshot::channel();
-    let command = Command::AddGroup { config: Box::new(config), group: group.to_string(), reply };
-    group_answer(handle, command, answer, group).await
+    group_answer(handle.add_group(config, group).await, group)
 }
 
 /// `removeProcessGroup(name)`: forgets a group whose programs are all stopped. Errors:
 /// `BAD_NAME`, `STILL_RUNNING`.
 pub async fn remove(handle: &Handle, group: &str) -> Result<Value, Fault> {
-    let (reply, answer) = oneshot::channel();
-    group_answer(handle, Command::RemoveGroup { group: group.to_string(), reply }, answer, group).await
+    group_answer(handle.remove_group(group).await, group)
 }
 
-async fn group_answer(
-    handle: &Handle,
-    command: Command,
-    answer: oneshot::Receiver<Result<(), GroupError>>,
-    group: &str,
-) -> Result<Value, Fault> {
-    let gone = || Fault::new(Code::ShutdownState, "");
-    handle.send(command).await.map_err(|_| gone())?;
-    match answer.await.map_err(|_| gone())? {
+fn group_answer(done: Result<(), GroupError>, group: &str) -> Result<Value, Fault> {
+    match done {
         Ok(()) => Ok(Value::Boolean(true)),
         Err(GroupError::BadName) => Err(Fault::new(Code::BadName, group)),
         Err(GroupError::AlreadyAdded) => Err(Fault::new(Code::AlreadyAdded, group)),
         Err(GroupError::StillRunning) => Err(Fault::new(Code::StillRunning, group)),
-        Err(GroupError::Reload(_)) => Err(gone()),
+        Err(GroupError::Reload(_)) => Err(Fault::new(Code::ShutdownState, "")),
     }
 }
 

@@ -89,6 +89,29 @@ enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Print the end of supd's own log (supervisorctl's maintail).
+    Maintail {
+        /// Keep printing new lines until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many bytes.
+        #[arg(short = 'c', long, default_value_t = 1600)]
+        bytes: usize,
+    },
+    /// List the programs of the config on disk: in use or available, auto or manual, and their
+    /// priorities (supervisorctl's avail).
+    Avail,
+    /// Add groups of the config on disk (and start their autostart programs), leaving every
+    /// other program as it is (supervisorctl's add).
+    Add {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Forget stopped groups (supervisorctl's remove).
+    Remove {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Reopen every log file (as SIGUSR2 does), after logrotate moved them.
     Reopen,
     /// Show the NVIDIA GPUs: memory, utilization, temperature, and which programs hold each.
@@ -145,6 +168,10 @@ fn main() {
         Cmd::Tail { follow, lines, name, stream } => Request::Tail { name, stream: Some(stream), lines, follow },
         Cmd::Clear { names } => Request::Clear { names },
         Cmd::Reopen => Request::Reopen {},
+        Cmd::Maintail { follow, bytes } => Request::Maintail { bytes, follow },
+        Cmd::Avail => Request::Avail {},
+        Cmd::Add { names } => Request::Add { names },
+        Cmd::Remove { names } => Request::Remove { names },
         Cmd::Gpu => Request::Gpu {},
         Cmd::Reload { dry_run } => Request::Reload { dry_run },
         Cmd::Reread => Request::Reload { dry_run: true },
@@ -155,7 +182,7 @@ fn main() {
         }
         Cmd::Convert { file, output } => std::process::exit(convert(&file, output.as_deref())),
     };
-    if let Request::Tail { follow: true, .. } = request {
+    if let Request::Tail { follow: true, .. } | Request::Maintail { follow: true, .. } = request {
         std::process::exit(follow(&cli.socket, &request, cli.json));
     }
     let code = match client::call(&cli.socket, &request, Duration::from_secs(cli.timeout)) {

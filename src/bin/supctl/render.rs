@@ -1,6 +1,8 @@
 //! supctl's text: each response as people read it, and supervisorctl's exit codes.
 
-use supd::api::protocol::{ActionFault, ActionResult, ErrorKind, ProgramStatus, ReloadPlan, Request, Response};
+use supd::api::protocol::{
+    ActionFault, ActionResult, ConfigEntry, ErrorKind, ProgramStatus, ReloadPlan, Request, Response,
+};
 
 /// Success.
 pub const EXIT_OK: i32 = 0;
@@ -43,8 +45,12 @@ pub fn render(request: &Request, response: &Response) -> (String, i32) {
         }
         Response::Actions { results } => {
             let mut out = String::new();
+            // supervisorctl's `add` and `remove` say `ERROR: …` without the name.
+            let bare = matches!(request, Request::Add { .. } | Request::Remove { .. });
             for r in results {
-                if r.ok {
+                if bare && !r.ok {
+                    out.push_str(&format!("ERROR: {}\n", r.message));
+                } else if r.ok {
                     out.push_str(&format!("{}: {}\n", r.name, r.message));
                 } else {
                     out.push_str(&format!("{}: ERROR ({})\n", r.name, r.message));
@@ -71,7 +77,21 @@ pub fn render(request: &Request, response: &Response) -> (String, i32) {
         Response::Done { message } => (format!("{message}\n"), EXIT_OK),
         Response::Gpu(view) => (gpu_table(view), EXIT_OK),
         Response::Reload(plan) => (reload_plan(plan), EXIT_OK),
+        Response::Avail { programs } => (avail(programs), EXIT_OK),
     }
+}
+
+/// supervisorctl's `avail`: `NAME` padded to 32, `in use` or `avail`, `auto` or `manual`,
+/// `GROUP_PRIORITY:PRIORITY`.
+fn avail(programs: &[ConfigEntry]) -> String {
+    programs
+        .iter()
+        .map(|p| {
+            let in_use = if p.in_use { "in use" } else { "avail" };
+            let auto = if p.autostart { "auto" } else { "manual" };
+            format!("{:<32} {in_use:<9} {auto:<9} {}:{}\n", p.full_name, p.group_priority, p.priority)
+        })
+        .collect()
 }
 
 /// `supctl reread`, in supervisorctl's words: `NAME: available`, `changed` or `disappeared`,

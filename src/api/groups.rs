@@ -1,0 +1,103 @@
+//! Groups of the config on disk, one at a time: `supctl avail`, `add` and `remove`
+//! (supervisorctl's verbs), and what XML-RPC's `addProcessGroup` and `removeProcessGroup` send
+//! the supervisor. A group is added or removed whole; every other program is left as it is.
+
+use std::collections::BTreeSet;
+
+use tokio::sync::oneshot;
+
+use super::control::{Handle, error};
+use super::protocol::{ActionFault, ActionResult, ConfigEntry, ErrorKind, Response};
+use crate::config::{Config, ProgramConfig};
+use crate::supervisor::{Command, GroupError, ReloadError, Snapshot};
+
+impl Handle {
+    /// Adds group `group` of `config` (and starts its `autostart` programs). Errors: not in
+    /// `config` (`BadName`), already there (`AlreadyAdded`), supd is shutting down.
+    pub(super) async fn add_group(&self, config: Config, group: &str) -> Result<(), GroupError> {
+        let (reply, answer) = oneshot::channel();
+        self.group_command(Command::AddGroup { config: Box::new(config), group: group.to_string(), reply }, answer)
+            .await
+    }
+
+    /// Forgets group `group`. Errors: no such group (`BadName`), a program of it still runs
+    /// (`StillRunning`), supd is shutting down.
+    pub(super) async fn remove_group(&self, group: &str) -> Result<(), GroupError> {
+        let (reply, answer) = oneshot::channel();
+        self.group_command(Command::RemoveGroup { group: group.to_string(), reply }, answer).await
+    }
+
+    async fn group_command(
+        &self,
+        command: Command,
+        answer: oneshot::Receiver<Result<(), GroupError>>,
+    ) -> Result<(), GroupError> {
+        let gone = || GroupError::Reload(ReloadError::ShuttingDown);
+        self.send(command).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// `supctl avail`: the programs of the config on disk, each in use or not.
+    pub(super) async fn avail(&self, snapshot: &Snapshot) -> Response {
+        let config = match self.load_config().await {
+            Ok(config) => config,
+            Err(e) => return error(ErrorKind::BadConfig, e),
+        };
+        let in_force: BTreeSet<(&str, &str)> =
+            snapshot.programs.iter().map(|p| (p.group.as_str(), p.name.as_str())).collect();
+        let mut programs: Vec<ConfigEntry> = config
+            .programs
+            .iter()
+            .map(|p| ConfigEntry {
+                full_name: full_name(p),
+                in_use: in_force.contains(&(p.group.as_str(), p.name.as_str())),
+                autostart: p.autostart,
+                group_priority: p.group_priority,
+                priority: p.priority,
+            })
+            .collect();
+        programs.sort_by(|a, b| a.full_name.cmp(&b.full_name));
+        Response::Avail { programs }
+    }
+
+    /// `supctl add` and `remove`: each group on its own, in supervisorctl's words.
+    pub(super) async fn add_or_remove(&self, names: &[String], add: bool) -> Response {
+        let config = if add {
+            match self.load_config().await {
+                Ok(config) => Some(config),
+                Err(e) => return error(ErrorKind::BadConfig, e),
+            }
+        } else {
+            None
+        };
+        let mut results = Vec::with_capacity(names.len());
+        for name in names {
+            let done = match &config {
+                Some(config) => self.add_group(config.clone(), name).await,
+                None => self.remove_group(name).await,
+            };
+            let (message, fault) = match done {
+                Ok(()) if add => ("added process group".to_string(), None),
+                Ok(()) => ("removed process group".to_string(), None),
+                Err(GroupError::BadName) => {
+                    (format!("no such process/group: {name}"), Some(ActionFault::NoSuchProgram))
+                }
+                // supervisorctl reports this one and still exits 0.
+                Err(GroupError::AlreadyAdded) => {
+                    ("process group already active".into(), Some(ActionFault::AlreadyStarted))
+                }
+                Err(GroupError::StillRunning) => {
+                    (format!("process/group still running: {name}"), Some(ActionFault::Failed))
+                }
+                Err(GroupError::Reload(_)) => ("shutting down".into(), Some(ActionFault::Failed)),
+            };
+            results.push(ActionResult { name: name.clone(), ok: fault.is_none(), message, state: None, fault });
+        }
+        Response::Actions { results }
+    }
+}
+
+/// `group:name` in a group of another name, else `name` (supervisorctl's namespec).
+fn full_name(p: &ProgramConfig) -> String {
+    if p.group == p.name { p.name.clone() } else { format!("{}:{}", p.group, p.name) }
+}
