@@ -8,6 +8,8 @@
 //! what to use in supd instead. The INI is read by the rust-ini crate and the TOML written by
 //! the toml crate.
 
+mod supd_keys;
+
 use std::path::{Path, PathBuf};
 
 use ini::{Ini, ParseOption, Properties};
@@ -68,6 +70,9 @@ struct Converter {
     programs: Table,
     groups: Table,
     eventlisteners: Table,
+    /// `[supd]`: `[supervisor]` keys, over what supervisord's sections gave.
+    supd: Table,
+    gpu: Table,
     warnings: Vec<String>,
 }
 
@@ -130,6 +135,12 @@ impl Converter {
                 "program" => self.program(path, &here, name, props),
                 "group" => self.group(path, &here, name, props),
                 "supervisord" => self.supervisord(path, &here, props),
+                "supd" => {
+                    for (key, value) in props.iter() {
+                        let value = substitute(value, &here, "", "");
+                        supd_keys::section_key(&mut self.supd, &mut self.gpu, key, &value);
+                    }
+                }
                 "include" => {
                     let (files, unmatched) = include(&here, props);
                     for pattern in unmatched {
@@ -290,6 +301,7 @@ impl Converter {
             let value = substitute(raw, here, name, name);
             let bad = |what: &str| format!("{key}: {value:?} is not {what}; not carried");
             match (key, program_key(key)) {
+                (k, _) if k.starts_with("supd_") => supd_keys::program_key(&mut table, k, &value),
                 ("environment", _) => environment_table.extend(environment(&value)),
                 // The names supd gives anyway: the program's own, or NAME_00 … under numprocs.
                 ("process_name", _) if value == name || value == format!("{name}_%(process_num)02d") => {}
@@ -394,10 +406,14 @@ impl Converter {
         self.eventlisteners.insert(name.into(), Value::Table(table));
     }
 
-    fn finish(self) -> Result<Converted, ConvertError> {
+    fn finish(mut self) -> Result<Converted, ConvertError> {
         let mut root = Table::new();
+        self.supervisor.extend(self.supd);
         if !self.supervisor.is_empty() {
             root.insert("supervisor".into(), Value::Table(self.supervisor));
+        }
+        if !self.gpu.is_empty() {
+            root.insert("gpu".into(), Value::Table(self.gpu));
         }
         if !self.groups.is_empty() {
             root.insert("group".into(), Value::Table(self.groups));

@@ -181,3 +181,32 @@ fn healthcheck_and_depends_on_errors_point_at_the_place() {
         assert!(err.contains(want) && err.contains(&file), "for:\n{text}\nwant {want}\ngot {err}");
     }
 }
+
+#[test]
+fn a_supervisord_conf_keeps_supds_own_settings_in_supd_keys() {
+    use crate::harness::{Supd, free_port, http_get};
+    const S: std::time::Duration = std::time::Duration::from_secs(1);
+    let (port, app) = (free_port(), free_port());
+    let supd = Supd::start_file(
+        "supervisord.conf",
+        &format!(
+            "[unix_http_server]\nfile=@DIR@/supd.sock\n\n\
+             [supd]\nhttp = 127.0.0.1:{port}\n\n\
+             [program:db]\ncommand=/usr/bin/python3 -m http.server {app} --bind 127.0.0.1\nstartsecs=0\n\
+             supd_healthcheck_http = http://127.0.0.1:{app}/\nsupd_healthcheck_interval = 1s\n\
+             supd_healthcheck_start_period = 10s\nsupd_healthcheck_start_interval = 100ms\n\n\
+             [program:api]\ncommand=sleep 1000\nstartsecs=0\nsupd_depends_on = db:healthy\nsupd_required = true\n"
+        ),
+    );
+    let api = supd.wait_state("api", "RUNNING", 10 * S);
+    let db = supd.program("db");
+    assert_eq!(db["health"], "healthy", "api started only once db was healthy: {db}");
+    assert!(api["pid"].as_i64().is_some());
+    // `[supd] http` moved /health where the INI said.
+    let (code, body) = http_get(port, "/health");
+    assert_eq!(code, 200, "{body}");
+    let out = Command::new(SUPD).args(["check", "-c"]).arg(supd.path("supervisord.conf")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("supd_"), "supd_ keys are carried, not warned of: {err}");
+}
