@@ -28,6 +28,8 @@ RUN command -v python3 >/dev/null \
     || (apt-get update && apt-get install -y --no-install-recommends python3 && rm -rf /var/lib/apt/lists/*)
 RUN groupadd -g "${GID}" dev && useradd -m -u "${UID}" -g "${GID}" -s /bin/bash dev
 COPY --from=build /out/supd /out/supctl /usr/local/bin/
+# supctl answers as supervisorctl under that name (scripts, Ansible's and Salt's modules).
+RUN ln -s supctl /usr/local/bin/supervisorctl
 COPY conf.d/ /etc/supd/
 COPY examples/demo/ /opt/supd/demo/
 EXPOSE 9001

@@ -33,6 +33,7 @@ impl Handle {
             | Request::Avail {}
             | Request::Add { .. }
             | Request::Remove { .. }
+            | Request::RestartAll {}
             | Request::Reload { .. } => Vec::new(),
         };
         let is_action = matches!(
@@ -72,11 +73,24 @@ impl Handle {
             }
             Request::Add { names } => return self.add_or_remove(names, true).await,
             Request::Remove { names } => return self.add_or_remove(names, false).await,
+            Request::RestartAll {} => {
+                return match self.load_config().await {
+                    Ok(config) => {
+                        self.restart_everything(config, &snapshot);
+                        Response::Done { message: "Restarted supervisord".into() }
+                    }
+                    Err(e) => error(ErrorKind::BadConfig, e),
+                };
+            }
             _ => {}
         }
-        let ids = match select(&snapshot, &names) {
-            Ok(ids) => ids,
-            Err(unknown) => return error(ErrorKind::UnknownName, format!("no such process: {unknown}")),
+        // Status and pid take each name on its own, and report the ones that match nothing.
+        let (ids, unknown) = match &request {
+            Request::Status { .. } | Request::Pid { .. } => each_name(&snapshot, &names),
+            _ => match select(&snapshot, &names) {
+                Ok(ids) => (ids, Vec::new()),
+                Err(unknown) => return error(ErrorKind::UnknownName, format!("no such process: {unknown}")),
+            },
         };
         match request {
             Request::Status { tree, .. } => {
@@ -93,11 +107,11 @@ impl Handle {
                         status.processes = Some(found);
                     }
                 }
-                Response::Status { programs }
+                Response::Status { programs, unknown }
             }
             Request::Pid { names } => Response::Pid {
                 supd: std::process::id(),
-                programs: if names.is_empty() { Vec::new() } else { pids(&snapshot, &ids) },
+                programs: if names.is_empty() { Vec::new() } else { pids(&snapshot, &names) },
             },
             Request::Health {} => Response::Health(readiness::report(&snapshot, &self.gpu, now)),
             Request::Gpu {} => Response::Gpu(self.gpu.lock().map(|g| g.clone()).unwrap_or_default()),
@@ -120,7 +134,8 @@ impl Handle {
             | Request::Signal { .. }
             | Request::Avail {}
             | Request::Add { .. }
-            | Request::Remove { .. } => error(ErrorKind::BadRequest, "verbs are answered before"),
+            | Request::Remove { .. }
+            | Request::RestartAll {} => error(ErrorKind::BadRequest, "verbs are answered before"),
         }
     }
 
@@ -134,6 +149,7 @@ impl Handle {
             message: "cleared".into(),
             state: Some(view.state),
             fault: None,
+            detail: None,
         };
         Response::Actions { results: views.iter().map(cleared).collect() }
     }
@@ -175,6 +191,7 @@ impl Handle {
                 message: "no such process".into(),
                 state: None,
                 fault: Some(ActionFault::NoSuchProgram),
+                detail: None,
             }));
         }
         response
@@ -253,9 +270,36 @@ fn processes(programs: &[ProgramView]) -> Vec<Vec<ProcessEntry>> {
         .collect()
 }
 
-fn pids(snapshot: &Snapshot, ids: &[usize]) -> Vec<ProgramPid> {
-    ids.iter()
-        .filter_map(|&i| snapshot.programs.get(i))
-        .map(|p| ProgramPid { name: p.full_name(), pid: p.pid })
-        .collect()
+fn pids(snapshot: &Snapshot, names: &[String]) -> Vec<ProgramPid> {
+    let pid = |p: &ProgramView| ProgramPid { name: p.full_name(), pid: p.pid, unknown: false };
+    if names.iter().any(|n| n == "all") {
+        // supervisorctl: every program's, in getAllProcessInfo's order (group, then name).
+        let mut all: Vec<&ProgramView> = snapshot.programs.iter().collect();
+        all.sort_by(|a, b| (&a.group, &a.name).cmp(&(&b.group, &b.name)));
+        return all.into_iter().map(pid).collect();
+    }
+    let mut out = Vec::new();
+    for name in names {
+        match select(snapshot, std::slice::from_ref(name)) {
+            Ok(ids) => out.extend(ids.iter().filter_map(|&i| snapshot.programs.get(i)).map(pid)),
+            Err(_) => out.push(ProgramPid { name: name.clone(), pid: None, unknown: true }),
+        }
+    }
+    out
+}
+
+/// The programs `names` match (all for none or `all`), in the order named, and apart the
+/// names that match nothing.
+fn each_name(snapshot: &Snapshot, names: &[String]) -> (Vec<usize>, Vec<String>) {
+    if names.is_empty() || names.iter().any(|n| n == "all") {
+        return ((0..snapshot.programs.len()).collect(), Vec::new());
+    }
+    let (mut ids, mut unknown) = (Vec::new(), Vec::new());
+    for name in names {
+        match select(snapshot, std::slice::from_ref(name)) {
+            Ok(found) => ids.extend(found.into_iter().filter(|i| !ids.contains(i)).collect::<Vec<_>>()),
+            Err(_) => unknown.push(name.clone()),
+        }
+    }
+    (ids, unknown)
 }

@@ -169,8 +169,9 @@ async fn json_request(stream: UnixStream, handle: Handle, mut ticket: Ticket) {
         let _ = reader.read(&mut byte).await;
     };
     let result = match request {
-        Ok(Request::Tail { name, stream, lines, follow }) => {
-            super::tail::tail(&handle, &mut write, &name, stream, lines, follow, closed).await
+        Ok(Request::Tail { name, stream, lines, bytes, follow }) => {
+            let last = bytes.map_or(super::tail::Last::Lines(lines), super::tail::Last::Bytes);
+            super::tail::tail(&handle, &mut write, &name, stream, last, follow, closed).await
         }
         Ok(Request::Maintail { bytes, follow }) => {
             super::tail::maintail(&handle, &mut write, bytes, follow, closed).await

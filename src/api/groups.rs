@@ -1,6 +1,7 @@
 //! Groups of the config on disk, one at a time: `supctl avail`, `add` and `remove`
 //! (supervisorctl's verbs), and what XML-RPC's `addProcessGroup` and `removeProcessGroup` send
 //! the supervisor. A group is added or removed whole; every other program is left as it is.
+//! And all of them at once: supervisord's `restart` (`supervisorctl reload`).
 
 use std::collections::BTreeSet;
 
@@ -8,7 +9,9 @@ use tokio::sync::oneshot;
 
 use super::control::{Handle, error};
 use super::protocol::{ActionFault, ActionResult, ConfigEntry, ErrorKind, Response};
+use super::wait::Wait;
 use crate::config::{Config, ProgramConfig};
+use crate::lifecycle::settle::Awaited;
 use crate::supervisor::{Command, GroupError, ReloadError, Snapshot};
 
 impl Handle {
@@ -35,6 +38,29 @@ impl Handle {
         let gone = || GroupError::Reload(ReloadError::ShuttingDown);
         self.send(command).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
+    }
+
+    /// supervisord's `restart`, which starts supervisord over in the same process; supd, PID 1,
+    /// does the same without exiting: in a task of its own, it stops every program (waiting
+    /// for each as a stop does), applies `config` and starts every `autostart` program of it.
+    pub(super) fn restart_everything(&self, config: Config, snapshot: &Snapshot) {
+        let (handle, every) = (self.clone(), snapshot.programs.iter().map(|p| p.name.clone()).collect());
+        tokio::spawn(async move {
+            let stopped = Wait::For(Awaited::Stopped);
+            // Those already stopped refuse (not running), which is what a restart wants anyway.
+            if handle.verb_and_wait(Command::Stop, every, stopped).await.is_err() {
+                return; // supd is shutting down
+            }
+            let autostart: Vec<String> =
+                config.programs.iter().filter(|p| p.autostart).map(|p| p.name.clone()).collect();
+            let (reply, applied) = oneshot::channel();
+            let reload = Command::Reload { config: Box::new(config), dry_run: false, reply };
+            if handle.send(reload).await.is_err() || !matches!(applied.await, Ok(Ok(_))) {
+                return;
+            }
+            // New and changed programs start by themselves; unchanged ones are told to.
+            let _ = handle.send(Command::Start(autostart)).await;
+        });
     }
 
     /// `supctl avail`: the programs of the config on disk, each in use or not.
@@ -91,7 +117,14 @@ impl Handle {
                 }
                 Err(GroupError::Reload(_)) => ("shutting down".into(), Some(ActionFault::Failed)),
             };
-            results.push(ActionResult { name: name.clone(), ok: fault.is_none(), message, state: None, fault });
+            results.push(ActionResult {
+                name: name.clone(),
+                ok: fault.is_none(),
+                message,
+                state: None,
+                fault,
+                detail: None,
+            });
         }
         Response::Actions { results }
     }

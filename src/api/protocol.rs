@@ -66,6 +66,9 @@ pub enum Request {
         /// How many lines (10 by default).
         #[serde(default = "ten")]
         lines: usize,
+        /// How many bytes instead of lines.
+        #[serde(default)]
+        bytes: Option<usize>,
         /// Keep the connection and send new output as it comes (`tail -f`).
         #[serde(default)]
         follow: bool,
@@ -110,6 +113,9 @@ pub enum Request {
         /// Group names.
         names: Vec<String>,
     },
+    /// Stop every program, read the config again, start every `autostart` one (supervisord's
+    /// `restart`, `supervisorctl reload`); answered once the config has loaded.
+    RestartAll {},
 }
 
 fn maintail_bytes() -> usize {
@@ -124,6 +130,9 @@ pub enum Response {
     Status {
         /// The programs asked for, in start order.
         programs: Vec<ProgramStatus>,
+        /// The names asked for that match nothing (`NAME`, or `GROUP:*` for a group).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unknown: Vec<String>,
     },
     /// For `start`, `stop`, `restart` and `signal`: one result per program.
     Actions {
@@ -277,6 +286,10 @@ pub struct ActionResult {
     /// Why it did not do what was asked, when it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<ActionFault>,
+    /// supd's own account of a failure, beyond supervisorctl's words in `message` (a start
+    /// that ended in BACKOFF: its state, the retry and the last exit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Why an action did not do what was asked for one program: what supctl's exit code follows
@@ -318,6 +331,9 @@ pub struct ProgramPid {
     pub name: String,
     /// Its process id, when running.
     pub pid: Option<i32>,
+    /// No program has this name (`name` is as asked).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
 }
 
 /// The container's health, as `GET /health` and `supctl health` report it.

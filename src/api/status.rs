@@ -71,14 +71,22 @@ fn describe(p: &ProgramView, now: Instant, in_state: Duration) -> String {
             format!("retry in {:.1}s; last: {}", left.as_secs_f64(), why())
         }
         State::Stopping => format!("pid {pid}, stopping for {}", clock(in_state)),
-        State::Exited => format!("{}, {} ago", exit(), clock(in_state)),
+        // supervisord's: the time it stopped (then supd's account of the exit).
+        State::Exited => format!("{}; {}", stopped_at(p), exit()),
         State::Fatal => why(),
-        State::Stopped if p.spawns == 0 => "not started".into(),
+        State::Stopped if p.spawns == 0 => "Not started".into(),
         State::Stopped => match &p.error {
-            Some(e) => format!("stopped {} ago; {e}", clock(in_state)),
-            None => format!("stopped {} ago", clock(in_state)),
+            Some(e) => format!("{}; {e}", stopped_at(p)),
+            None => stopped_at(p),
         },
     }
+}
+
+/// When `p` entered its (stopped) state, as supervisord shows it: `Dec 07 02:32 AM`, UTC.
+fn stopped_at(p: &ProgramView) -> String {
+    let at =
+        crate::supervisor::snapshot::wall_clock(p.since).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    month_day_time(at.map_or(0, |d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX)))
 }
 
 /// `H:MM:SS`, as supervisorctl shows uptimes.
@@ -87,10 +95,56 @@ fn clock(d: Duration) -> String {
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
+/// Python's `str(timedelta(seconds=s))`: `0:04:10`, `1 day, 2:03:04`, `3 days, 0:00:01`.
+pub(crate) fn timedelta(s: i32) -> String {
+    let (days, rest) = (s / 86_400, s % 86_400);
+    let clock = format!("{}:{:02}:{:02}", rest / 3600, rest / 60 % 60, rest % 60);
+    match days {
+        0 => clock,
+        1 => format!("1 day, {clock}"),
+        d => format!("{d} days, {clock}"),
+    }
+}
+
+/// `strftime('%b %d %I:%M %p')` of epoch seconds `t`, in UTC (a container's usual zone).
+pub(crate) fn month_day_time(t: i32) -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let t = i64::from(t.max(0));
+    let (days, secs) = (t / 86_400, t % 86_400);
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let (hour, minute) = (secs / 3600, secs / 60 % 60);
+    let (h12, ampm) = match hour {
+        0 => (12, "AM"),
+        1..=11 => (hour, "AM"),
+        12 => (12, "PM"),
+        _ => (hour - 12, "PM"),
+    };
+    let name = MONTHS.get((month - 1) as usize).copied().unwrap_or("Jan");
+    format!("{name} {day:02} {h12:02}:{minute:02} {ampm}")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::clock;
+    use super::{clock, month_day_time, timedelta};
     use std::time::Duration;
+
+    #[test]
+    fn times_read_as_supervisord_writes_them() {
+        assert_eq!(timedelta(250), "0:04:10");
+        assert_eq!(timedelta(86_400 + 7384), "1 day, 2:03:04");
+        assert_eq!(timedelta(3 * 86_400 + 1), "3 days, 0:00:01");
+        // 2026-12-07 02:32 UTC, and a PM time on a leap day.
+        assert_eq!(month_day_time(1_796_610_720), "Dec 07 02:32 AM");
+        assert_eq!(month_day_time(1_709_164_800 + 13 * 3600 + 5 * 60), "Feb 29 01:05 PM");
+    }
 
     #[test]
     fn clock_format() {

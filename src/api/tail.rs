@@ -9,7 +9,7 @@ use super::control::{Handle, error, select, send};
 use super::protocol::{ErrorKind, Response};
 use crate::output::StreamLog;
 
-/// `tail`: the last lines of one stream, then, with `follow`, new output as it comes until the
+/// `tail`: the `last` lines (or bytes) of one stream, then, with `follow`, new output as it comes until the
 /// client goes away. The subscription is taken before the last lines are read, with no await
 /// between, so nothing falls in between (readers run on this same thread).
 /// With `follow` it also ends when `closed` resolves (the client went away), so an abandoned
@@ -19,7 +19,7 @@ pub(super) async fn tail(
     write: &mut (impl AsyncWriteExt + Unpin),
     name: &str,
     stream: Option<String>,
-    lines: usize,
+    last: Last,
     follow: bool,
     closed: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -46,12 +46,14 @@ pub(super) async fn tail(
             return send(write, &error(ErrorKind::UnknownName, format!("no such process: {unknown}"))).await;
         }
     };
-    send_log(write, &log, Last::Lines(lines), follow, closed).await
+    send_log(write, &log, last, follow, closed).await
 }
 
 /// How much of what a log holds to send first.
-enum Last {
+pub(super) enum Last {
+    /// The last lines (the first may be partial).
     Lines(usize),
+    /// The last bytes.
     Bytes(usize),
 }
 

@@ -144,10 +144,11 @@ fn result(p: &ProgramView, outcome: &VerbOutcome, wait: Wait) -> ActionResult {
         message,
         state: Some(p.state),
         fault: Some(fault),
+        detail: None,
     };
     let result = |ok: bool, message: String| {
         if ok {
-            ActionResult { name: p.full_name(), ok, message, state: Some(p.state), fault: None }
+            ActionResult { name: p.full_name(), ok, message, state: Some(p.state), fault: None, detail: None }
         } else {
             failed(ActionFault::Failed, message)
         }
@@ -173,8 +174,44 @@ fn result(p: &ProgramView, outcome: &VerbOutcome, wait: Wait) -> ActionResult {
             result(false, format!("started, but the old process: {}", survivors(&p.survivors)))
         }
         (VerbOutcome::Settled(Settled::Failed), Wait::For(awaited)) => {
-            let fault = if awaited == Awaited::Started { ActionFault::StartFailed } else { ActionFault::Failed };
-            failed(fault, format!("{}: {}", p.state, super::status::status(p, Instant::now()).description))
+            let detail = format!("{}: {}", p.state, super::status::status(p, Instant::now()).description);
+            let mut r = if awaited == Awaited::Started {
+                // supervisorctl's words and exit codes for the fault supervisord would answer.
+                match StartFailure::of(p) {
+                    StartFailure::NoFile => failed(ActionFault::Failed, "no such file".into()),
+                    StartFailure::NotExecutable => failed(ActionFault::Failed, "file is not executable".into()),
+                    StartFailure::SpawnError => failed(ActionFault::StartFailed, "spawn error".into()),
+                }
+            } else {
+                failed(ActionFault::Failed, detail.clone())
+            };
+            r.detail = Some(detail);
+            r
+        }
+    }
+}
+
+/// How a start failed, in supervisord's terms (its fault for the start, supervisorctl's words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StartFailure {
+    /// The command does not exist (`NO_FILE`: `no such file`).
+    NoFile,
+    /// The command is not executable (`NOT_EXECUTABLE`: `file is not executable`).
+    NotExecutable,
+    /// Any other spawn error, or an exit before `startsecs` (`SPAWN_ERROR`: `spawn error`).
+    SpawnError,
+}
+
+impl StartFailure {
+    /// The failure of `p`'s last start, from its error.
+    pub(super) fn of(p: &ProgramView) -> StartFailure {
+        let error = p.error.as_deref().unwrap_or("");
+        if error.contains("command not found") {
+            StartFailure::NoFile
+        } else if error.contains("not executable") {
+            StartFailure::NotExecutable
+        } else {
+            StartFailure::SpawnError
         }
     }
 }

@@ -229,6 +229,11 @@ fn supctl_works_as_root_and_as_dev_only_when_socket_group_allows() {
     let (code, out, _) = c.exec(&["supctl", "status"]);
     assert!(code == 0 || code == 3, "{out}");
     assert!(out.contains("core:mcp-gateway"), "{out}");
+    // The image links supctl as supervisorctl: the same table, with no Python in the image.
+    let status = ["supervisorctl", "status", "core:mcp-gateway"];
+    c.wait("supervisorctl status of a running gateway", 60 * S, |c| c.exec(&status).1.contains("RUNNING"));
+    let (_, same, _) = c.exec(&status);
+    assert!(same.starts_with("core:mcp-gateway                 RUNNING   pid "), "{same}");
     let (code, _, err) = docker(&["exec", "-u", "dev", &c.0, "supctl", "status"]);
     assert_eq!(code, 4);
     assert!(err.contains("permission denied (run as root, or set [supervisor] socket_group"), "{err}");

@@ -20,12 +20,15 @@ fn status_lists_programs_and_exits_3_when_one_is_stopped() {
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("core:web") && lines[0].contains("RUNNING   pid "), "{out}");
     assert!(lines[1].starts_with("core:worker"), "{out}");
-    assert!(lines[2].starts_with("manual") && lines[2].contains("STOPPED   not started"), "{out}");
+    assert!(lines[2].starts_with("manual") && lines[2].contains("STOPPED   Not started"), "{out}");
     assert_eq!(supd.ctl(&["status", "core:*"]).0, 0);
     assert_eq!(supd.ctl(&["status", "web", "core:worker"]).0, 0);
-    let (code, _, err) = supd.ctl(&["status", "nope"]);
-    assert_eq!((code, err.as_str()), (4, ""));
-    assert_eq!(supd.ctl(&["status", "nope"]).1, "error: no such process: nope\n");
+    let (code, out, err) = supd.ctl(&["status", "nope"]);
+    assert_eq!((code, out.as_str(), err.as_str()), (4, "nope: ERROR (no such process)\n", ""));
+    let (code, out, _) = supd.ctl(&["status", "nope:*", "web"]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.starts_with("nope: ERROR (no such group)\ncore:web "), "{out}");
+    assert_eq!(supd.ctl(&["status", "nope", "manual"]).0, 3, "a stopped program's 3 wins, as in supervisorctl");
 }
 
 #[test]
@@ -38,7 +41,7 @@ fn start_stop_restart_wait_and_report() {
     let before = supd.program("worker")["pid"].clone();
     let started = Instant::now();
     let (code, out, _) = supd.ctl(&["restart", "core:worker"]);
-    assert_eq!((code, out.as_str()), (0, "core:worker: started\n"));
+    assert_eq!((code, out.as_str()), (0, "core:worker: stopped\ncore:worker: started\n"));
     assert!(started.elapsed() >= Duration::from_millis(200), "restart waited for startsecs");
     let after = supd.program("worker");
     assert_eq!(after["state"], "RUNNING");

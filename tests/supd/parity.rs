@@ -31,8 +31,61 @@ fn conf(dir: &Path, socket: &str) -> String {
 
 /// supervisorctl against the server the config file `conf` names: (exit code, masked output).
 fn ctl(conf: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(format!("{VENV}/supervisorctl")).arg("-c").arg(conf).args(args).output().unwrap();
+    ctl_as(Path::new(&format!("{VENV}/supervisorctl")), conf, args)
+}
+
+/// [`ctl`] with the supervisorctl at `program`.
+fn ctl_as(program: &Path, conf: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(program).arg("-c").arg(conf).args(args).output().unwrap();
     (out.status.code().unwrap_or(-1), mask(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The parity session: statuses, starts and stops of running, stopped, unknown, crashing and
+/// missing programs, groups, `all`, signals, pids, version.
+const SESSION: &[&[&str]] = &[
+    &["status"],
+    &["status", "web"],
+    &["status", "nosuch"],
+    &["start", "web"],
+    &["start", "crash"],
+    &["start", "nocmd"],
+    &["stop", "nosuch"],
+    &["stop", "g:*"],
+    &["status", "g:*"],
+    &["start", "g:*"],
+    &["stop", "g:a"],
+    &["start", "all"],
+    &["status", "g:*"],
+    &["restart", "web"],
+    &["signal", "HUP", "web"],
+    &["signal", "HUP", "nosuch"],
+    &["pid", "nosuch"],
+    &["restart", "g:*"],
+    &["status", "nosuch:*"],
+    &["status", "g:a", "nosuch"],
+    &["stop", "web"],
+    &["stop", "web"],
+    &["pid", "web"],
+    &["pid", "all"],
+    &["pid", "g:a", "nosuch"],
+    &["version"],
+];
+
+/// Runs [`SESSION`] through `a` and `b`, command by command; each command that answers
+/// differently, with both answers.
+fn differences(
+    a: impl Fn(&[&str]) -> (i32, String),
+    b: impl Fn(&[&str]) -> (i32, String),
+    names: (&str, &str),
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for args in SESSION {
+        let (x, y) = (a(args), b(args));
+        if x != y {
+            out.push(format!("supervisorctl {}:\n  {}: {x:?}\n  {}: {y:?}", args.join(" "), names.0, names.1));
+        }
+    }
+    out
 }
 
 /// Masks what differs between any two runs: pids, uptimes, stop times, and the padding that
@@ -96,40 +149,40 @@ fn supervisorctl_sees_supd_as_it_sees_supervisord() {
     };
     wait_until("supervisord's programs", 30 * S, || running(&real_conf));
     wait_until("supd's programs", 10 * S, || running(&supd_conf));
-    let session: &[&[&str]] = &[
-        &["status"],
-        &["status", "web"],
-        &["status", "nosuch"],
-        &["start", "web"],
-        &["start", "crash"],
-        &["start", "nocmd"],
-        &["stop", "nosuch"],
-        &["stop", "g:*"],
-        &["status", "g:*"],
-        &["start", "g:*"],
-        &["stop", "g:a"],
-        &["start", "all"],
-        &["status", "g:*"],
-        &["restart", "web"],
-        &["signal", "HUP", "web"],
-        &["signal", "HUP", "nosuch"],
-        &["pid", "nosuch"],
-        &["stop", "web"],
-        &["stop", "web"],
-        &["version"],
-    ];
-    let mut differences = Vec::new();
-    for args in session {
-        let real = ctl(&real_conf, args);
-        let ours = ctl(&supd_conf, args);
-        if real != ours {
-            differences
-                .push(format!("supervisorctl {}:\n  supervisord: {real:?}\n  supd:        {ours:?}", args.join(" ")));
-        }
-    }
+    let mut differences = differences(|a| ctl(&real_conf, a), |a| ctl(&supd_conf, a), ("supervisord", "supd       "));
     // Differences supd keeps on purpose (see the README): its version string, and `start all`
     // after a start of a missing command, which supd retries with backoff (so it is in BACKOFF,
     // a running state, and not started again) where supervisord leaves it STOPPED.
     differences.retain(|d| !d.starts_with("supervisorctl version:") && !d.starts_with("supervisorctl start all:"));
     assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+#[test]
+fn supctl_named_supervisorctl_answers_as_supervisorctl() {
+    // Two supd from the same supervisord.conf: the real supervisorctl drives one, supctl
+    // linked as `supervisorctl` the other (Python-free images use it so).
+    let real = Supd::start_file("supervisord.conf", &conf(Path::new("@DIR@"), "@DIR@/supd.sock"));
+    let ours = Supd::start_file("supervisord.conf", &conf(Path::new("@DIR@"), "@DIR@/supd.sock"));
+    let link = ours.path("supervisorctl");
+    std::os::unix::fs::symlink(crate::harness::SUPCTL, &link).unwrap();
+    let (real_conf, ours_conf) = (real.path("supervisord.conf"), ours.path("supervisord.conf"));
+    for conf in [&real_conf, &ours_conf] {
+        wait_until("the programs", 10 * S, || {
+            (ctl(conf, &["status", "web", "g:a", "g:b"]).1.matches("RUNNING").count() == 3).then_some(())
+        });
+    }
+    let found =
+        differences(|a| ctl(&real_conf, a), |a| ctl_as(&link, &ours_conf, a), ("supervisorctl", "supctl       "));
+    assert!(found.is_empty(), "{}", found.join("\n"));
+    // supervisorctl's reload: everything stops and starts again under the config read again.
+    let before = ours.program("web")["pid"].clone();
+    assert_eq!(ctl_as(&link, &ours_conf, &["reload"]), (0, "Restarted supervisord\n".into()));
+    wait_until("web to run again with a new pid", 10 * S, || {
+        let p = ours.program("web");
+        (p["state"] == "RUNNING" && p["pid"] != before).then_some(())
+    });
+    for args in [&["tail", "-5", "web"][..], &["tail", "web"], &["maintail", "-100"], &["pid", "all"]] {
+        assert_eq!(ctl(&real_conf, args).0, ctl_as(&link, &ours_conf, args).0, "{args:?}");
+    }
+    assert_eq!(ctl(&real_conf, &["tail", "web"]), ctl_as(&link, &ours_conf, &["tail", "web"]));
 }

@@ -6,13 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dxr::Value;
-use tokio::sync::oneshot;
 
 use super::fault::{Code, Fault};
 use crate::api::control::Handle;
-use crate::api::wait::Wait;
 use crate::config::{Config, ProgramConfig};
-use crate::supervisor::{Command, GroupError, Snapshot};
+use crate::supervisor::{GroupError, Snapshot};
 
 /// `reloadConfig`: `[[added, changed, removed]]` group names, from the config on disk against
 /// the programs in force; the config is kept for `addProcessGroup`. Errors: `CANT_REREAD`
@@ -33,29 +31,12 @@ pub async fn reload_config(handle: &Handle, snapshot: &Snapshot) -> Result<Value
     Ok(answer)
 }
 
-/// `restart`, what `supervisorctl reload` calls: supervisord starts over in the same process;
-/// supd, PID 1, does the same without exiting: it stops every program (waiting for each as a
-/// stop does), applies the config read again, and starts every `autostart` program. Answers
-/// true once the config has loaded, before the programs have stopped, as supervisord answers.
-/// Errors: `CANT_REREAD` with why the config does not load (then nothing is stopped).
+/// `restart`, what `supervisorctl reload` calls (see [`Handle::restart_everything`]).
+/// Answers true once the config has loaded, before the programs have stopped, as supervisord
+/// answers. Errors: `CANT_REREAD` with why the config does not load (then nothing is stopped).
 pub async fn restart(handle: &Handle, snapshot: &Snapshot) -> Result<Value, Fault> {
     let config = handle.load_config().await.map_err(|e| Fault::new(Code::CantReread, e))?;
-    let (handle, running) = (handle.clone(), snapshot.programs.iter().map(|p| p.name.clone()).collect());
-    tokio::spawn(async move {
-        let stopped = Wait::For(crate::lifecycle::settle::Awaited::Stopped);
-        // Those already stopped refuse (NOT_RUNNING), which is what a restart wants anyway.
-        if handle.verb_and_wait(Command::Stop, running, stopped).await.is_err() {
-            return; // supd is shutting down
-        }
-        let autostart: Vec<String> = config.programs.iter().filter(|p| p.autostart).map(|p| p.name.clone()).collect();
-        let (reply, applied) = oneshot::channel();
-        let reload = Command::Reload { config: Box::new(config), dry_run: false, reply };
-        if handle.send(reload).await.is_err() || !matches!(applied.await, Ok(Ok(_))) {
-            return;
-        }
-        // New and changed programs start by themselves; unchanged ones are told to.
-        let _ = handle.send(Command::Start(autostart)).await;
-    });
+    handle.restart_everything(config, snapshot);
     Ok(Value::Boolean(true))
 }
 

@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dxr::Value;
 
+use crate::api::status::{month_day_time, timedelta};
 use crate::lifecycle::State;
 use crate::process::ExitStatus;
 use crate::supervisor::ProgramView;
@@ -91,56 +92,5 @@ fn describe(p: &ProgramView, start: i32, stop: i32, now: i32, spawnerr: &str) ->
         State::Stopped | State::Exited if start != 0 => month_day_time(stop),
         State::Stopped | State::Exited => "Not started".into(),
         State::Starting | State::Stopping => String::new(),
-    }
-}
-
-/// Python's `str(timedelta(seconds=s))`: `0:04:10`, `1 day, 2:03:04`, `3 days, 0:00:01`.
-fn timedelta(s: i32) -> String {
-    let (days, rest) = (s / 86_400, s % 86_400);
-    let clock = format!("{}:{:02}:{:02}", rest / 3600, rest / 60 % 60, rest % 60);
-    match days {
-        0 => clock,
-        1 => format!("1 day, {clock}"),
-        d => format!("{d} days, {clock}"),
-    }
-}
-
-/// `strftime('%b %d %I:%M %p')` of epoch seconds `t`, in UTC (a container's usual zone).
-fn month_day_time(t: i32) -> String {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let t = i64::from(t.max(0));
-    let (days, secs) = (t / 86_400, t % 86_400);
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let (hour, minute) = (secs / 3600, secs / 60 % 60);
-    let (h12, ampm) = match hour {
-        0 => (12, "AM"),
-        1..=11 => (hour, "AM"),
-        12 => (12, "PM"),
-        _ => (hour - 12, "PM"),
-    };
-    let name = MONTHS.get((month - 1) as usize).copied().unwrap_or("Jan");
-    format!("{name} {day:02} {h12:02}:{minute:02} {ampm}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_read_as_supervisord_writes_them() {
-        assert_eq!(timedelta(250), "0:04:10");
-        assert_eq!(timedelta(86_400 + 7384), "1 day, 2:03:04");
-        assert_eq!(timedelta(3 * 86_400 + 1), "3 days, 0:00:01");
-        // 2026-12-07 02:32 UTC, and a PM time on a leap day.
-        assert_eq!(month_day_time(1_796_610_720), "Dec 07 02:32 AM");
-        assert_eq!(month_day_time(1_709_164_800 + 13 * 3600 + 5 * 60), "Feb 29 01:05 PM");
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::fault::{Code, Fault};
 use super::info::process_info;
 use crate::api::control::{Handle, select};
-use crate::api::wait::{VerbOutcome, Wait};
+use crate::api::wait::{StartFailure, VerbOutcome, Wait};
 use crate::config::SignalName;
 use crate::lifecycle::settle::{Awaited, Settled};
 use crate::lifecycle::{Refusal, State};
@@ -16,6 +16,9 @@ use crate::supervisor::{Command, ProgramView, Snapshot, VerbError};
 
 /// supervisord's API version; supervisorctl refuses to talk to any other.
 pub const API_VERSION: &str = "3.0";
+
+/// What `getSupervisorVersion` says before supd's version: the supervisord it answers as.
+pub const SUPERVISORD_VERSION: &str = "4.3.0+supd.";
 
 /// Every method: its name, signature (return type, then parameter types) and help.
 pub const METHODS: &[(&str, &[&str], &str)] = &[
@@ -109,7 +112,7 @@ async fn single(handle: &Handle, name: &str, params: &[Value]) -> Result<Value, 
     let text = |s: &str| Ok(Value::String(s.to_string()));
     match name {
         "supervisor.getAPIVersion" | "supervisor.getVersion" => text(API_VERSION),
-        "supervisor.getSupervisorVersion" => text(&format!("4.3.0+supd.{}", env!("CARGO_PKG_VERSION"))),
+        "supervisor.getSupervisorVersion" => text(&format!("{SUPERVISORD_VERSION}{}", env!("CARGO_PKG_VERSION"))),
         "supervisor.getIdentification" => text("supervisor"),
         "supervisor.getState" => {
             let (code, name) = if snapshot.shutting_down { (-1, "SHUTDOWN") } else { (1, "RUNNING") };
@@ -286,15 +289,12 @@ fn fault_of(p: &ProgramView, outcome: &VerbOutcome, start: bool) -> Option<Fault
             Some(Fault::new(Code::Failed, format!("{name}: {}", crate::api::wait::survivors(&p.survivors))))
         }
         VerbOutcome::Settled(Settled::Failed) => {
-            let error = p.error.as_deref().unwrap_or("");
-            let code = if error.contains("command not found") {
-                Code::NoFile
-            } else if error.contains("not executable") {
-                Code::NotExecutable
-            } else {
-                // supervisord sets `spawnerr` for an exit before startsecs too, and its waiting
-                // start then answers SPAWN_ERROR, as for a spawn that failed.
-                Code::SpawnError
+            // supervisord sets `spawnerr` for an exit before startsecs too, and its waiting
+            // start then answers SPAWN_ERROR, as for a spawn that failed.
+            let code = match StartFailure::of(p) {
+                StartFailure::NoFile => Code::NoFile,
+                StartFailure::NotExecutable => Code::NotExecutable,
+                StartFailure::SpawnError => Code::SpawnError,
             };
             Some(Fault::new(code, name))
         }

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use supd::api::protocol::{ReloadPlan, Request, Response};
 mod client;
 mod render;
+mod supervisorctl;
 
 use render::{EXIT_FAILED, EXIT_OK};
 
@@ -20,9 +21,12 @@ struct Cli {
     /// Print supd's answer as JSON.
     #[arg(long, global = true)]
     json: bool,
-    /// ConfigDuration to wait for supd's answer (start, stop and restart wait for the programs).
+    /// Seconds to wait for supd's answer (start, stop and restart wait for the programs).
     #[arg(long, default_value_t = 300, global = true)]
     timeout: u64,
+    /// Run as supervisorctl (set when supctl is started under that name).
+    #[arg(long, hide = true, global = true)]
+    supervisorctl: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -78,6 +82,9 @@ enum Cmd {
         /// How many lines.
         #[arg(short = 'n', long, default_value_t = 10)]
         lines: usize,
+        /// How many bytes instead (supervisorctl's `tail -1600 NAME`).
+        #[arg(short = 'c', long)]
+        bytes: Option<usize>,
         /// The program.
         name: String,
         /// Which stream.
@@ -112,6 +119,9 @@ enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// supervisorctl's reload: stop every program, read the config again, start every
+    /// autostart one (supd stays PID 1). `reload` applies only the difference.
+    RestartAll,
     /// Reopen every log file (as SIGUSR2 does), after logrotate moved them.
     Reopen,
     /// Show the NVIDIA GPUs: memory, utilization, temperature, and which programs hold each.
@@ -143,7 +153,17 @@ enum Cmd {
 }
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.first().is_some_and(supervisorctl::invoked_as) {
+        match supervisorctl::translate(argv.split_off(1)) {
+            Ok(args) => argv.extend(args),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                std::process::exit(EXIT_FAILED);
+            }
+        }
+    }
+    let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -165,9 +185,12 @@ fn main() {
         Cmd::Pid { names } => Request::Pid { names },
         Cmd::Shutdown => Request::Shutdown {},
         Cmd::Health => Request::Health {},
-        Cmd::Tail { follow, lines, name, stream } => Request::Tail { name, stream: Some(stream), lines, follow },
+        Cmd::Tail { follow, lines, bytes, name, stream } => {
+            Request::Tail { name, stream: Some(stream), lines, bytes, follow }
+        }
         Cmd::Clear { names } => Request::Clear { names },
         Cmd::Reopen => Request::Reopen {},
+        Cmd::RestartAll => Request::RestartAll {},
         Cmd::Maintail { follow, bytes } => Request::Maintail { bytes, follow },
         Cmd::Avail => Request::Avail {},
         Cmd::Add { names } => Request::Add { names },
@@ -177,25 +200,64 @@ fn main() {
         Cmd::Reread => Request::Reload { dry_run: true },
         Cmd::Update => Request::Reload { dry_run: false },
         Cmd::Version => {
-            print(&format!("{}\n", env!("CARGO_PKG_VERSION")));
+            // supervisorctl prints the version supd's XML-RPC gives it.
+            let prefix = if cli.supervisorctl { supd::api::xmlrpc::methods::SUPERVISORD_VERSION } else { "" };
+            print(&format!("{prefix}{}\n", env!("CARGO_PKG_VERSION")));
             std::process::exit(EXIT_OK);
         }
         Cmd::Convert { file, output } => std::process::exit(convert(&file, output.as_deref())),
     };
+    // supervisorctl's form of the socket, `unix:///run/supd/supd.sock`, is taken too.
+    let socket = cli.socket.to_str().and_then(|s| s.strip_prefix("unix://")).map_or(cli.socket.clone(), PathBuf::from);
     if let Request::Tail { follow: true, .. } | Request::Maintail { follow: true, .. } = request {
-        std::process::exit(follow(&cli.socket, &request, cli.json));
+        std::process::exit(follow(&socket, &request, cli.json));
     }
-    let code = match client::call(&cli.socket, &request, Duration::from_secs(cli.timeout)) {
+    let timeout = Duration::from_secs(cli.timeout);
+    let how = Printed { json: cli.json, words, supervisorctl: cli.supervisorctl };
+    let code = match request {
+        // supervisorctl's restart is its stop, then its start, each reported as such.
+        Request::Restart { names } if !cli.json => {
+            let stopped = call(&socket, &Request::Stop { names: names.clone() }, timeout, &how);
+            let started = call(&socket, &Request::Start { names }, timeout, &how);
+            if started == EXIT_OK { stopped } else { started }
+        }
+        request => call(&socket, &request, timeout, &how),
+    };
+    std::process::exit(code);
+}
+
+/// How an answer is printed.
+struct Printed {
+    /// As JSON.
+    json: bool,
+    /// A reload, in these words (`reread`, `update`).
+    words: Option<fn(&ReloadPlan) -> String>,
+    /// As supervisorctl prints it, where supctl's own output differs (`tail`'s last newline).
+    supervisorctl: bool,
+}
+
+/// Sends `request`, prints the answer as `how` says and the details of failures on stderr;
+/// the exit code.
+fn call(socket: &std::path::Path, request: &Request, timeout: Duration, how: &Printed) -> i32 {
+    match client::call(socket, request, timeout) {
         Ok(response) => {
-            let (mut text, code) = render::render(&request, &response);
-            if let (Some(words), Response::Reload(plan)) = (words, &response) {
+            let (mut text, code) = render::render(request, &response);
+            if let (Some(words), Response::Reload(plan)) = (how.words, &response) {
                 text = words(plan);
             }
-            let text = if cli.json {
-                format!("{}\n", serde_json::to_string_pretty(&response).unwrap_or_default())
-            } else {
-                text
-            };
+            if how.supervisorctl && matches!(request, Request::Tail { .. } | Request::Maintail { .. }) {
+                text.push('\n'); // supervisorctl prints what it read, then a newline
+            }
+            if how.json {
+                text = format!("{}\n", serde_json::to_string_pretty(&response).unwrap_or_default());
+            } else if let Response::Actions { results } = &response {
+                // supervisorctl's words on stdout; supd's account of each failure beside them.
+                for r in results.iter().filter(|r| !r.ok) {
+                    if let Some(detail) = &r.detail {
+                        eprintln!("supctl: {}: {detail}", r.name);
+                    }
+                }
+            }
             print(&text);
             code
         }
@@ -204,8 +266,7 @@ fn main() {
             // Docker reads any non-zero as unhealthy, but only 1 is defined for HEALTHCHECK.
             if matches!(request, Request::Health {}) { EXIT_FAILED } else { e.code }
         }
-    };
-    std::process::exit(code);
+    }
 }
 
 /// `tail -f`: prints each chunk as supd sends it, until interrupted or supd goes away.

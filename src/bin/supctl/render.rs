@@ -14,7 +14,7 @@ pub const EXIT_NOT_RUNNING: i32 = 3;
 pub const EXIT_UNKNOWN: i32 = 4;
 
 /// A start that ended in BACKOFF, EXITED or FATAL (supervisorctl: a spawn error or an
-/// abnormal termination).
+/// abnormal termination), or the pid of a program not running: LSB init's "not running".
 pub const EXIT_START_FAILED: i32 = 7;
 
 /// supervisorctl's exit code for one action's result: `already started` and `not running`
@@ -39,9 +39,24 @@ pub fn render(request: &Request, response: &Response) -> (String, i32) {
             };
             (format!("error: {message}\n"), code)
         }
-        Response::Status { programs } => {
-            let code = if programs.iter().any(|p| p.state.is_stopped()) { EXIT_NOT_RUNNING } else { EXIT_OK };
-            (status_table(programs), code)
+        Response::Status { programs, unknown } => {
+            // supervisorctl: unknown names first, exit 4, unless a listed program is stopped (3).
+            let mut out: String = unknown
+                .iter()
+                .map(|n| match n.strip_suffix(":*") {
+                    Some(group) => format!("{group}: ERROR (no such group)\n"),
+                    None => format!("{n}: ERROR (no such process)\n"),
+                })
+                .collect();
+            out.push_str(&status_table(programs));
+            let code = if programs.iter().any(|p| p.state.is_stopped()) {
+                EXIT_NOT_RUNNING
+            } else if !unknown.is_empty() {
+                EXIT_UNKNOWN
+            } else {
+                EXIT_OK
+            };
+            (out, code)
         }
         Response::Actions { results } => {
             let mut out = String::new();
@@ -67,8 +82,22 @@ pub fn render(request: &Request, response: &Response) -> (String, i32) {
         }
         Response::Pid { supd, programs } => match request {
             Request::Pid { names } if !names.is_empty() => {
-                let out: String = programs.iter().map(|p| format!("{}\n", p.pid.unwrap_or(0))).collect();
-                (out, EXIT_OK)
+                // supervisorctl: `No such process NAME` (exit 1), and 0 for one not running (exit 7,
+                // LSB init's "program is not running", as for a failed start).
+                let mut code = EXIT_OK;
+                let mut out = String::new();
+                for p in programs {
+                    if p.unknown {
+                        out.push_str(&format!("No such process {}\n", p.name));
+                        code = EXIT_FAILED;
+                    } else {
+                        out.push_str(&format!("{}\n", p.pid.unwrap_or(0)));
+                        if p.pid.is_none() && !names.iter().any(|n| n == "all") {
+                            code = EXIT_START_FAILED;
+                        }
+                    }
+                }
+                (out, code)
             }
             _ => (format!("{supd}\n"), EXIT_OK),
         },
