@@ -251,6 +251,16 @@ impl Converter {
         for (key, value) in props.iter() {
             let value = substitute(value, here, "", "");
             let carried = match key {
+                // Docker's documented way to keep supervisord from writing a log file; with
+                // nodaemon it still logs to stdout, as supd does to stderr by default.
+                "logfile" if value == "/dev/null" => {
+                    self.warn(
+                        file,
+                        "supervisord",
+                        "logfile=/dev/null: left to supd's default, its own log on its stderr (docker logs)".into(),
+                    );
+                    continue;
+                }
                 "logfile" => Some(("logfile", Value::String(value))),
                 "logfile_maxbytes" => Some(("logfile_maxbytes", Value::String(value))),
                 "logfile_backups" => value.parse().ok().map(|n| ("logfile_backups", Value::Integer(n))),
@@ -269,6 +279,11 @@ impl Converter {
                 }
                 None => self.warn(file, "supervisord", format!("{key}: not carried (supd has no such setting)")),
             }
+        }
+        if !self.supervisor.contains_key("logfile") {
+            // Rotation of a log file there is none of.
+            self.supervisor.remove("logfile_maxbytes");
+            self.supervisor.remove("logfile_backups");
         }
     }
 

@@ -89,6 +89,21 @@ fn the_sample_from_supervisords_documentation_converts() {
 }
 
 #[test]
+fn an_nginx_php_fpm_image_config_converts() {
+    golden("nginx-php-fpm");
+}
+
+#[test]
+fn dockers_documented_multi_process_config_converts() {
+    golden("docker-docs");
+}
+
+#[test]
+fn a_django_celery_image_config_converts() {
+    golden("django-celery");
+}
+
+#[test]
 fn an_event_listener_is_carried_and_a_tick_check_gets_healthcheck_advice() {
     let text = std::fs::read_to_string(fixture("agent").join("expected.warnings")).unwrap();
     let line = text.lines().find(|l| l.contains("[eventlistener:healthcheck]")).expect("a warning for the listener");

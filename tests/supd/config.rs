@@ -210,3 +210,36 @@ fn a_supervisord_conf_keeps_supds_own_settings_in_supd_keys() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("supd_"), "supd_ keys are carried, not warned of: {err}");
 }
+
+#[test]
+fn public_image_configs_start_under_supd_as_they_are() {
+    use crate::harness::{Supd, wait_until};
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/convert/fixtures");
+    for name in ["agent", "sample", "nginx-php-fpm", "docker-docs", "django-celery"] {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = Command::new("cp").arg("-r").arg(fixtures.join(name)).arg(dir.path().join("image")).status();
+        assert!(copy.unwrap().success());
+        let conf = dir.path().join("image/supervisord.conf");
+        // The socket in the test's directory and no TCP listener, so that runs side by side
+        // do not meet; everything else as the image has it.
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!("\n[supd]\nsocket = \"{}/supd.sock\"\nhttp = \"\"\nrpc = \"\"\n", dir.path().display()));
+        std::fs::write(&conf, text).unwrap();
+        let supd = Supd::start_config(dir, &conf, &["MCP_PORT=7000"]);
+        // Every autostart program is tried (the images' binaries are not here: their starts
+        // fail), and supd itself keeps serving.
+        let tried = wait_until(
+            &format!("{name}: every autostart program tried"),
+            15 * std::time::Duration::from_secs(1),
+            || {
+                let all = supd.status();
+                all.iter()
+                    .filter(|p| p["autostart"] == true)
+                    .all(|p| p["spawns"].as_u64() > Some(0) || p["state"] != "STOPPED")
+                    .then_some(all)
+            },
+        );
+        assert!(!tried.is_empty(), "{name}: no programs");
+        assert_eq!(supd.ctl(&["pid"]).0, 0, "{name}: supd answers");
+    }
+}

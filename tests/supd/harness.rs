@@ -121,6 +121,20 @@ impl Supd {
         supd
     }
 
+    /// supd reading `config` in `dir` with `env` added, its control socket at `dir/supd.sock`
+    /// (the config must put it there); waits for it to answer.
+    #[allow(dead_code)] // tests/hostile does not use it
+    pub fn start_config(dir: tempfile::TempDir, config: &Path, env: &[&str]) -> Supd {
+        let socket = dir.path().join("supd.sock");
+        let mut argv: Vec<&std::ffi::OsStr> = vec!["env".as_ref()];
+        argv.extend(env.iter().map(std::ffi::OsStr::new));
+        argv.extend([SUPD.as_ref(), "-c".as_ref(), config.as_os_str()]);
+        let child = spawn_pid1(dir.path(), &argv);
+        let supd = Supd { child, dir, socket, port: 0, exit: None };
+        supd.wait_ready();
+        supd
+    }
+
     /// Rewrites supd's config file with the same socket and port (for reload tests).
     pub fn rewrite(&self, supervisor_extra: &str, programs: &str) {
         write_config(self.dir.path(), "supd.toml", &config_text(&self.socket, self.port, supervisor_extra, programs));
