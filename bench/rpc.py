@@ -43,6 +43,8 @@ def measure(sock, n):
     """(median supervisorctl status ms, median and p99 getAllProcessInfo ms)."""
     venv = os.path.dirname(sys.executable)
     ctl = []
+    # One untimed run first: Python compiles supervisor's modules on the first import.
+    subprocess.run([f"{venv}/supervisorctl", "-s", f"unix://{sock}", "status"], stdout=subprocess.DEVNULL)
     for _ in range(CTL_ROUNDS):
         t = time.perf_counter()
         subprocess.run([f"{venv}/supervisorctl", "-s", f"unix://{sock}", "status"], stdout=subprocess.DEVNULL)
@@ -58,9 +60,29 @@ def measure(sock, n):
     return statistics.median(ctl), statistics.median(rpc), rpc[int(len(rpc) * 0.99) - 1]
 
 
-def event_latency(sock, events):
+def exited(events):
+    """The lines the listener wrote for EXITED events so far."""
+    if not os.path.exists(events):
+        return []
+    with open(events) as f:
+        return [line for line in f.read().splitlines() if line.endswith("PROCESS_STATE_EXITED")]
+
+
+def host_pid(parent, ns_pid):
+    """The pid on this host of the child of `parent` whose pid in its namespace is `ns_pid`."""
+    with open(f"/proc/{parent}/task/{parent}/children") as f:
+        children = f.read().split()
+    for child in children:
+        with open(f"/proc/{child}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:") and line.split()[-1] == str(ns_pid):
+                    return int(child)
+    raise LookupError(f"no child of {parent} is pid {ns_pid} in its namespace")
+
+
+def event_latency(sock, events, to_host=lambda pid: pid):
     """Median and p99 ms from a kill -9 of `victim` to the listener's reading of its EXITED
-    event, over EVENT_ROUNDS kills."""
+    event, over EVENT_ROUNDS kills; `to_host` turns the pid supd reports into this host's."""
     p = proxy(sock)
     delays, last = [], None
     for _ in range(EVENT_ROUNDS):
@@ -68,12 +90,12 @@ def event_latency(sock, events):
             info = p.supervisor.getProcessInfo("victim")
             return info["statename"] == "RUNNING" and info["pid"] != last and info["pid"]
         last = wait_until("victim running again", running, timeout=30, poll=0.01)
-        seen = open(events).read().count("PROCESS_STATE_EXITED") if os.path.exists(events) else 0
+        seen = len(exited(events))
         t0 = time.monotonic_ns()
-        os.kill(last, signal.SIGKILL)
+        os.kill(to_host(last), signal.SIGKILL)
 
         def arrived():
-            lines = [l for l in open(events).read().splitlines() if l.endswith("PROCESS_STATE_EXITED")]
+            lines = exited(events)
             return len(lines) > seen and int(lines[-1].split()[0])
         delays.append((wait_until("the EXITED event", arrived, timeout=30, poll=0.001) - t0) / 1e6)
     delays.sort()
@@ -110,7 +132,8 @@ def supd_events(bindir, tmp):
         '[program.victim]\ncommand = "sleep 1000"\nstartsecs = 0\nautorestart = true\n'
         'backoff_initial = "10ms"\nbackoff_max = "10ms"\ndepends_on = { watch = "started" }\n'))
     try:
-        return event_latency(sock, f"{tmp}/events")
+        supd = supd_child(proc)
+        return event_latency(sock, f"{tmp}/events", lambda pid: host_pid(supd, pid))
     finally:
         proc.kill()
         proc.wait()
@@ -132,9 +155,19 @@ def supervisord_events(tmp):
         proc.wait()
 
 
+def anonymous_mib(pid):
+    """The anonymous (heap, stacks: private) part of `pid`'s RSS, in MiB; the rest is mapped
+    files, mostly supd's own binary."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Anonymous:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def footprint(bindir, tmp, listener):
-    """(binary bytes, settled RSS MiB) of supd from `bindir` running 10 `sleep` programs, and
-    with `listener` an event listener too."""
+    """(binary bytes, settled RSS MiB, its anonymous part) of supd from `bindir` running 10
+    `sleep` programs, and with `listener` an event listener too."""
     body = "".join(f'[program.p{i}]\ncommand = "sleep 1000"\nstartsecs = 0\n' for i in range(10))
     if listener:
         with open(f"{tmp}/listener.py", "w") as f:
@@ -147,7 +180,8 @@ def footprint(bindir, tmp, listener):
                    == 10 + listener, poll=0.05)
         supd_status(sock)  # one request served, as in use
         time.sleep(1)
-        return os.path.getsize(f"{bindir}/supd"), memory_mib(supd_child(proc))
+        pid = supd_child(proc)
+        return os.path.getsize(f"{bindir}/supd"), memory_mib(pid), anonymous_mib(pid)
     finally:
         proc.kill()
         proc.wait()
@@ -221,17 +255,19 @@ def main():
                  f"{s_med:.2f} / {s_p99:.2f} ms", f"{v_med:.2f} / {v_p99:.2f} ms"))
     if args.before:
         with tempfile.TemporaryDirectory() as tmp:
-            size_before, rss_before = footprint(args.before, tmp, False)
+            size_before, rss_before, anon_before = footprint(args.before, tmp, False)
         with tempfile.TemporaryDirectory() as tmp:
-            size_now, rss_now = footprint(args.supd, tmp, False)
+            size_now, rss_now, anon_now = footprint(args.supd, tmp, False)
         with tempfile.TemporaryDirectory() as tmp:
-            _, rss_listener = footprint(args.supd, tmp, True)
+            _, rss_listener, anon_listener = footprint(args.supd, tmp, True)
         rows.append(("supd binary: before issue 16 → now (added)",
                      f"{size_before:,} → {size_now:,} B (+{(size_now - size_before) / 1000:.0f} KB)", "—"))
         rows.append(("supd RSS, 10 programs: before issue 16 → now (added)",
                      f"{rss_before:.2f} → {rss_now:.2f} MiB ({rss_now - rss_before:+.2f})", "—"))
-        rows.append(("supd RSS, 10 programs and an event listener on PROCESS_STATE and TICK_5",
-                     f"{rss_listener:.2f} MiB ({rss_listener - rss_before:+.2f} on before)", "—"))
+        rows.append(("  of it anonymous (heap, stacks; the rest is the binary's pages)",
+                     f"{anon_before:.2f} → {anon_now:.2f} MiB ({anon_now - anon_before:+.2f})", "—"))
+        rows.append(("supd RSS, 10 programs and an event listener on PROCESS_STATE and TICK_5 (anonymous)",
+                     f"{rss_listener:.2f} MiB ({anon_listener:.2f}; {anon_listener - anon_before:+.2f} on before)", "—"))
     write_table(args.out, ("measure", "supd", "supervisord 4.3.0"), rows)
 
 

@@ -6,7 +6,8 @@
 # through the passthrough, to bench/results-logs.md; needs 2 GiB free in /var/tmp) and
 # bench/gpu.py (detection and polling cost, to bench/results-gpu.md) and bench/live.py (reload
 # and /metrics with 200 programs, to bench/results-live.md), bench/rpc.py (supervisord's XML-RPC
-# served by supd and by supervisord, to bench/results-rpc.md) and bench/hostile.py (PID 1 under
+# and event listeners served by supd and by supervisord, to bench/results-rpc.md; SUPD_BEFORE16=DIR
+# adds what issue 16 added to supd's binary and memory) and bench/hostile.py (PID 1 under
 # idle and slow connections, restart churn, a 10,000-program dependency chain, wake-ups after
 # a scrape, a SIGSTOPped program; to bench/results-hostile.md; SUPD_BEFORE=DIR adds a column
 # for an earlier build). Takes about ten minutes.
@@ -29,6 +30,7 @@ cargo build --release --locked --manifest-path "$root/Cargo.toml"
 cargo build --release --locked --features fake-gpu --manifest-path "$root/Cargo.toml" --target-dir "$root/target/fake-gpu"
 "$here/.venv/bin/python" "$here/gpu.py" --supd "$root/target/fake-gpu/release" --out "$here/results-gpu.md"
 "$here/.venv/bin/python" "$here/live.py" --supd "$root/target/release" --out "$here/results-live.md"
-"$here/.venv/bin/python" "$here/rpc.py" --supd "$root/target/release" --out "$here/results-rpc.md"
+"$here/.venv/bin/python" "$here/rpc.py" --supd "$root/target/release" ${SUPD_BEFORE16:+--before "$SUPD_BEFORE16"} \
+    --out "$here/results-rpc.md"
 "$here/.venv/bin/python" "$here/hostile.py" --supd "$root/target/release" ${SUPD_BEFORE:+--before "$SUPD_BEFORE"} \
     --out "$here/results-hostile.md"

@@ -12,8 +12,9 @@ pub mod listener;
 pub mod output;
 pub mod tick;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::broadcast;
 
@@ -34,9 +35,11 @@ pub struct Notification {
 }
 
 /// Where events go out to the listeners' tasks. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Bus {
-    tx: broadcast::Sender<Arc<Notification>>,
+    /// Made by the first listener: a channel's slots take memory that a supd without
+    /// listeners has no use for.
+    tx: Arc<OnceLock<broadcast::Sender<Arc<Notification>>>>,
     serial: Arc<AtomicU64>,
     /// Listener processes that subscribe to a tick now (the tick timer runs while > 0).
     tick_subscribers: Arc<AtomicUsize>,
@@ -44,30 +47,17 @@ pub struct Bus {
     tick_running: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl Default for Bus {
-    fn default() -> Self {
-        Self {
-            tx: broadcast::channel(BUS_CAPACITY).0,
-            serial: Arc::default(),
-            tick_subscribers: Arc::default(),
-            tick_running: Arc::default(),
-        }
-    }
-}
-
 impl Bus {
     /// Sends event `name` with `payload` to every listener task (nothing, without one).
     pub fn publish(&self, name: &'static str, payload: String) {
-        if self.tx.receiver_count() == 0 {
-            return;
-        }
+        let Some(tx) = self.tx.get().filter(|tx| tx.receiver_count() > 0) else { return };
         let serial = self.serial.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-        let _ = self.tx.send(Arc::new(Notification { serial, name, payload }));
+        let _ = tx.send(Arc::new(Notification { serial, name, payload }));
     }
 
     /// Events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Notification>> {
-        self.tx.subscribe()
+        self.tx.get_or_init(|| broadcast::channel(BUS_CAPACITY).0).subscribe()
     }
 }
 

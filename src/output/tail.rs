@@ -24,7 +24,7 @@ pub struct Tail {
     follow: OnceLock<broadcast::Sender<Bytes>>,
 }
 
-/// The last `TAIL_BYTES` bytes, in a buffer allocated on first use and filled by memcpy.
+/// The last `TAIL_BYTES` bytes, in a buffer that grows with them until full, then wraps.
 #[derive(Debug, Default)]
 struct Ring {
     buf: Vec<u8>,
@@ -65,9 +65,20 @@ impl Ring {
 
     fn push(&mut self, data: &[u8]) {
         self.settle();
-        let data = &data[data.len().saturating_sub(TAIL_BYTES)..];
-        if self.buf.is_empty() {
-            self.buf = vec![0; TAIL_BYTES];
+        let mut data = &data[data.len().saturating_sub(TAIL_BYTES)..];
+        if self.buf.len() < TAIL_BYTES {
+            // Not full yet: the buffer grows with what comes, so a quiet stream (and supd's own
+            // log) holds what it wrote, not 64 KiB.
+            let take = data.len().min(TAIL_BYTES - self.buf.len());
+            let want = (self.buf.len() + take).max(self.buf.capacity() * 2).min(TAIL_BYTES);
+            self.buf.reserve_exact(want - self.buf.len());
+            self.buf.extend_from_slice(&data[..take]);
+            self.end = self.buf.len() % TAIL_BYTES;
+            self.len = self.buf.len();
+            data = &data[take..];
+            if data.is_empty() {
+                return;
+            }
         }
         let first = data.len().min(TAIL_BYTES - self.end);
         self.buf[self.end..self.end + first].copy_from_slice(&data[..first]);
@@ -202,5 +213,18 @@ mod tests {
             r.push(piece);
         }
         assert_eq!(r.contents(), data[100..]);
+    }
+
+    #[test]
+    fn a_quiet_stream_holds_only_what_it_wrote() {
+        let mut r = Ring::default();
+        r.push(b"ready\n");
+        assert_eq!(r.contents(), b"ready\n");
+        assert!(r.buf.capacity() < 64, "{}", r.buf.capacity());
+        let data: Vec<u8> = (0..3 * TAIL_BYTES).map(|i| (i % 253) as u8).collect();
+        r.push(&data[..TAIL_BYTES - 6]); // exactly full
+        r.push(&data[TAIL_BYTES - 6..]);
+        assert_eq!(r.contents(), data[2 * TAIL_BYTES..]);
+        assert_eq!(r.buf.capacity(), TAIL_BYTES);
     }
 }
