@@ -34,6 +34,7 @@ impl Handle {
             | Request::Add { .. }
             | Request::Remove { .. }
             | Request::RestartAll {}
+            | Request::Stdin { .. }
             | Request::Reload { .. } => Vec::new(),
         };
         let is_action = matches!(
@@ -73,6 +74,7 @@ impl Handle {
             }
             Request::Add { names } => return self.add_or_remove(names, true).await,
             Request::Remove { names } => return self.add_or_remove(names, false).await,
+            Request::Stdin { name, data } => return send_stdin(&snapshot, name, data.as_bytes()).await,
             Request::RestartAll {} => {
                 return match self.load_config().await {
                     Ok(config) => {
@@ -135,7 +137,8 @@ impl Handle {
             | Request::Avail {}
             | Request::Add { .. }
             | Request::Remove { .. }
-            | Request::RestartAll {} => error(ErrorKind::BadRequest, "verbs are answered before"),
+            | Request::RestartAll {}
+            | Request::Stdin { .. } => error(ErrorKind::BadRequest, "verbs are answered before"),
         }
     }
 
@@ -302,4 +305,20 @@ fn each_name(snapshot: &Snapshot, names: &[String]) -> (Vec<usize>, Vec<String>)
         }
     }
     (ids, unknown)
+}
+
+/// `stdin`: writes `data` to the stdin of the one program `name` names.
+async fn send_stdin(snapshot: &Snapshot, name: &str, data: &[u8]) -> Response {
+    let found = select(snapshot, &[name.to_string()]).ok().filter(|ids| ids.len() == 1);
+    let Some(p) = found.and_then(|ids| snapshot.programs.get(ids[0])) else {
+        return error(ErrorKind::UnknownName, format!("no such process: {name}"));
+    };
+    let Some(stdin) = p.stdin.as_ref().filter(|_| p.pid.is_some()) else {
+        let why = if p.pid.is_none() { "not running" } else { "its stdin is not a pipe (set stdin_pipe = true)" };
+        return error(ErrorKind::BadRequest, format!("{}: {why}", p.full_name()));
+    };
+    match stdin.write(data).await {
+        Ok(()) => Response::Done { message: String::new() },
+        Err(e) => error(ErrorKind::BadRequest, format!("{}: {e}", p.full_name())),
+    }
 }

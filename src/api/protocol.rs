@@ -116,6 +116,13 @@ pub enum Request {
     /// Stop every program, read the config again, start every `autostart` one (supervisord's
     /// `restart`, `supervisorctl reload`); answered once the config has loaded.
     RestartAll {},
+    /// Write `data` to a program's stdin (it needs `stdin_pipe`; `supctl fg` sends each line).
+    Stdin {
+        /// The program.
+        name: String,
+        /// What to write.
+        data: String,
+    },
 }
 
 fn maintail_bytes() -> usize {

@@ -371,6 +371,9 @@ impl Converter {
             self.warn(file, &section, "no command: the program is left out".into());
             return;
         }
+        // supervisord gives every program a stdin pipe (a read waits; `fg` and
+        // `sendProcessStdin` write to it), where supd's default is /dev/null.
+        table.entry("stdin_pipe").or_insert(Value::Boolean(true));
         self.programs.insert(name.into(), Value::Table(table));
     }
 
@@ -402,6 +405,7 @@ impl Converter {
         }
         self.program(file, here, name, &own);
         let Some(Value::Table(mut table)) = self.programs.remove(name) else { return };
+        table.remove("stdin_pipe"); // a listener's stdin carries its events
         table.extend(listener);
         let events = props.get("events").unwrap_or("");
         if let Some(secs) = events.split(',').map(str::trim).find_map(|e| e.strip_prefix("TICK_")) {

@@ -305,6 +305,10 @@ pub struct ProgramConfig {
     /// Set for an `[eventlistener.NAME]`: a program that gets events on its stdin and answers
     /// on its stdout (supervisord's event listener protocol).
     pub listener: Option<ListenerConfig>,
+    /// `stdin_pipe` (false): its stdin is a pipe supd holds, for `sendProcessStdin` and
+    /// `supctl fg`, as supervisord gives every program; else /dev/null (a read gets EOF). The
+    /// INI reader sets it for every program, as supervisord runs them.
+    pub stdin_pipe: bool,
     /// Where its stdout goes.
     pub stdout: StreamConfig,
     /// Where its stderr goes (unused with `redirect_stderr`).
@@ -462,6 +466,7 @@ impl ProgramConfig {
             gpus_held: Vec::new(),
             gpu_unavailable: None,
             listener: None,
+            stdin_pipe: false,
             stdout: StreamConfig { file: None, passthrough: true, to: None, events_enabled: false },
             stderr: StreamConfig { file: None, passthrough: true, to: None, events_enabled: false },
             log_prefix: None,

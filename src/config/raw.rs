@@ -127,6 +127,7 @@ pub struct RawProgram {
     pub stderr_logfile_maxbytes: Option<Bytes>,
     pub stderr_logfile_backups: Option<Counted>,
     pub stderr_passthrough: Option<bool>,
+    pub stdin_pipe: Option<bool>,
     pub stdout_events_enabled: Option<bool>,
     pub stderr_events_enabled: Option<bool>,
     pub log_prefix: Option<String>,

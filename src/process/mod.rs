@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod reaper;
 pub mod signal;
 pub mod spawn;
+pub mod stdin;
 pub mod tree;
 
 use std::fmt;

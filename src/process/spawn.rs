@@ -28,7 +28,8 @@ pub struct Spawned {
     pub stdout: Option<OwnedFd>,
     /// Read end of its stderr; `None` when `redirect_stderr`, or when it goes to /dev/null.
     pub stderr: Option<OwnedFd>,
-    /// Write end of its stdin, for an event listener (everyone else's is /dev/null).
+    /// Write end of its stdin: an event listener's, and a program's with `stdin_pipe`
+    /// (everyone else's is /dev/null).
     pub stdin: Option<OwnedFd>,
 }
 
@@ -64,7 +65,7 @@ pub fn spawn(program: &ProgramConfig, cgroup: Option<&ProgramCgroup>) -> Result<
     // is one too: events go in there.
     let listener = program.listener.is_some();
     let (stdout_r, stdout_w) = if listener { pipe()? } else { output(&program.stdout)? };
-    let (stdin_r, stdin_w) = if listener { pipe()? } else { (None, None) };
+    let (stdin_r, stdin_w) = if listener || program.stdin_pipe { pipe()? } else { (None, None) };
     let (stderr_r, stderr_w) = if program.redirect_stderr {
         let clone = stdout_w.as_ref().map(OwnedFd::try_clone).transpose();
         (None, clone.map_err(|e| SpawnError::Pipe(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?)

@@ -56,6 +56,7 @@ impl Supervisor {
                     }
                     Effect::ForgetPid(pid) => {
                         self.by_pid.remove(&pid);
+                        self.slots[i].stdin = None;
                     }
                     Effect::Refused(why) => outcome = Err(VerbError::Refused(why)),
                 }
@@ -100,10 +101,18 @@ impl Supervisor {
                 self.sink.open_files(logs);
                 // An event listener's stdin and stdout carry supervisord's protocol.
                 let mut stdout = child.stdout;
-                if let (Some(listener), Some(stdin)) = (&cfg.listener, child.stdin)
-                    && let Some(out) = stdout.take()
-                {
-                    crate::events::listener::attach(cfg.name.clone(), listener.clone(), stdin, out, &self.bus);
+                let mut stdin_pipe = None;
+                match (&cfg.listener, child.stdin) {
+                    (Some(listener), Some(stdin)) => {
+                        if let Some(out) = stdout.take() {
+                            crate::events::listener::attach(cfg.name.clone(), listener.clone(), stdin, out, &self.bus);
+                        }
+                    }
+                    (None, Some(stdin)) => match crate::process::stdin::Stdin::new(stdin) {
+                        Ok(stdin) => stdin_pipe = Some(Arc::new(stdin)),
+                        Err(e) => warn!("cannot write to the stdin of {}: {e}", cfg.name),
+                    },
+                    (_, None) => {}
                 }
                 let streams = [
                     (stdout, &logs.stdout, &cfg.stdout, "stdout"),
@@ -125,6 +134,7 @@ impl Supervisor {
                         Err(e) => warn!("cannot read the output of {}: {e}", cfg.name),
                     }
                 }
+                self.slots[i].stdin = stdin_pipe;
                 info!("spawned: {} with pid {}", cfg.name, child.pid);
                 Event::Spawned { pid: child.pid }
             }

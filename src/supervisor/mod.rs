@@ -67,6 +67,8 @@ struct Supervised {
     next: Option<Successor>,
     /// Its cgroup, made at its first spawn when supd has cgroups.
     cgroup: Option<crate::process::cgroup::ProgramCgroup>,
+    /// Its process's stdin, with `stdin_pipe`, while the process lives.
+    stdin: Option<Arc<crate::process::stdin::Stdin>>,
 }
 
 /// What becomes of a slot once its program has stopped.
@@ -198,7 +200,8 @@ impl Supervisor {
     fn slot(&mut self, cfg: Arc<ProgramConfig>, logs: ProgramLogs, rank: u32, now: Instant) -> Supervised {
         self.keys += 1;
         let program = Program::new(cfg, now, self.seed.wrapping_add(self.keys));
-        Supervised { key: self.keys, program, logs, deps: Vec::new(), rank, probe: None, next: None, cgroup: None }
+        let (deps, probe, next, cgroup, stdin) = (Vec::new(), None, None, None, None);
+        Supervised { key: self.keys, program, logs, deps, rank, probe, next, cgroup, stdin }
     }
 
     /// Rebuilds what names slots by index: dependencies, `by_pid` and `by_name`. (A removed
@@ -328,7 +331,11 @@ impl Supervisor {
                 || current.programs.iter().zip(&self.slots).any(|(v, s)| v.generation != s.program.generation())
         };
         if changed {
-            let programs = self.slots.iter().map(|s| ProgramView::of(&s.program, &s.logs, s.cgroup.as_ref())).collect();
+            let programs = self
+                .slots
+                .iter()
+                .map(|s| ProgramView::of(&s.program, &s.logs, s.cgroup.as_ref(), s.stdin.clone()))
+                .collect();
             self.snapshot.send_replace(Arc::new(Snapshot { programs, shutting_down: self.shutdown.is_some() }));
         }
     }

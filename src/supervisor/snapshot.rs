@@ -69,11 +69,20 @@ pub struct ProgramView {
     pub cgroup: Option<crate::process::cgroup::ProgramCgroup>,
     /// Its configuration (for XML-RPC's `getAllConfigInfo`).
     pub cfg: std::sync::Arc<crate::config::ProgramConfig>,
+    /// Its process's stdin, with `stdin_pipe`, while the process lives (XML-RPC's
+    /// `sendProcessStdin`, `supctl fg`).
+    pub stdin: Option<std::sync::Arc<crate::process::stdin::Stdin>>,
 }
 
 impl ProgramView {
-    /// A copy of `p`'s visible state; `logs` is where its output goes, `cgroup` its cgroup.
-    pub fn of(p: &Program, logs: &ProgramLogs, cgroup: Option<&crate::process::cgroup::ProgramCgroup>) -> Self {
+    /// A copy of `p`'s visible state; `logs` is where its output goes, `cgroup` its cgroup,
+    /// `stdin` its process's stdin.
+    pub fn of(
+        p: &Program,
+        logs: &ProgramLogs,
+        cgroup: Option<&crate::process::cgroup::ProgramCgroup>,
+        stdin: Option<std::sync::Arc<crate::process::stdin::Stdin>>,
+    ) -> Self {
         let cfg = &p.cfg;
         Self {
             name: cfg.name.clone(),
@@ -100,6 +109,7 @@ impl ProgramView {
             survivors: p.survivors().to_vec(),
             cgroup: cgroup.cloned(),
             cfg: std::sync::Arc::clone(&p.cfg),
+            stdin,
         }
     }
 

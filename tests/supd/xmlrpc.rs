@@ -242,7 +242,8 @@ fn logs_read_and_tail_as_supervisord_reads_them() {
         &supd,
         "print(json.dumps([s.tailProcessStdoutLog('logger', 0, 6), s.readProcessStdoutLog('logger', -6, 0),\
            s.readProcessStdoutLog('logger', 0, 5), s.tailProcessStderrLog('logger', 0, 100),\
-           s.tailProcessStdoutLog('logger', 12, 100), fault(s.readProcessStderrLog, 'logger', 0, 10)]))",
+           s.tailProcessStdoutLog('logger', 12, 100), fault(s.readProcessStderrLog, 'logger', 0, 10),\
+           s.readProcessLog('logger', -6, 0), s.clearProcessLog('logger'), s.readMainLog(-100, 0) != '']))",
     );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(v[0], serde_json::json!(["world\n", 12, true]), "overflow: the last 6 bytes");
@@ -251,6 +252,7 @@ fn logs_read_and_tail_as_supervisord_reads_them() {
     assert_eq!(v[3], serde_json::json!(["", 0, false]), "no stderr log file");
     assert_eq!(v[4], serde_json::json!(["", 12, false]), "nothing new since offset 12");
     assert_eq!(v[5], serde_json::json!([20, "NO_FILE"]));
+    assert_eq!((&v[6], &v[7], &v[8]), (&"world\n".into(), &true.into(), &true.into()), "supervisord's aliases");
 }
 
 #[test]
@@ -404,4 +406,49 @@ fn supervisorctl_maintail_follows_supds_own_log_and_reload_restarts_everything()
         "print(json.dumps([s.clearLog(), 'spawned: web' in s.readLog(-65536, 0), fault(s.readLog, 0, 100)]))",
     );
     assert_eq!(out, "[true, false, [20, \"NO_FILE\"]]");
+}
+
+#[test]
+fn fg_and_send_process_stdin_write_to_a_programs_stdin() {
+    let supd = Supd::start(
+        "[program.echoer]\ncommand = [\"sh\", \"-c\", \"while read l; do echo \\\"got $l\\\"; done\"]\nstartsecs = 0\n\
+         stdin_pipe = true\n\
+         [program.deaf]\ncommand = \"sleep 1000\"\nstartsecs = 0\n\
+         [program.off]\ncommand = \"sleep 1000\"\nautostart = false\nstdin_pipe = true\n",
+    );
+    supd.wait_state("echoer", "RUNNING", 5 * S);
+    supd.wait_state("deaf", "RUNNING", 5 * S);
+    let out = python(
+        &supd,
+        "print(json.dumps([s.sendProcessStdin('echoer', 'one\\n'), fault(s.sendProcessStdin, 'deaf', 'x'), \
+         fault(s.sendProcessStdin, 'off', 'x'), fault(s.sendProcessStdin, 'nosuch', 'x')]))",
+    );
+    assert_eq!(out, r#"[true, [20, "NO_FILE: deaf"], [70, "NOT_RUNNING: off"], [10, "BAD_NAME: nosuch"]]"#);
+    supd.wait_output("got one", 5 * S);
+
+    // The real supervisorctl's fg: each line typed goes to the program, Ctrl-D leaves it running.
+    let url = format!("unix://{}", supd.socket.display());
+    let fg = |program: &str, args: &[&str], input: &str| {
+        use std::io::Write;
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, out) = fg(&format!("{VENV}/supervisorctl"), &["-s", &url, "fg", "echoer"], "two\n");
+    assert_eq!(code, Some(0), "{out}");
+    supd.wait_output("got two", 5 * S);
+    // supctl's fg, the same way.
+    let socket = supd.socket.display().to_string();
+    let (code, _) = fg(crate::harness::SUPCTL, &["-s", &socket, "fg", "echoer"], "three\n");
+    assert_eq!(code, Some(0));
+    supd.wait_output("got three", 5 * S);
+    assert_eq!(supd.program("echoer")["state"], "RUNNING", "fg leaves it running");
+    let (code, _) = fg(crate::harness::SUPCTL, &["-s", &socket, "fg", "deaf"], "x\n");
+    assert_eq!(code, Some(1), "a program without stdin_pipe cannot be attached to");
 }

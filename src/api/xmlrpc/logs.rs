@@ -1,6 +1,7 @@
 //! supervisord's log methods: a program's log (`readProcess*Log`, `tailProcess*Log`) and
 //! supd's own (`readLog`, supervisorctl's `maintail`), from the last 64 KiB kept or the log
-//! file, read off the event loop and bounded to 1 MiB an answer.
+//! file, read off the event loop and bounded to 1 MiB an answer; and the other way, a
+//! program's stdin (`sendProcessStdin`, what `supervisorctl fg` sends).
 
 use dxr::Value;
 
@@ -59,4 +60,19 @@ pub(super) async fn read_log(log: &crate::output::StreamLog, offset: i32, length
     });
     let bytes = read.await.map_err(|_| Fault::new(Code::Failed, "cannot read the log"))??;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// `sendProcessStdin(name, chars)`. Errors: `NOT_RUNNING` without a process, `NO_FILE` for one
+/// whose stdin is not a pipe (`stdin_pipe`) or that closed it, `FAILED` for one that took
+/// nothing for 5 s.
+pub(super) async fn send_stdin(p: &crate::supervisor::ProgramView, bytes: &[u8]) -> Result<(), Fault> {
+    let name = p.full_name();
+    if p.pid.is_none() {
+        return Err(Fault::new(Code::NotRunning, name));
+    }
+    let Some(stdin) = &p.stdin else { return Err(Fault::new(Code::NoFile, name)) };
+    stdin.write(bytes).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::TimedOut => Fault::new(Code::Failed, format!("{name}: {e}")),
+        _ => Fault::new(Code::NoFile, name),
+    })
 }

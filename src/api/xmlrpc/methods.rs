@@ -44,9 +44,13 @@ pub const METHODS: &[(&str, &[&str], &str)] = &[
     ("supervisor.tailProcessStdoutLog", &["array", "string", "int", "int"], "[bytes, offset, overflow] of stdout."),
     ("supervisor.tailProcessStderrLog", &["array", "string", "int", "int"], "[bytes, offset, overflow] of stderr."),
     ("supervisor.tailProcessLog", &["array", "string", "int", "int"], "Alias of tailProcessStdoutLog."),
+    ("supervisor.readProcessLog", &["string", "string", "int", "int"], "Alias of readProcessStdoutLog."),
     ("supervisor.clearProcessLogs", &["boolean", "string"], "Truncate a process's logs."),
+    ("supervisor.clearProcessLog", &["boolean", "string"], "Alias of clearProcessLogs."),
     ("supervisor.clearAllProcessLogs", &["array"], "Truncate every process's logs."),
+    ("supervisor.sendProcessStdin", &["boolean", "string", "string"], "Write to a process's stdin (stdin_pipe)."),
     ("supervisor.readLog", &["string", "int", "int"], "Bytes of supd's own log (the last ones for a negative offset)."),
+    ("supervisor.readMainLog", &["string", "int", "int"], "Alias of readLog."),
     ("supervisor.clearLog", &["boolean"], "Truncate supd's own log."),
     ("supervisor.restart", &["boolean"], "Stop every process, read the config again, start them again."),
     ("supervisor.shutdown", &["boolean"], "Stop every process and exit."),
@@ -177,10 +181,10 @@ async fn single(handle: &Handle, name: &str, params: &[Value]) -> Result<Value, 
                 .map_err(|_| Fault::new(Code::ShutdownState, ""))?;
             Ok(results(&outcomes, false))
         }
-        "supervisor.readProcessStdoutLog" | "supervisor.readProcessStderrLog" => {
+        "supervisor.readProcessStdoutLog" | "supervisor.readProcessLog" | "supervisor.readProcessStderrLog" => {
             let p = program(&snapshot, &string(params, 0)?)?;
             let (offset, length) = (int(params, 1)?, int(params, 2)?);
-            let log = if name.ends_with("StdoutLog") { &p.logs.stdout } else { &p.logs.stderr };
+            let log = if name.ends_with("StderrLog") { &p.logs.stderr } else { &p.logs.stdout };
             super::logs::read_log(log, offset, length).await.map(Value::String)
         }
         "supervisor.tailProcessStdoutLog" | "supervisor.tailProcessLog" | "supervisor.tailProcessStderrLog" => {
@@ -189,7 +193,7 @@ async fn single(handle: &Handle, name: &str, params: &[Value]) -> Result<Value, 
             let log = if name.ends_with("StderrLog") { &p.logs.stderr } else { &p.logs.stdout };
             Ok(super::logs::tail_log(log, offset, length).await)
         }
-        "supervisor.clearProcessLogs" => {
+        "supervisor.clearProcessLogs" | "supervisor.clearProcessLog" => {
             let p = program(&snapshot, &string(params, 0)?)?;
             handle.clear_logs(std::slice::from_ref(p)).await;
             Ok(Value::Boolean(true))
@@ -199,7 +203,11 @@ async fn single(handle: &Handle, name: &str, params: &[Value]) -> Result<Value, 
             let ok = snapshot.programs.iter().map(|p| group_result(p, None)).collect();
             Ok(Value::Array(ok))
         }
-        "supervisor.readLog" => {
+        "supervisor.sendProcessStdin" => {
+            let p = program(&snapshot, &string(params, 0)?)?;
+            super::logs::send_stdin(p, string(params, 1)?.as_bytes()).await.map(|()| Value::Boolean(true))
+        }
+        "supervisor.readLog" | "supervisor.readMainLog" => {
             let (offset, length) = (int(params, 0)?, int(params, 1)?);
             super::logs::read_log(handle.sink.own_log(), offset, length).await.map(Value::String)
         }

@@ -12,6 +12,7 @@ mod info;
 mod logs;
 mod logtail;
 pub mod methods;
+mod whitespace;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -157,7 +158,7 @@ async fn route_rpc(req: Request<Incoming>, handle: &Handle) -> Response<Full<Byt
 
 /// The XML of the answer to the call in `body`.
 pub async fn answer(handle: &Handle, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
+    let text = whitespace::keep_edges(&String::from_utf8_lossy(body));
     let result = match dxr::MethodCall::from_xml(&text) {
         Ok(call) => methods::call(handle, &call.name, &call.params).await,
         Err(_) => Err(Fault::new(Code::BadArguments, "not an XML-RPC method call")),

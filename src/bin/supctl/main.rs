@@ -119,6 +119,9 @@ enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Attach to a program (supervisorctl's fg): print its output as it comes and send each
+    /// line typed to its stdin (it needs stdin_pipe), until Ctrl-D or Ctrl-C; it keeps running.
+    Fg { name: String },
     /// supervisorctl's reload: stop every program, read the config again, start every
     /// autostart one (supd stays PID 1). `reload` applies only the difference.
     RestartAll,
@@ -191,6 +194,7 @@ fn main() {
         Cmd::Clear { names } => Request::Clear { names },
         Cmd::Reopen => Request::Reopen {},
         Cmd::RestartAll => Request::RestartAll {},
+        Cmd::Fg { name } => std::process::exit(fg(&cli.socket, &name)),
         Cmd::Maintail { follow, bytes } => Request::Maintail { bytes, follow },
         Cmd::Avail => Request::Avail {},
         Cmd::Add { names } => Request::Add { names },
@@ -207,8 +211,7 @@ fn main() {
         }
         Cmd::Convert { file, output } => std::process::exit(convert(&file, output.as_deref())),
     };
-    // supervisorctl's form of the socket, `unix:///run/supd/supd.sock`, is taken too.
-    let socket = cli.socket.to_str().and_then(|s| s.strip_prefix("unix://")).map_or(cli.socket.clone(), PathBuf::from);
+    let socket = unix_path(&cli.socket);
     if let Request::Tail { follow: true, .. } | Request::Maintail { follow: true, .. } = request {
         std::process::exit(follow(&socket, &request, cli.json));
     }
@@ -267,6 +270,63 @@ fn call(socket: &std::path::Path, request: &Request, timeout: Duration, how: &Pr
             if matches!(request, Request::Health {}) { EXIT_FAILED } else { e.code }
         }
     }
+}
+
+/// `fg`: follows both streams of `name` on threads of their own and sends each line read from
+/// supctl's stdin to the program's, until stdin ends.
+fn fg(socket: &std::path::Path, name: &str) -> i32 {
+    let socket = unix_path(socket);
+    // Writes `data`; the exit code of a failure, said on stderr.
+    let send = |data: String| {
+        let request = Request::Stdin { name: name.to_string(), data };
+        match client::call(&socket, &request, Duration::from_secs(10)) {
+            Ok(Response::Error { message, .. }) => {
+                eprintln!("supctl: {message}");
+                Err(EXIT_FAILED)
+            }
+            Err(e) => {
+                eprintln!("supctl: {e}");
+                Err(e.code)
+            }
+            Ok(_) => Ok(()),
+        }
+    };
+    // Nothing written: only whether it runs with a stdin to write to.
+    if let Err(code) = send(String::new()) {
+        return code;
+    }
+    for stream in ["stdout", "stderr"] {
+        let tail = Request::Tail {
+            name: name.to_string(),
+            stream: Some(stream.into()),
+            lines: 0,
+            bytes: Some(0),
+            follow: true,
+        };
+        let socket = socket.clone();
+        std::thread::spawn(move || {
+            let _ = client::stream(&socket, &tail, None, |response| match response {
+                Response::Tail { data } if stream == "stderr" => {
+                    eprint!("{data}");
+                    true
+                }
+                Response::Tail { data } => print(&data),
+                _ => false,
+            });
+        });
+    }
+    for line in std::io::stdin().lines() {
+        let Ok(line) = line else { break };
+        if let Err(code) = send(format!("{line}\n")) {
+            return code;
+        }
+    }
+    EXIT_OK
+}
+
+/// `socket`, also given as supervisorctl writes it (`unix:///run/supd/supd.sock`).
+fn unix_path(socket: &std::path::Path) -> PathBuf {
+    socket.to_str().and_then(|s| s.strip_prefix("unix://")).map_or(socket.to_path_buf(), PathBuf::from)
 }
 
 /// `tail -f`: prints each chunk as supd sends it, until interrupted or supd goes away.

@@ -19,7 +19,7 @@ pub fn invoked_as(argv0: &OsString) -> bool {
 }
 
 /// supctl's arguments for supervisorctl's `args` (without argv[0]). Errors: what is not
-/// supported, for people (`-i`, an `http://` server, `fg`), or a config file that cannot be read.
+/// supported, for people (`-i`, an `http://` server), or a config file that cannot be read.
 pub fn translate(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
     let mut args = args.into_iter().peekable();
     let (mut config, mut server): (Option<PathBuf>, Option<String>) = (None, None);
@@ -56,7 +56,6 @@ pub fn translate(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
     let verb = args.next();
     match verb.as_ref().and_then(|v| v.to_str()) {
         None => return Err("interactive mode is not supported; give a verb".into()),
-        Some("fg") => return Err("fg is not supported: programs' stdin is /dev/null under supd".into()),
         Some("reload") => out.push("restart-all".into()),
         Some(verb @ ("tail" | "maintail")) => {
             out.push(verb.into());
@@ -116,7 +115,10 @@ mod tests {
         let got = translate(args("-s unix:///a.sock reload")).unwrap_or_default();
         assert_eq!(got, args("-s /a.sock --supervisorctl restart-all"));
         assert!(translate(args("-s http://127.0.0.1:9001 status")).unwrap_err().contains("unix socket only"));
-        assert!(translate(args("-s unix:///a.sock fg web")).unwrap_err().contains("fg"));
+        assert_eq!(
+            translate(args("-s unix:///a.sock fg web")).unwrap_or_default(),
+            args("-s /a.sock --supervisorctl fg web")
+        );
         let got = translate(args("-c /no/such/file status")).unwrap_err();
         assert!(got.contains("/no/such/file"), "{got}");
     }

@@ -172,6 +172,8 @@ pub(super) fn program<E: Fn(&str) -> Option<String>>(
         gpus_held: Vec::new(),
         gpu_unavailable: None,
         listener: listener(found)?,
+        // An event listener's stdin carries its events.
+        stdin_pipe: raw.stdin_pipe.unwrap_or(false) && found.kind != "eventlistener",
         stdout,
         stderr,
         log_prefix: raw.log_prefix.clone().or_else(|| defaults.log_prefix.clone()),
