@@ -52,6 +52,14 @@ pub enum Command {
     },
     /// Stop everything and exit 0.
     Shutdown,
+    /// Tell event listeners `REMOTE_COMMUNICATION` with this type and data (supervisord's
+    /// `sendRemoteCommEvent`).
+    RemoteCommunication {
+        /// The event's `type:` field.
+        kind: String,
+        /// What follows it.
+        data: String,
+    },
 }
 
 /// Why a group could not be added or removed (supervisord's faults of the same names).
@@ -124,6 +132,10 @@ impl Supervisor {
             }
             Command::Shutdown => {
                 self.begin_shutdown(0, "supctl shutdown");
+                Vec::new()
+            }
+            Command::RemoteCommunication { kind, data } => {
+                self.bus.publish("REMOTE_COMMUNICATION", format!("type:{kind}\n{data}"));
                 Vec::new()
             }
         };

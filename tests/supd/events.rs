@@ -70,7 +70,7 @@ fn output_and_group_changes_are_events_for_who_asks() {
     let script = script(dir.path(), "listener.py", LISTENER);
     let listener = format!(
         "[eventlistener.watch]\ncommand = [\"/usr/bin/python3\", \"{}\", \"@DIR@/events.log\"]\n\
-         events = [\"PROCESS_LOG\", \"PROCESS_GROUP\"]\nstartsecs = 0\n",
+         events = [\"PROCESS_LOG\", \"PROCESS_GROUP\", \"REMOTE_COMMUNICATION\"]\nstartsecs = 0\n",
         script.display()
     );
     let talk = "[program.talk]\ncommand = [\"sh\", \"-c\", \"echo hello; echo oops >&2; sleep 60\"]\n\
@@ -101,6 +101,20 @@ fn output_and_group_changes_are_events_for_who_asks() {
     });
     assert!(text.contains("eventname:PROCESS_GROUP_REMOVED len:16 | groupname:extra\n"), "{text}");
     assert!(!text.contains("oops") && !text.contains("unseen"), "only the streams that ask send events: {text}");
+
+    // supervisord's sendRemoteCommEvent, through XML-RPC.
+    let call = format!(
+        "import xmlrpc.client\nfrom supervisor.xmlrpc import SupervisorTransport\n\
+         t = SupervisorTransport(None, None, 'unix://{}')\n\
+         print(xmlrpc.client.ServerProxy('http://127.0.0.1', transport=t).supervisor.sendRemoteCommEvent('deploy', 'v2'))",
+        supd.socket.display()
+    );
+    let out = std::process::Command::new(format!("{VENV}/python")).args(["-c", &call]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "True\n", "{}", String::from_utf8_lossy(&out.stderr));
+    let text = wait_until("REMOTE_COMMUNICATION", 10 * S, || {
+        std::fs::read_to_string(&log).ok().filter(|t| t.contains("REMOTE_COMMUNICATION"))
+    });
+    assert!(text.contains("eventname:REMOTE_COMMUNICATION len:14 | type:deploy\nv2\n"), "{text}");
 }
 
 /// Writes `text` to `dir/name`, for a program to run.

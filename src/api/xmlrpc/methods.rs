@@ -49,6 +49,7 @@ pub const METHODS: &[(&str, &[&str], &str)] = &[
     ("supervisor.clearProcessLog", &["boolean", "string"], "Alias of clearProcessLogs."),
     ("supervisor.clearAllProcessLogs", &["array"], "Truncate every process's logs."),
     ("supervisor.sendProcessStdin", &["boolean", "string", "string"], "Write to a process's stdin (stdin_pipe)."),
+    ("supervisor.sendRemoteCommEvent", &["boolean", "string", "string"], "Send a REMOTE_COMMUNICATION event."),
     ("supervisor.readLog", &["string", "int", "int"], "Bytes of supd's own log (the last ones for a negative offset)."),
     ("supervisor.readMainLog", &["string", "int", "int"], "Alias of readLog."),
     ("supervisor.clearLog", &["boolean"], "Truncate supd's own log."),
@@ -206,6 +207,11 @@ async fn single(handle: &Handle, name: &str, params: &[Value]) -> Result<Value, 
         "supervisor.sendProcessStdin" => {
             let p = program(&snapshot, &string(params, 0)?)?;
             super::logs::send_stdin(p, string(params, 1)?.as_bytes()).await.map(|()| Value::Boolean(true))
+        }
+        "supervisor.sendRemoteCommEvent" => {
+            let command = Command::RemoteCommunication { kind: string(params, 0)?, data: string(params, 1)? };
+            handle.send(command).await.map_err(|_| Fault::new(Code::ShutdownState, ""))?;
+            Ok(Value::Boolean(true))
         }
         "supervisor.readLog" | "supervisor.readMainLog" => {
             let (offset, length) = (int(params, 0)?, int(params, 1)?);
