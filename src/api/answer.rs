@@ -35,6 +35,7 @@ impl Handle {
             | Request::Remove { .. }
             | Request::RestartAll {}
             | Request::Stdin { .. }
+            | Request::Update { .. }
             | Request::Reload { .. } => Vec::new(),
         };
         let is_action = matches!(
@@ -75,6 +76,7 @@ impl Handle {
             Request::Add { names } => return self.add_or_remove(names, true).await,
             Request::Remove { names } => return self.add_or_remove(names, false).await,
             Request::Stdin { name, data } => return send_stdin(&snapshot, name, data.as_bytes()).await,
+            Request::Update { groups, dry_run } => return self.update(&snapshot, groups, *dry_run).await,
             Request::RestartAll {} => {
                 return match self.load_config().await {
                     Ok(config) => {
@@ -138,6 +140,7 @@ impl Handle {
             | Request::Add { .. }
             | Request::Remove { .. }
             | Request::RestartAll {}
+            | Request::Update { .. }
             | Request::Stdin { .. } => error(ErrorKind::BadRequest, "verbs are answered before"),
         }
     }

@@ -3,7 +3,7 @@
 //! the supervisor. A group is added or removed whole; every other program is left as it is.
 //! And all of them at once: supervisord's `restart` (`supervisorctl reload`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::sync::oneshot;
 
@@ -61,6 +61,95 @@ impl Handle {
             // New and changed programs start by themselves; unchanged ones are told to.
             let _ = handle.send(Command::Start(autostart)).await;
         });
+    }
+
+    /// `supctl update [GROUP...]` and `reread` (`dry_run`), in supervisorctl's words: each group
+    /// the config on disk removes (`stopped`, `removed process group`), changes (`stopped`,
+    /// `updated process group`) and adds (`added process group`), or with `dry_run` which are
+    /// `available`, `changed` and `disappeared`. All of them go as a reload does (only the
+    /// programs that changed restart); named groups one at a time, as supervisorctl's do.
+    pub(super) async fn update(&self, snapshot: &Snapshot, names: &[String], dry_run: bool) -> Response {
+        let config = match self.load_config().await {
+            Ok(config) => config,
+            Err(e) => return error(ErrorKind::BadConfig, e),
+        };
+        let changes = GroupChanges::of(snapshot, &config);
+        let all = names.is_empty() || names.iter().any(|n| n == "all");
+        let line = |name: &str, message: &str| ActionResult {
+            name: name.to_string(),
+            ok: true,
+            message: message.to_string(),
+            state: None,
+            fault: None,
+            detail: None,
+        };
+        let mut results = Vec::new();
+        if dry_run {
+            let kinds =
+                [(&changes.added, "available"), (&changes.changed, "changed"), (&changes.removed, "disappeared")];
+            for (groups, what) in kinds {
+                results.extend(groups.iter().map(|g| line(g, what)));
+            }
+            results.sort_by(|a, b| a.name.cmp(&b.name));
+            return Response::Actions { results };
+        }
+        if !all {
+            for name in names.iter().filter(|n| !snapshot.programs.iter().any(|p| &p.group == *n)) {
+                if !changes.added.contains(name) {
+                    let mut bad = line(name, &format!("no such group: {name}"));
+                    (bad.ok, bad.fault) = (false, Some(ActionFault::NoSuchProgram));
+                    results.push(bad);
+                }
+            }
+        }
+        let wanted = |g: &String| all || names.contains(g);
+        if all {
+            let (reply, plan) = oneshot::channel();
+            let reload = Command::Reload { config: Box::new(config.clone()), dry_run: false, reply };
+            if self.send(reload).await.is_err() {
+                return error(ErrorKind::ShuttingDown, "supd is shutting down");
+            }
+            match plan.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return error(ErrorKind::BadConfig, format!("{e}; nothing was changed")),
+                Err(_) => return error(ErrorKind::ShuttingDown, "supd is shutting down"),
+            }
+        }
+        for g in changes.removed.iter().filter(|g| wanted(g)) {
+            if !all {
+                self.stop_group(snapshot, g).await;
+            }
+            results.push(line(g, "stopped"));
+            if !all && self.remove_group(g).await.is_err() {
+                let mut bad = line(g, "has problems; not removing");
+                (bad.ok, bad.fault) = (false, Some(ActionFault::Failed));
+                results.push(bad);
+                continue;
+            }
+            results.push(line(g, "removed process group"));
+        }
+        for g in changes.changed.iter().filter(|g| wanted(g)) {
+            if !all {
+                self.stop_group(snapshot, g).await;
+                let _ = self.remove_group(g).await;
+                let _ = self.add_group(config.clone(), g).await;
+            }
+            results.push(line(g, "stopped"));
+            results.push(line(g, "updated process group"));
+        }
+        for g in changes.added.iter().filter(|g| wanted(g)) {
+            if !all {
+                let _ = self.add_group(config.clone(), g).await;
+            }
+            results.push(line(g, "added process group"));
+        }
+        Response::Actions { results }
+    }
+
+    /// Stops every program of group `group` and waits until they have stopped.
+    async fn stop_group(&self, snapshot: &Snapshot, group: &str) {
+        let names = snapshot.programs.iter().filter(|p| p.group == group).map(|p| p.name.clone()).collect();
+        let _ = self.verb_and_wait(Command::Stop, names, Wait::For(Awaited::Stopped)).await;
     }
 
     /// `supctl avail`: the programs of the config on disk, each in use or not.
@@ -128,6 +217,46 @@ impl Handle {
         }
         Response::Actions { results }
     }
+}
+
+/// The groups a config on disk adds, changes and removes against the programs in force, each
+/// list in name order (supervisord's `reloadConfig`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct GroupChanges {
+    /// In the config, not in force.
+    pub added: Vec<String>,
+    /// In both, with programs that differ.
+    pub changed: Vec<String>,
+    /// In force, not in the config.
+    pub removed: Vec<String>,
+}
+
+impl GroupChanges {
+    /// What `config` changes against `snapshot`'s programs, group by group.
+    pub(super) fn of(snapshot: &Snapshot, config: &Config) -> GroupChanges {
+        let old = group_map(snapshot.programs.iter().map(|p| &*p.cfg));
+        let new = group_map(config.programs.iter());
+        let names = |groups: Vec<&&str>| groups.into_iter().map(|g| g.to_string()).collect();
+        GroupChanges {
+            added: names(new.keys().filter(|g| !old.contains_key(*g)).collect()),
+            changed: names(
+                new.iter().filter(|(g, p)| old.get(*g).is_some_and(|was| was != *p)).map(|(g, _)| g).collect(),
+            ),
+            removed: names(old.keys().filter(|g| !new.contains_key(*g)).collect()),
+        }
+    }
+}
+
+/// Programs by group, each group's in name order, for comparing.
+fn group_map<'a>(programs: impl Iterator<Item = &'a ProgramConfig>) -> BTreeMap<&'a str, Vec<&'a ProgramConfig>> {
+    let mut groups: BTreeMap<&str, Vec<&ProgramConfig>> = BTreeMap::new();
+    for p in programs {
+        groups.entry(p.group.as_str()).or_default().push(p);
+    }
+    for programs in groups.values_mut() {
+        programs.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    groups
 }
 
 /// `group:name` in a group of another name, else `name` (supervisorctl's namespec).

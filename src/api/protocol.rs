@@ -113,6 +113,16 @@ pub enum Request {
         /// Group names.
         names: Vec<String>,
     },
+    /// Apply the config on disk group by group, as supervisorctl's `update` does (and say what
+    /// it would do, as `reread`, with `dry_run`): all groups, or the ones named.
+    Update {
+        /// Group names; none or `all` for every group.
+        #[serde(default)]
+        groups: Vec<String>,
+        /// Only say which groups are available, changed and disappeared.
+        #[serde(default)]
+        dry_run: bool,
+    },
     /// Stop every program, read the config again, start every `autostart` one (supervisord's
     /// `restart`, `supervisorctl reload`); answered once the config has loaded.
     RestartAll {},

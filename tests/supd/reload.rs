@@ -136,4 +136,24 @@ fn reread_and_update_speak_as_supervisorctl() {
     );
     supd.wait_state("c", "RUNNING", 5 * S);
     assert_eq!(supd.ctl(&["version"]).1, format!("{}\n", env!("CARGO_PKG_VERSION")));
+
+    // Groups are named by their group, and `update GROUP` applies that group alone.
+    let grouped = "[group.g]\nprograms = [\"x\", \"y\"]\n[program.x]\ncommand = \"sleep 1000\"\nstartsecs = 0\n\
+                   [program.y]\ncommand = \"sleep 1000\"\nstartsecs = 0\n";
+    supd.rewrite("", &format!("{grouped}[program.a]\ncommand = \"sleep 1001\"\nstartsecs = 0\n"));
+    assert_eq!(supd.ctl(&["reread"]).1, "c: disappeared\ng: available\n");
+    assert_eq!(
+        supd.ctl(&["update", "g", "nope"]),
+        (1, "ERROR: no such group: nope\ng: added process group\n".into(), String::new())
+    );
+    supd.wait_state("x", "RUNNING", 5 * S);
+    assert_eq!(supd.program("c")["state"], "RUNNING", "update g leaves c alone");
+    let x = supd.program("x")["pid"].clone();
+    let changed = grouped.replacen("sleep 1000", "sleep 1002", 1);
+    supd.rewrite("", &format!("{changed}[program.a]\ncommand = \"sleep 1001\"\nstartsecs = 0\n"));
+    let (code, out, _) = supd.ctl(&["update", "g"]);
+    assert_eq!((code, out.as_str()), (0, "g: stopped\ng: updated process group\n"));
+    let x2 = supd.wait_state("x", "RUNNING", 5 * S)["pid"].clone();
+    assert_ne!(x, x2, "x restarted under its new command");
+    assert_eq!(supd.program("c")["state"], "RUNNING", "c is still not removed: update g alone");
 }

@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::api::groups::GroupChanges;
+
 use dxr::Value;
 
 use super::fault::{Code, Fault};
@@ -17,14 +19,10 @@ use crate::supervisor::{GroupError, Snapshot};
 /// with why it does not load.
 pub async fn reload_config(handle: &Handle, snapshot: &Snapshot) -> Result<Value, Fault> {
     let config = handle.load_config().await.map_err(|e| Fault::new(Code::CantReread, e))?;
-    let old: BTreeMap<&str, Vec<&ProgramConfig>> = group_map(snapshot.programs.iter().map(|p| &*p.cfg));
-    let new: BTreeMap<&str, Vec<&ProgramConfig>> = group_map(config.programs.iter());
-    let names = |groups: Vec<&str>| Value::Array(groups.into_iter().map(|g| Value::String(g.to_string())).collect());
-    let added = new.keys().filter(|g| !old.contains_key(*g)).copied().collect();
-    let removed = old.keys().filter(|g| !new.contains_key(*g)).copied().collect();
-    let changed =
-        new.iter().filter(|(g, progs)| old.get(*g).is_some_and(|was| was != *progs)).map(|(g, _)| *g).collect();
-    let answer = Value::Array(vec![Value::Array(vec![names(added), names(changed), names(removed)])]);
+    let changes = GroupChanges::of(snapshot, &config);
+    let names = |groups: Vec<String>| Value::Array(groups.into_iter().map(Value::String).collect());
+    let lists = vec![names(changes.added), names(changes.changed), names(changes.removed)];
+    let answer = Value::Array(vec![Value::Array(lists)]);
     if let Ok(mut pending) = handle.pending.lock() {
         *pending = Some(config);
     }
@@ -38,18 +36,6 @@ pub async fn restart(handle: &Handle, snapshot: &Snapshot) -> Result<Value, Faul
     let config = handle.load_config().await.map_err(|e| Fault::new(Code::CantReread, e))?;
     handle.restart_everything(config, snapshot);
     Ok(Value::Boolean(true))
-}
-
-/// Programs by group, each group's in name order, for comparing.
-fn group_map<'a>(programs: impl Iterator<Item = &'a ProgramConfig>) -> BTreeMap<&'a str, Vec<&'a ProgramConfig>> {
-    let mut groups: BTreeMap<&str, Vec<&ProgramConfig>> = BTreeMap::new();
-    for p in programs {
-        groups.entry(p.group.as_str()).or_default().push(p);
-    }
-    for programs in groups.values_mut() {
-        programs.sort_by(|a, b| a.name.cmp(&b.name));
-    }
-    groups
 }
 
 /// `addProcessGroup(name)`: adds (and, where `autostart`, starts) the group of the config

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use supd::api::protocol::{ReloadPlan, Request, Response};
+use supd::api::protocol::{Request, Response};
 mod client;
 mod render;
 mod supervisorctl;
@@ -137,11 +137,13 @@ enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
-    /// supervisorctl's `reread`: say which programs a reload would add (available), change
-    /// and remove (disappeared); nothing is changed.
+    /// supervisorctl's `reread`: say which groups the config on disk adds (available), changes
+    /// and removes (disappeared); nothing is changed.
     Reread,
-    /// supervisorctl's `update`: reload, reported as supervisorctl reports it.
-    Update,
+    /// supervisorctl's `update [all|GROUP...]`: apply the config on disk, reported group by
+    /// group as supervisorctl reports it; all groups as `reload` does (only changed programs
+    /// restart), named ones stopped, removed and added again.
+    Update { groups: Vec<String> },
     /// Print supd's version.
     Version,
     /// Convert a supervisord.conf (and its [include] files) to supd TOML, with a warning on
@@ -173,12 +175,6 @@ fn main() {
             std::process::exit(if e.use_stderr() { EXIT_FAILED } else { EXIT_OK });
         }
     };
-    // Verbs that are another verb's request, answered in supervisorctl's words.
-    let words: Option<fn(&ReloadPlan) -> String> = match cli.command {
-        Cmd::Reread => Some(render::reread),
-        Cmd::Update => Some(render::update),
-        _ => None,
-    };
     let request = match cli.command {
         Cmd::Status { names, tree } => Request::Status { names, tree },
         Cmd::Start { names } => Request::Start { names },
@@ -201,8 +197,8 @@ fn main() {
         Cmd::Remove { names } => Request::Remove { names },
         Cmd::Gpu => Request::Gpu {},
         Cmd::Reload { dry_run } => Request::Reload { dry_run },
-        Cmd::Reread => Request::Reload { dry_run: true },
-        Cmd::Update => Request::Reload { dry_run: false },
+        Cmd::Reread => Request::Update { groups: Vec::new(), dry_run: true },
+        Cmd::Update { groups } => Request::Update { groups, dry_run: false },
         Cmd::Version => {
             // supervisorctl prints the version supd's XML-RPC gives it.
             let prefix = if cli.supervisorctl { supd::api::xmlrpc::methods::SUPERVISORD_VERSION } else { "" };
@@ -216,7 +212,7 @@ fn main() {
         std::process::exit(follow(&socket, &request, cli.json));
     }
     let timeout = Duration::from_secs(cli.timeout);
-    let how = Printed { json: cli.json, words, supervisorctl: cli.supervisorctl };
+    let how = Printed { json: cli.json, supervisorctl: cli.supervisorctl };
     let code = match request {
         // supervisorctl's restart is its stop, then its start, each reported as such.
         Request::Restart { names } if !cli.json => {
@@ -233,8 +229,6 @@ fn main() {
 struct Printed {
     /// As JSON.
     json: bool,
-    /// A reload, in these words (`reread`, `update`).
-    words: Option<fn(&ReloadPlan) -> String>,
     /// As supervisorctl prints it, where supctl's own output differs (`tail`'s last newline).
     supervisorctl: bool,
 }
@@ -245,9 +239,6 @@ fn call(socket: &std::path::Path, request: &Request, timeout: Duration, how: &Pr
     match client::call(socket, request, timeout) {
         Ok(response) => {
             let (mut text, code) = render::render(request, &response);
-            if let (Some(words), Response::Reload(plan)) = (how.words, &response) {
-                text = words(plan);
-            }
             if how.supervisorctl && matches!(request, Request::Tail { .. } | Request::Maintail { .. }) {
                 text.push('\n'); // supervisorctl prints what it read, then a newline
             }

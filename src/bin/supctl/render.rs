@@ -60,8 +60,11 @@ pub fn render(request: &Request, response: &Response) -> (String, i32) {
         }
         Response::Actions { results } => {
             let mut out = String::new();
-            // supervisorctl's `add` and `remove` say `ERROR: …` without the name.
-            let bare = matches!(request, Request::Add { .. } | Request::Remove { .. });
+            // supervisorctl's `add`, `remove` and `update` say `ERROR: …` without the name.
+            let bare = matches!(request, Request::Add { .. } | Request::Remove { .. } | Request::Update { .. });
+            if results.is_empty() && matches!(request, Request::Update { dry_run: true, .. }) {
+                return ("No config updates to processes\n".into(), EXIT_OK);
+            }
             for r in results {
                 if bare && !r.ok {
                     out.push_str(&format!("ERROR: {}\n", r.message));
@@ -121,36 +124,6 @@ fn avail(programs: &[ConfigEntry]) -> String {
             format!("{:<32} {in_use:<9} {auto:<9} {}:{}\n", p.full_name, p.group_priority, p.priority)
         })
         .collect()
-}
-
-/// `supctl reread`, in supervisorctl's words: `NAME: available`, `changed` or `disappeared`,
-/// sorted by name, or `No config updates to processes`.
-pub fn reread(plan: &ReloadPlan) -> String {
-    let mut lines: Vec<String> =
-        [(&plan.added, "available"), (&plan.changed, "changed"), (&plan.removed, "disappeared")]
-            .into_iter()
-            .flat_map(|(names, what)| names.iter().map(move |n| format!("{n}: {what}\n")))
-            .collect();
-    if lines.is_empty() {
-        return "No config updates to processes\n".into();
-    }
-    lines.sort();
-    lines.concat()
-}
-
-/// `supctl update`, in supervisorctl's words: what was removed, then changed, then added.
-pub fn update(plan: &ReloadPlan) -> String {
-    let mut out = String::new();
-    for n in &plan.removed {
-        out.push_str(&format!("{n}: stopped\n{n}: removed process group\n"));
-    }
-    for n in &plan.changed {
-        out.push_str(&format!("{n}: stopped\n{n}: updated process group\n"));
-    }
-    for n in &plan.added {
-        out.push_str(&format!("{n}: added process group\n"));
-    }
-    out
 }
 
 /// `supctl reload`: one line per kind of change, e.g. `changed: api (restarted)`.
