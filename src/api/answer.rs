@@ -29,6 +29,7 @@ impl Handle {
             | Request::Reopen {}
             | Request::Tail { .. }
             | Request::Maintail { .. }
+            | Request::Events {}
             | Request::Gpu {}
             | Request::Avail {}
             | Request::Add { .. }
@@ -128,7 +129,7 @@ impl Handle {
                 self.sink.reopen().await;
                 Response::Done { message: "reopened every log file".into() }
             }
-            Request::Tail { .. } | Request::Maintail { .. } => {
+            Request::Tail { .. } | Request::Maintail { .. } | Request::Events {} => {
                 error(ErrorKind::BadRequest, "tail is answered on its own connection")
             }
             Request::Reload { dry_run } => self.reload(dry_run).await,

@@ -86,6 +86,8 @@ pub struct Handle {
     pub pending: Arc<std::sync::Mutex<Option<crate::config::Config>>>,
     /// The config file or directory, read again by a reload.
     pub config: PathBuf,
+    /// supd's live feed (`supctl events`).
+    pub feed: crate::events::live::Feed,
 }
 
 /// Serves connections on `listener` until the task is dropped, admitting each as
@@ -173,6 +175,7 @@ async fn json_request(stream: UnixStream, handle: Handle, mut ticket: Ticket) {
             let last = bytes.map_or(super::tail::Last::Lines(lines), super::tail::Last::Bytes);
             super::tail::tail(&handle, &mut write, &name, stream, last, follow, closed).await
         }
+        Ok(Request::Events {}) => super::tail::events(&handle, &mut write, closed).await,
         Ok(Request::Maintail { bytes, follow }) => {
             super::tail::maintail(&handle, &mut write, bytes, follow, closed).await
         }

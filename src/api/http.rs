@@ -1,15 +1,16 @@
 //! The read-only HTTP listener: `GET /health` for Docker's HEALTHCHECK, compose's
-//! `condition: service_healthy` and Kubernetes probes, and `GET /metrics` for Prometheus.
-//! Nothing here changes anything.
+//! `condition: service_healthy` and Kubernetes probes, `GET /metrics` for Prometheus, and
+//! `GET /events`, supd's live feed as Server-Sent Events. Nothing here changes anything.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http_body_util::Either;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ACCEPT, ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -21,6 +22,8 @@ use tracing::{debug, warn};
 use super::REQUEST_TIMEOUT;
 use super::admission::{Admission, MAX_CONNECTIONS, Ticket};
 use super::readiness;
+use super::streamed::Streamed;
+use crate::events::live::Feed;
 use crate::metrics::Metrics;
 use crate::supervisor::Snapshot;
 
@@ -63,6 +66,7 @@ impl Rendered {
 /// What every connection reads.
 struct Listener {
     snapshot: watch::Receiver<Arc<Snapshot>>,
+    feed: Feed,
     gpu: crate::gpu::SharedGpuView,
     metrics: Arc<Metrics>,
     /// The lock is never held across an await.
@@ -74,12 +78,13 @@ struct Listener {
 pub async fn serve(
     listener: TcpListener,
     snapshot: watch::Receiver<Arc<Snapshot>>,
+    feed: Feed,
     gpu: crate::gpu::SharedGpuView,
     metrics: Arc<Metrics>,
 ) {
     let slots = Admission::new(MAX_CONNECTIONS);
     let rendered = std::sync::Mutex::new(Rendered::default());
-    let shared = Arc::new(Listener { snapshot, gpu, metrics, rendered });
+    let shared = Arc::new(Listener { snapshot, feed, gpu, metrics, rendered });
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(conn) => conn,
@@ -149,11 +154,55 @@ where
 
 /// `GET /health` (every program) and `GET /health/NAME` (one): 200 when ready, 503 when not,
 /// with a JSON body either way. `GET /metrics`: Prometheus metrics.
-async fn route(req: &Request<Incoming>, shared: &Listener) -> Response<Full<Bytes>> {
+/// A whole body, or the `/events` stream.
+type AnyBody = Either<Full<Bytes>, Streamed>;
+
+async fn route(req: &Request<Incoming>, shared: &Listener) -> Response<AnyBody> {
+    if req.uri().path() == "/events" && (req.method() == Method::GET || req.method() == Method::HEAD) {
+        return events(&shared.feed);
+    }
+    route_whole(req, shared).await.map(Either::Left)
+}
+
+/// `GET /events`: each change as a Server-Sent Event (`event: state`, `data:` its JSON),
+/// until the client goes, or falls 64 events behind on its connection or 256 behind the
+/// feed: then it is dropped (it reconnects and reads `/health` anew), never waited for.
+/// 503 when 32 follow already.
+fn events(feed: &Feed) -> Response<AnyBody> {
+    let Some(mut follower) = feed.follow() else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "too many followers of /events; try again later\n")
+            .map(Either::Left);
+    };
+    let (tx, body) = crate::api::streamed::channel(64);
+    tokio::spawn(async move {
+        // A comment first, so that the client sees the stream open before any change.
+        if tx.try_send(Bytes::from_static(b": supd events\n\n")).is_err() {
+            return;
+        }
+        loop {
+            let change = tokio::select! {
+                change = follower.next() => change,
+                () = tx.closed() => return,
+            };
+            let Some(change) = change else { return };
+            let data = serde_json::to_string(&*change).unwrap_or_default();
+            let frame = format!("event: {}\ndata: {data}\n\n", change.kind.as_str());
+            if tx.try_send(Bytes::from(frame)).is_err() {
+                return; // too slow: dropped
+            }
+        }
+    });
+    let mut resp = Response::new(Either::Right(body));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+async fn route_whole(req: &Request<Incoming>, shared: &Listener) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let one = path.strip_prefix("/health/").filter(|n| !n.is_empty());
     if path != "/health" && path != "/metrics" && one.is_none() {
-        return plain(StatusCode::NOT_FOUND, "not found; try GET /health, /health/NAME or /metrics\n");
+        return plain(StatusCode::NOT_FOUND, "not found; try GET /health, /health/NAME, /metrics or /events\n");
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");

@@ -14,6 +14,7 @@ pub mod http;
 pub mod protocol;
 pub mod readiness;
 pub mod status;
+pub mod streamed;
 mod tail;
 pub(crate) mod wait;
 pub mod xmlrpc;

@@ -113,6 +113,9 @@ pub enum Request {
         /// Group names.
         names: Vec<String>,
     },
+    /// Keep the connection and send each change of every program as it happens (state,
+    /// restart, health, probe result, GPU fault): `supctl events`.
+    Events {},
     /// Apply the config on disk group by group, as supervisorctl's `update` does (and say what
     /// it would do, as `reread`, with `dry_run`): all groups, or the ones named.
     Update {
@@ -176,6 +179,8 @@ pub enum Response {
     Gpu(crate::gpu::GpuView),
     /// For `reload`: what changed (or, with `dry_run`, would change).
     Reload(ReloadPlan),
+    /// For `events`: one change (many, one per line).
+    Change(crate::events::live::Change),
     /// For `avail`: the programs of the config on disk.
     Avail {
         /// In name order.

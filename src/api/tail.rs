@@ -1,5 +1,5 @@
 //! `supctl tail`: the last lines of a program's stream, then, with `-f`, its output as it comes;
-//! `supctl maintail`: the same for supd's own log.
+//! `supctl maintail`: the same for supd's own log; `supctl events`: supd's live feed.
 
 use std::sync::Arc;
 
@@ -100,5 +100,26 @@ async fn send_log(
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
         }
+    }
+}
+
+/// `events`: each change as it happens, until the client goes away (`closed`), falls more than
+/// 256 changes behind, or takes no answer for 5 s. Refused when 32 follow already.
+pub(super) async fn events(
+    handle: &Handle,
+    write: &mut (impl AsyncWriteExt + Unpin),
+    closed: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let Some(mut follower) = handle.feed.follow() else {
+        return send(write, &error(ErrorKind::BadRequest, "too many followers of events; try again later")).await;
+    };
+    tokio::pin!(closed);
+    loop {
+        let change = tokio::select! {
+            change = follower.next() => change,
+            () = &mut closed => return Ok(()),
+        };
+        let Some(change) = change else { return Ok(()) };
+        send(write, &Response::Change((*change).clone())).await?;
     }
 }

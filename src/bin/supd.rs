@@ -122,6 +122,7 @@ fn supervise(cfg: Config, path: PathBuf, gpu: supd::gpu::Setup) -> i32 {
             machine: gpus.machine.clone(),
             pending: Arc::default(),
             config: path,
+            feed: supervisor.feed(),
         };
         // The SIGHUP handler goes in before any program starts, so an early HUP is not lost.
         let hangup = SignalStream::listen(&[nix::sys::signal::Signal::SIGHUP])?;
@@ -149,7 +150,7 @@ fn supervise(cfg: Config, path: PathBuf, gpu: supd::gpu::Setup) -> i32 {
             match tokio::net::TcpListener::bind(addr).await {
                 Ok(listener) => {
                     info!("http listening on {}", listener.local_addr().unwrap_or(addr));
-                    tokio::spawn(http::serve(listener, snapshot_rx, view, metrics));
+                    tokio::spawn(http::serve(listener, snapshot_rx, handle.feed.clone(), view, metrics));
                 }
                 Err(e) => error!("http listener {addr}: cannot bind: {e}; /health will not answer"),
             }

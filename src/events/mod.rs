@@ -2,13 +2,15 @@
 //! `httpok`, `memmon`, `crashmail` …): the supervisor publishes each state change on a
 //! [`Bus`]; each listener process has a task ([`listener`]) that hands it the events it
 //! subscribed to, one at a time, by supervisord's protocol; [`tick`] makes `TICK_*` events,
-//! only while a listener subscribes to them.
+//! only while a listener subscribes to them. And supd's own feed ([`live`]) for `/events` and
+//! `supctl events`.
 //!
 //! Owns the events' names and payloads and the protocol. Never blocks the supervisor: publishing
 //! is a bounded broadcast, and a listener too slow to keep up loses the oldest of its events
 //! (with a warning), as supervisord's `buffer_size` does.
 
 pub mod listener;
+pub mod live;
 pub mod output;
 pub mod tick;
 

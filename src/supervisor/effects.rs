@@ -9,6 +9,7 @@ use nix::sys::signal::Signal;
 use tracing::{debug, error, info, warn};
 
 use super::{Supervisor, VerbError};
+use crate::events::live::{Change, Kind};
 use crate::events::output::OutputEvents;
 use crate::lifecycle::planner;
 use crate::lifecycle::{Effect, Event, State};
@@ -153,11 +154,31 @@ impl Supervisor {
         let p = &self.slots[i].program;
         // Listeners are not told of listeners, so that none can feed itself.
         if p.cfg.listener.is_none() {
-            for (from, to) in transitions {
+            for &(from, to) in &transitions {
                 self.bus
                     .publish(crate::events::process_state_name(to), crate::events::process_state_payload(p, from, to));
             }
         }
+        for (from, to) in transitions {
+            self.feed.publish(|| {
+                let why = match to {
+                    State::Exited | State::Backoff | State::Fatal => p.error().map(str::to_string).or_else(|| {
+                        p.last_exit()
+                            .map(|s| format!("{s} ({})", if p.expected(s) { "expected" } else { "not expected" }))
+                    }),
+                    _ => None,
+                };
+                Change::now(&p.cfg.name, &p.cfg.group, Kind::State, Some(from.to_string()), to.to_string(), why)
+            });
+        }
+        if p.restarts() != self.slots[i].restarts_told {
+            let (count, told) = (p.restarts(), self.slots[i].restarts_told);
+            self.feed.publish(|| {
+                Change::now(&p.cfg.name, &p.cfg.group, Kind::Restart, Some(told.to_string()), count.to_string(), None)
+            });
+            self.slots[i].restarts_told = count;
+        }
+        let p = &self.slots[i].program;
         let after = p.state();
         if before == after {
             return;

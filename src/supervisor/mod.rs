@@ -69,6 +69,8 @@ struct Supervised {
     cgroup: Option<crate::process::cgroup::ProgramCgroup>,
     /// Its process's stdin, with `stdin_pipe`, while the process lives.
     stdin: Option<Arc<crate::process::stdin::Stdin>>,
+    /// The restart count the live feed last told.
+    restarts_told: u64,
 }
 
 /// What becomes of a slot once its program has stopped.
@@ -122,6 +124,8 @@ pub struct Supervisor {
     fixed: reload::FixedSettings,
     /// Where events go out to event listeners.
     bus: crate::events::Bus,
+    /// supd's own live feed (`/events`, `supctl events`).
+    feed: crate::events::live::Feed,
     /// The settings of the config in force, to rebuild one around a group added or removed.
     settings: (crate::config::SupervisorConfig, crate::config::GpuConfig, Vec<std::path::PathBuf>),
     /// Where probe durations are reported (`/metrics`).
@@ -164,6 +168,7 @@ impl Supervisor {
             fixed: reload::FixedSettings::of(config),
             settings: (config.supervisor.clone(), config.gpu.clone(), config.sources.clone()),
             bus: crate::events::Bus::default(),
+            feed: crate::events::live::Feed::default(),
             observer: None,
             cgroups: match crate::process::cgroup::Cgroups::set_up(&config.supervisor.cgroup) {
                 Ok(c) => {
@@ -190,6 +195,11 @@ impl Supervisor {
         me
     }
 
+    /// supd's live feed, for the listeners that serve `/events` and `supctl events`.
+    pub fn feed(&self) -> crate::events::live::Feed {
+        self.feed.clone()
+    }
+
     /// Reports probe durations and forgotten programs to `observer` (`/metrics` records them).
     pub fn with_probe_observer(mut self, observer: Arc<dyn ProbeObserver>) -> Self {
         self.observer = Some(observer);
@@ -201,7 +211,7 @@ impl Supervisor {
         self.keys += 1;
         let program = Program::new(cfg, now, self.seed.wrapping_add(self.keys));
         let (deps, probe, next, cgroup, stdin) = (Vec::new(), None, None, None, None);
-        Supervised { key: self.keys, program, logs, deps, rank, probe, next, cgroup, stdin }
+        Supervised { key: self.keys, program, logs, deps, rank, probe, next, cgroup, stdin, restarts_told: 0 }
     }
 
     /// Rebuilds what names slots by index: dependencies, `by_pid` and `by_name`. (A removed

@@ -5,6 +5,7 @@ use std::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::Supervisor;
+use crate::events::live::{Change, Kind};
 use crate::lifecycle::{Event, Health};
 use crate::probe::runner::Report;
 
@@ -16,6 +17,7 @@ impl Supervisor {
             return; // about a process that is gone
         }
         let (before, name) = (p.health(), p.cfg.name.clone());
+        let passed_before = p.last_probe().map(|o| o.ok);
         let outcome = report.outcome;
         if let Some(o) = &self.observer {
             o.probe_finished(&name, &p.cfg.group, outcome.latency);
@@ -24,7 +26,20 @@ impl Supervisor {
             debug!("probe of {name} failed: {}", outcome.message);
         }
         self.apply(i, Event::Probe(outcome), Instant::now());
-        let after = self.slots[i].program.health();
+        let p = &self.slots[i].program;
+        let word = |ok: bool| if ok { "pass" } else { "fail" }.to_string();
+        if let Some(o) = p.last_probe().filter(|o| passed_before != Some(o.ok)) {
+            let reason = Some(o.message.clone());
+            self.feed
+                .publish(|| Change::now(&name, &p.cfg.group, Kind::Probe, passed_before.map(word), word(o.ok), reason));
+        }
+        let after = p.health();
+        if after != before
+            && let Some(h) = after
+        {
+            let from = before.map(|b| b.as_str().to_string());
+            self.feed.publish(|| Change::now(&name, &p.cfg.group, Kind::Health, from, h.as_str().to_string(), None));
+        }
         if after != before
             && let Some(h) = after
         {
@@ -54,6 +69,11 @@ impl Supervisor {
         let slot = &self.slots[i];
         let fault = slot.program.cfg.gpus_held.iter().find_map(|g| self.broken.get(g)).cloned();
         if fault.as_deref() != slot.program.gpu_fault() {
+            let (from, to) = if fault.is_some() { ("ok", "fault") } else { ("fault", "ok") };
+            let p = &slot.program;
+            let reason = fault.clone().or_else(|| p.gpu_fault().map(str::to_string));
+            self.feed
+                .publish(|| Change::now(&p.cfg.name, &p.cfg.group, Kind::Gpu, Some(from.into()), to.into(), reason));
             self.apply(i, Event::GpuFault(fault), now);
         }
     }

@@ -432,6 +432,7 @@ fn rpc_handle(dir: &Path) -> supd::api::control::Handle {
         machine: supd::config::Machine::default(),
         pending: Arc::default(),
         config: path,
+        feed: supd::events::live::Feed::default(),
     }
 }
 

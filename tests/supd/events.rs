@@ -246,3 +246,104 @@ fn superlance_fatalmailbatch_mails_a_fatal_program() {
     });
     assert!(text.contains("To: ops@example.com") && text.contains("doomed"), "{text}");
 }
+
+/// Opens `GET /events` on supd's HTTP port; the stream, its head already read.
+fn sse(port: u16) -> (std::net::TcpStream, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    write!(s, "GET /events HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    let mut head = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Instant::now() + 5 * S;
+    while !head.contains("\r\n\r\n") && std::time::Instant::now() < deadline {
+        if let Ok(n) = s.read(&mut buf) {
+            head.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    (s, head)
+}
+
+/// Reads `stream` until `needle` has come (or panics after `timeout`); all read so far.
+fn read_until(stream: &mut std::net::TcpStream, seen: &mut String, needle: &str, timeout: Duration) {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut buf = [0u8; 4096];
+    while !seen.contains(needle) {
+        assert!(std::time::Instant::now() < deadline, "no {needle:?} in: {seen}");
+        if let Ok(n) = stream.read(&mut buf) {
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+}
+
+#[test]
+fn events_stream_every_change_to_http_and_supctl_followers() {
+    let port = free_port();
+    let supd = Supd::start(&format!(
+        "[program.job]\ncommand = [\"sh\", \"-c\", \"exit 3\"]\nstartsecs = 0\nautorestart = false\nautostart = false\n\
+         [program.flap]\ncommand = [\"sh\", \"-c\", \"sleep 0.1; exit 1\"]\nstartsecs = 0\nautostart = false\n\
+         backoff_initial = \"50ms\"\n\
+         [program.web]\ncommand = [\"/usr/bin/python3\", \"-m\", \"http.server\", \"{port}\", \"--bind\", \"127.0.0.1\"]\n\
+         startsecs = 0\nautostart = false\n\
+         [program.web.healthcheck]\nhttp = \"http://127.0.0.1:{port}/\"\nstart_period = \"10s\"\nstart_interval = \"100ms\"\n"
+    ));
+    let (mut stream, head) = sse(supd.port);
+    assert!(head.starts_with("HTTP/1.1 200") && head.contains("content-type: text/event-stream"), "{head}");
+    let mut ctl = std::process::Command::new(crate::harness::SUPCTL)
+        .args(["-s", &supd.socket.display().to_string(), "events", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let (lines, stdout) = (std::sync::Arc::clone(&lines), ctl.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        })
+    };
+    // supctl's follower is in once a change reaches it: start job until one has.
+    wait_until("supctl events to print a change", 10 * S, || {
+        supd.ctl(&["start", "job"]); // it runs and exits at once: a few changes each time
+        (!lines.lock().unwrap().is_empty()).then_some(())
+    });
+    assert_eq!(supd.ctl(&["start", "web"]).0, 0);
+    let mut seen = String::new();
+    read_until(&mut stream, &mut seen, "\"kind\":\"health\"", 10 * S);
+    assert!(seen.contains("event: state\ndata: {\"time\":\""), "{seen}");
+    assert!(
+        seen.contains("\"program\":\"job\",\"group\":\"job\",\"kind\":\"state\",\"from\":\"RUNNING\",\"to\":\"EXITED\",\"reason\":\"exit status 3 (not expected)\"}"),
+        "{seen}"
+    );
+    assert!(seen.contains("event: probe\ndata:") && seen.contains("\"to\":\"pass\""), "{seen}");
+    assert!(seen.contains("\"kind\":\"health\",\"from\":\"starting\",\"to\":\"healthy\""), "{seen}");
+    assert!(!seen.contains("python3"), "no command lines: {seen}");
+    assert_eq!(supd.ctl(&["start", "flap"]).0, 0);
+    read_until(
+        &mut stream,
+        &mut seen,
+        "\"program\":\"flap\",\"group\":\"flap\",\"kind\":\"restart\",\"from\":\"0\",\"to\":\"1\"",
+        10 * S,
+    );
+    let _ = ctl.kill();
+    let _ = ctl.wait();
+    reader.join().unwrap();
+    let lines = lines.lock().unwrap().clone();
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!((first["program"].as_str(), first["kind"].as_str()), (Some("job"), Some("state")), "{lines:?}");
+}
+
+#[test]
+fn events_followers_are_bounded_and_health_keeps_answering() {
+    let supd = Supd::start("[program.a]\ncommand = \"sleep 1000\"\nstartsecs = 0\n");
+    let streams: Vec<_> = (0..32).map(|_| sse(supd.port)).collect();
+    assert!(streams.iter().all(|(_, head)| head.starts_with("HTTP/1.1 200")));
+    let (_, head) = sse(supd.port);
+    assert!(head.starts_with("HTTP/1.1 503"), "the 33rd follower is refused: {head}");
+    assert_eq!(supd.http_get("/health").0, 200, "/health still answers");
+    drop(streams);
+    wait_until("room for a follower again", 5 * S, || sse(supd.port).1.starts_with("HTTP/1.1 200").then_some(()));
+}

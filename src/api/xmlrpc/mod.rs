@@ -96,7 +96,7 @@ fn unauthorized() -> Response<Full<Bytes>> {
 }
 
 /// A response body: a whole one, or a stream (`/logtail`).
-type AnyBody = http_body_util::Either<Full<Bytes>, logtail::Streamed>;
+type AnyBody = http_body_util::Either<Full<Bytes>, crate::api::streamed::Streamed>;
 
 /// `POST /RPC2`: one call, answered with its return value or a fault; `GET /logtail/NAME`:
 /// a program's output as it comes; `GET /mainlogtail`: supd's own log as it comes.
@@ -126,7 +126,7 @@ async fn logtail(handle: &Handle, spec: &str) -> Response<AnyBody> {
 }
 
 /// A `text/plain` response that streams `body`.
-fn streamed(body: logtail::Streamed) -> Response<AnyBody> {
+fn streamed(body: crate::api::streamed::Streamed) -> Response<AnyBody> {
     let mut resp = Response::new(http_body_util::Either::Right(body));
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     resp

@@ -96,6 +96,9 @@ enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Follow every change as it happens (state, restart, health, probe result, GPU fault),
+    /// one line each; with --json, one JSON object per line. The same feed as GET /events.
+    Events,
     /// Print the end of supd's own log (supervisorctl's maintail).
     Maintail {
         /// Keep printing new lines until interrupted.
@@ -193,6 +196,7 @@ fn main() {
         Cmd::Fg { name } => std::process::exit(fg(&cli.socket, &name)),
         Cmd::Maintail { follow, bytes } => Request::Maintail { bytes, follow },
         Cmd::Avail => Request::Avail {},
+        Cmd::Events => Request::Events {},
         Cmd::Add { names } => Request::Add { names },
         Cmd::Remove { names } => Request::Remove { names },
         Cmd::Gpu => Request::Gpu {},
@@ -208,7 +212,7 @@ fn main() {
         Cmd::Convert { file, output } => std::process::exit(convert(&file, output.as_deref())),
     };
     let socket = unix_path(&cli.socket);
-    if let Request::Tail { follow: true, .. } | Request::Maintail { follow: true, .. } = request {
+    if let Request::Tail { follow: true, .. } | Request::Maintail { follow: true, .. } | Request::Events {} = request {
         std::process::exit(follow(&socket, &request, cli.json));
     }
     let timeout = Duration::from_secs(cli.timeout);

@@ -110,7 +110,16 @@ pub fn render(request: &Request, response: &Response) -> (String, i32) {
         Response::Gpu(view) => (gpu_table(view), EXIT_OK),
         Response::Reload(plan) => (reload_plan(plan), EXIT_OK),
         Response::Avail { programs } => (avail(programs), EXIT_OK),
+        Response::Change(c) => (change(c), EXIT_OK),
     }
+}
+
+/// `supctl events`: `TIME GROUP:NAME KIND FROM -> TO (REASON)`.
+fn change(c: &supd::events::live::Change) -> String {
+    let name = if c.group == c.program { c.program.clone() } else { format!("{}:{}", c.group, c.program) };
+    let from = c.from.as_deref().map(|f| format!("{f} -> ")).unwrap_or_default();
+    let why = c.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+    format!("{} {name} {} {from}{}{why}\n", c.time, c.kind.as_str(), c.to)
 }
 
 /// supervisorctl's `avail`: `NAME` padded to 32, `in use` or `avail`, `auto` or `manual`,
