@@ -85,6 +85,10 @@ fn runtime(fut: impl std::future::Future<Output = std::io::Result<i32>>) -> i32 
 }
 
 fn supervise(cfg: Config, path: PathBuf, gpu: supd::gpu::Setup) -> i32 {
+    if let Err(e) = supd::process::raise_own_limits(cfg.supervisor.minfds, cfg.supervisor.minprocs) {
+        eprintln!("supd: {e}");
+        return 1;
+    }
     let sink = match Sink::start(&cfg) {
         Ok(sink) => sink,
         Err(e) => {

@@ -264,6 +264,8 @@ impl Converter {
                 "logfile" => Some(("logfile", Value::String(value))),
                 "logfile_maxbytes" => Some(("logfile_maxbytes", Value::String(value))),
                 "logfile_backups" => value.parse().ok().map(|n| ("logfile_backups", Value::Integer(n))),
+                "minfds" => value.parse().ok().map(|n| ("minfds", Value::Integer(n))),
+                "minprocs" => value.parse().ok().map(|n| ("minprocs", Value::Integer(n))),
                 "loglevel" => Some(("log_level", Value::String(log_level(&value).into()))),
                 "user" => Some(("user", Value::String(value))),
                 "environment" => {

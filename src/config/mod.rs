@@ -78,6 +78,11 @@ pub struct SupervisorConfig {
     pub logfile: Option<LogFileConfig>,
     /// `cgroup`: where programs' cgroups go.
     pub cgroup: CgroupSetting,
+    /// `minfds` and `minprocs` (supervisord's): supd raises its own open-file and process
+    /// limits to at least these at start (its programs inherit them), or exits saying why.
+    pub minfds: Option<u64>,
+    /// See `minfds`.
+    pub minprocs: Option<u64>,
 }
 
 /// `[supervisor] cgroup`: `"auto"` (the default), `"off"`, or a cgroup2 directory.
@@ -169,6 +174,19 @@ pub enum GpuDevices {
     /// This many GPUs of its own (`gpu_count`), given in config order from those no other
     /// program names.
     Count(u32),
+}
+
+/// A resource a program's `rlimit_*` key limits (setrlimit(2)'s names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Rlimit {
+    /// `RLIMIT_NOFILE`: open files.
+    NoFile,
+    /// `RLIMIT_NPROC`: processes of the user.
+    NProc,
+    /// `RLIMIT_CORE`: core file size, bytes.
+    Core,
+    /// `RLIMIT_MEMLOCK`: locked memory, bytes.
+    MemLock,
 }
 
 /// What an event listener subscribes to (supervisord: `events`, `buffer_size`).
@@ -306,6 +324,10 @@ pub struct ProgramConfig {
     /// Set for an `[eventlistener.NAME]`: a program that gets events on its stdin and answers
     /// on its stdout (supervisord's event listener protocol).
     pub listener: Option<ListenerConfig>,
+    /// Resource limits set in the child before exec, soft and hard alike (`rlimit_nofile`,
+    /// `rlimit_nproc`, `rlimit_core` bytes, `rlimit_memlock` bytes; `u64::MAX` is unlimited):
+    /// each a resource and its value.
+    pub rlimits: Vec<(Rlimit, u64)>,
     /// `stdin_pipe` (false): its stdin is a pipe supd holds, for `sendProcessStdin` and
     /// `supctl fg`, as supervisord gives every program; else /dev/null (a read gets EOF). The
     /// INI reader sets it for every program, as supervisord runs them.
@@ -468,6 +490,7 @@ impl ProgramConfig {
             gpu_unavailable: None,
             listener: None,
             stdin_pipe: false,
+            rlimits: Vec::new(),
             stdout: StreamConfig { file: None, passthrough: true, to: None, events_enabled: false },
             stderr: StreamConfig { file: None, passthrough: true, to: None, events_enabled: false },
             log_prefix: None,

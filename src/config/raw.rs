@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::value::{Autorestart, Bytes, CommandLine, ConfigDuration, Count, MAX_COUNT, Octal, SignalName, StartSecs};
+use super::value::{
+    Autorestart, Bytes, CommandLine, ConfigDuration, Count, Limit, MAX_COUNT, Octal, SignalName, StartSecs,
+};
 
 /// A count bounded by [`MAX_COUNT`].
 pub type Counted = Count<MAX_COUNT>;
@@ -66,6 +68,8 @@ pub struct RawSupervisor {
     pub logfile_maxbytes: Option<Bytes>,
     pub logfile_backups: Option<Counted>,
     pub cgroup: Option<Spanned<String>>,
+    pub minfds: Option<Limit>,
+    pub minprocs: Option<Limit>,
 }
 
 /// supd's own log format (`[supervisor] log_format`).
@@ -128,6 +132,10 @@ pub struct RawProgram {
     pub stderr_logfile_backups: Option<Counted>,
     pub stderr_passthrough: Option<bool>,
     pub stdin_pipe: Option<bool>,
+    pub rlimit_nofile: Option<Limit>,
+    pub rlimit_nproc: Option<Limit>,
+    pub rlimit_core: Option<Limit>,
+    pub rlimit_memlock: Option<Limit>,
     pub stdout_events_enabled: Option<bool>,
     pub stderr_events_enabled: Option<bool>,
     pub log_prefix: Option<String>,

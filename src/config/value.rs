@@ -156,6 +156,22 @@ impl<'de> Deserialize<'de> for Bytes {
     }
 }
 
+/// A resource limit (`rlimit_*`, `minfds`): a number (`65536`), a size (`"64MB"`), or
+/// `"unlimited"`, which is `u64::MAX` (the kernel's RLIM_INFINITY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub u64);
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A string that is not "unlimited" is read as a size, with its error.
+        let v = toml::Value::deserialize(d)?;
+        if v.as_str().is_some_and(|s| matches!(s.trim().to_ascii_lowercase().as_str(), "unlimited" | "infinity")) {
+            return Ok(Limit(u64::MAX));
+        }
+        Bytes::deserialize(v).map(|b| Limit(b.0)).map_err(de::Error::custom)
+    }
+}
+
 /// A signal by name: `"TERM"`, `"SIGTERM"` or `"term"` (supervisord: stopsignal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignalName(pub Signal);

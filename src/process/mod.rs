@@ -86,3 +86,37 @@ impl fmt::Display for ExitStatus {
         }
     }
 }
+
+/// Raises supd's own soft (and, when needed, hard) limit of open files to at least `minfds`
+/// and of processes to at least `minprocs`, as supervisord does at start; programs inherit
+/// them. Errors: a limit cannot be raised that far (a hard limit above its own needs root),
+/// for people.
+pub fn raise_own_limits(minfds: Option<u64>, minprocs: Option<u64>) -> Result<(), String> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    for (resource, key, least) in
+        [(Resource::RLIMIT_NOFILE, "minfds", minfds), (Resource::RLIMIT_NPROC, "minprocs", minprocs)]
+    {
+        let Some(least) = least else { continue };
+        let (soft, hard) = getrlimit(resource).map_err(|e| format!("{key}: cannot read the limit: {e}"))?;
+        if soft >= least {
+            continue;
+        }
+        setrlimit(resource, least, hard.max(least))
+            .map_err(|e| format!("{key} = {least}: cannot raise the limit from {soft} (hard {hard}): {e}"))?;
+    }
+    Ok(())
+}
+
+/// Whether supd has CAP_SYS_RESOURCE, which raising a hard limit needs (read once from
+/// /proc/self/status; container runtimes often drop it).
+pub fn may_raise_hard_limits() -> bool {
+    static MAY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MAY.get_or_init(|| {
+        const CAP_SYS_RESOURCE: u32 = 24;
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let effective = status.lines().find_map(|l| l.strip_prefix("CapEff:")).map(str::trim);
+        effective
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .is_some_and(|caps| caps >> CAP_SYS_RESOURCE & 1 == 1)
+    })
+}

@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nix::fcntl::OFlag;
+use nix::sys::resource::{RLIM_INFINITY, Resource, setrlimit};
 use nix::sys::stat::Mode;
 use nix::unistd::{self, Gid, Uid, pipe2};
 
 use super::cgroup::ProgramCgroup;
-use crate::config::{Credentials, ProgramConfig, StreamConfig};
+use crate::config::{Credentials, ProgramConfig, Rlimit, StreamConfig};
 
 /// A started process and the read ends of its output pipes.
 #[derive(Debug)]
@@ -48,6 +49,16 @@ pub enum SpawnError {
     /// A pipe could not be made.
     #[error("cannot create a pipe: {0}")]
     Pipe(nix::Error),
+    /// An `rlimit_*` is above supd's own hard limit, which only CAP_SYS_RESOURCE may raise.
+    #[error("{key} = {value} is above the hard limit {hard}, and supd lacks CAP_SYS_RESOURCE to raise it")]
+    Rlimit {
+        /// The key.
+        key: &'static str,
+        /// Its value.
+        value: u64,
+        /// supd's hard limit, which the program inherits.
+        hard: u64,
+    },
     /// fork, the credential change, chdir or exec failed.
     #[error("cannot execute {command}: {source}")]
     Exec {
@@ -64,6 +75,7 @@ pub fn spawn(program: &ProgramConfig, cgroup: Option<&ProgramCgroup>) -> Result<
     // An event listener's stdout carries its protocol, so it is always a pipe, and its stdin
     // is one too: events go in there.
     let listener = program.listener.is_some();
+    check_rlimits(program)?;
     let (stdout_r, stdout_w) = if listener { pipe()? } else { output(&program.stdout)? };
     let (stdin_r, stdin_w) = if listener || program.stdin_pipe { pipe()? } else { (None, None) };
     let (stderr_r, stderr_w) = if program.redirect_stderr {
@@ -80,6 +92,36 @@ pub fn spawn(program: &ProgramConfig, cgroup: Option<&ProgramCgroup>) -> Result<
     cmd.stdout(to(stdout_w)).stderr(to(stderr_w)).stdin(to(stdin_r));
     let pid = start(cmd, &program.command[0])?;
     Ok(Spawned { pid, stdout: stdout_r, stderr: stderr_r, stdin: stdin_w })
+}
+
+/// Refuses, before fork, an `rlimit_*` that the child could not set: one above supd's hard
+/// limit without CAP_SYS_RESOURCE (setrlimit would fail in the child with a bare EPERM).
+fn check_rlimits(program: &ProgramConfig) -> Result<(), SpawnError> {
+    for &(r, value) in &program.rlimits {
+        let resource = resource(r);
+        let hard = nix::sys::resource::getrlimit(resource).map_or(RLIM_INFINITY, |(_, hard)| hard);
+        let value = if value == u64::MAX { RLIM_INFINITY } else { value };
+        if value > hard && !super::may_raise_hard_limits() {
+            let key = match r {
+                Rlimit::NoFile => "rlimit_nofile",
+                Rlimit::NProc => "rlimit_nproc",
+                Rlimit::Core => "rlimit_core",
+                Rlimit::MemLock => "rlimit_memlock",
+            };
+            return Err(SpawnError::Rlimit { key, value, hard });
+        }
+    }
+    Ok(())
+}
+
+/// setrlimit(2)'s name of `r`.
+const fn resource(r: Rlimit) -> Resource {
+    match r {
+        Rlimit::NoFile => Resource::RLIMIT_NOFILE,
+        Rlimit::NProc => Resource::RLIMIT_NPROC,
+        Rlimit::Core => Resource::RLIMIT_CORE,
+        Rlimit::MemLock => Resource::RLIMIT_MEMLOCK,
+    }
 }
 
 /// A pipe for one output stream, as (read end, write end); neither when the stream goes
@@ -142,6 +184,8 @@ struct ChildSetup {
     switch_user: Option<(Uid, Gid, Vec<Gid>)>,
     directory: Option<CString>,
     umask: Option<Mode>,
+    /// `rlimit_*`: set before the switch of user, while a hard limit may still be raised.
+    rlimits: Vec<(Resource, u64)>,
 }
 
 impl ChildSetup {
@@ -152,7 +196,12 @@ impl ChildSetup {
         });
         let directory = program.directory.as_ref().and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
         let umask = program.umask.map(Mode::from_bits_truncate);
-        Self { cgroup_procs, switch_user, directory, umask }
+        let rlimits = program
+            .rlimits
+            .iter()
+            .map(|&(r, v)| (resource(r), if v == u64::MAX { RLIM_INFINITY } else { v }))
+            .collect();
+        Self { cgroup_procs, switch_user, directory, umask, rlimits }
     }
 
     /// Runs in the child, so only async-signal-safe calls on memory prepared in the parent
@@ -171,6 +220,9 @@ impl ChildSetup {
             super::cloexec_from_3();
         }
         unistd::setsid()?;
+        for &(resource, limit) in &self.rlimits {
+            setrlimit(resource, limit, limit)?;
+        }
         if let Some((uid, gid, groups)) = &self.switch_user {
             unistd::setgroups(groups)?;
             unistd::setgid(*gid)?;

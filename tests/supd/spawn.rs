@@ -69,3 +69,50 @@ fn children_get_a_clean_signal_state_devnull_stdin_and_no_supd_fds() {
     let ids: Vec<&str> = out[4].split_whitespace().collect();
     assert_eq!(ids, [out[5].as_str(), out[5].as_str()], "own session and process group");
 }
+
+/// The value of one row of /proc/self/limits in `text` (the soft limit), e.g. "Max open files".
+fn limit(text: &str, row: &str) -> String {
+    let line = text.lines().find(|l| l.contains(row)).unwrap_or_else(|| panic!("no {row:?} in {text}"));
+    let at = line.find(row).unwrap_or(0) + row.len();
+    line[at..].split_whitespace().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn rlimits_are_set_before_exec_even_for_another_user() {
+    let supd = Supd::start(
+        "[program.limited]\ncommand = [\"sh\", \"-c\", \"cat /proc/self/limits; sleep 1000\"]\n\
+         user = \"dev\"\nstartsecs = 0\nrlimit_nofile = 4096\nrlimit_nproc = 500\nrlimit_core = \"unlimited\"\n\
+         rlimit_memlock = \"4MB\"\n",
+    );
+    let limited = supd.wait_output("Max locked memory", 5 * S);
+    assert_eq!(limit(&limited, "Max open files"), "4096", "{limited}");
+    assert_eq!(limit(&limited, "Max processes"), "500");
+    assert_eq!(limit(&limited, "Max core file size"), "unlimited");
+    assert_eq!(limit(&limited, "Max locked memory"), (4 << 20).to_string());
+}
+
+#[test]
+fn an_rlimit_above_what_supd_may_raise_is_a_clear_spawn_error() {
+    // Without CAP_SYS_RESOURCE (as here, and in many container runtimes) a hard limit cannot
+    // go up: the program is refused before fork, saying so.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let caps = status.lines().find_map(|l| l.strip_prefix("CapEff:")).map(str::trim).unwrap();
+    if u64::from_str_radix(caps, 16).unwrap() >> 24 & 1 == 1 {
+        eprintln!("this machine has CAP_SYS_RESOURCE: nothing to refuse");
+        return;
+    }
+    let supd =
+        Supd::start("[program.greedy]\ncommand = \"sleep 1000\"\nrlimit_memlock = 1099511627776\nstartretries = 0\n");
+    let p = supd.wait_state("greedy", "FATAL", 5 * S);
+    let description = p["description"].as_str().unwrap_or_default();
+    assert!(description.contains("rlimit_memlock = 1099511627776 is above the hard limit"), "{description}");
+}
+
+#[test]
+fn a_minfds_supd_cannot_reach_stops_it_at_start_saying_why() {
+    // supervisord refuses to start below minfds; so does supd, before starting anything.
+    let mut supd = Supd::launch(&[], "minfds = 1000000000000\n", "[program.a]\ncommand = \"sleep 1000\"\n");
+    assert_eq!(supd.wait_exit(5 * S), 1);
+    let out = supd.output();
+    assert!(out.contains("minfds = 1000000000000: cannot raise the limit from"), "{out}");
+}

@@ -174,6 +174,15 @@ pub(super) fn program<E: Fn(&str) -> Option<String>>(
         listener: listener(found)?,
         // An event listener's stdin carries its events.
         stdin_pipe: raw.stdin_pipe.unwrap_or(false) && found.kind != "eventlistener",
+        rlimits: [
+            (crate::config::Rlimit::NoFile, raw.rlimit_nofile),
+            (crate::config::Rlimit::NProc, raw.rlimit_nproc),
+            (crate::config::Rlimit::Core, raw.rlimit_core),
+            (crate::config::Rlimit::MemLock, raw.rlimit_memlock),
+        ]
+        .into_iter()
+        .filter_map(|(r, v)| Some((r, v?.0)))
+        .collect(),
         stdout,
         stderr,
         log_prefix: raw.log_prefix.clone().or_else(|| defaults.log_prefix.clone()),

@@ -121,6 +121,8 @@ pub(super) fn supervisor(raw: Option<(&Source, &Spanned<RawSupervisor>)>) -> Res
         rpc,
         log_format: sup.log_format.unwrap_or_default(),
         log_level: sup.log_level.unwrap_or_default(),
+        minfds: sup.minfds.map(|l| l.0),
+        minprocs: sup.minprocs.map(|l| l.0),
     })
 }
 
