@@ -6,7 +6,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::control::{Handle, SupervisorGone, error, select};
-use super::protocol::{ActionFault, ActionResult, ErrorKind, ProcessEntry, ProgramPid, Request, Response};
+use super::protocol::{ActionFault, ActionResult, ErrorKind, ProcessEntry, ProgramPid, Request, Resources, Response};
 use super::readiness;
 use super::wait::Wait;
 use crate::config::SignalName;
@@ -98,7 +98,7 @@ impl Handle {
             },
         };
         match request {
-            Request::Status { tree, .. } => {
+            Request::Status { tree, verbose, .. } => {
                 let mut programs: Vec<_> = ids
                     .iter()
                     .filter_map(|&i| snapshot.programs.get(i))
@@ -110,6 +110,14 @@ impl Handle {
                     let found = tokio::task::spawn_blocking(move || processes(&views)).await.unwrap_or_default();
                     for (status, found) in programs.iter_mut().zip(found) {
                         status.processes = Some(found);
+                    }
+                }
+                if verbose && let Some(rates) = self.metrics.sampler().with_rates().await {
+                    for status in &mut programs {
+                        let Some(pid) = status.pid else { continue };
+                        let Some(usage) = rates.sample.trees.get(&pid) else { continue };
+                        let cpu_percent = rates.cpu_percent.get(&pid).copied();
+                        status.resources = Some(Resources { cpu_percent, rss_bytes: usage.rss_bytes });
                     }
                 }
                 Response::Status { programs, unknown }

@@ -88,6 +88,8 @@ pub struct Handle {
     pub config: PathBuf,
     /// supd's live feed (`supctl events`).
     pub feed: crate::events::live::Feed,
+    /// The metrics, whose process-tree sampler `status -v` shares.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Serves connections on `listener` until the task is dropped, admitting each as

@@ -25,6 +25,9 @@ pub enum Request {
         /// Also list each program's processes (`supctl status --tree`).
         #[serde(default)]
         tree: bool,
+        /// Also give each program's CPU % and resident memory (`supctl status -v`).
+        #[serde(default)]
+        verbose: bool,
     },
     /// Start, and wait until RUNNING or a failure.
     Start {
@@ -258,6 +261,18 @@ pub struct ProgramStatus {
     /// (in its cgroup, or found by `SUPD_PROCESS_NAME`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<Vec<ProcessEntry>>,
+    /// Its process tree's use, with `status -v`, while it has a process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+}
+
+/// A program's whole process tree's use now (`supctl status -v`), from /proc.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPU, in % of one core, over the last 0.25 to 30 s.
+    pub cpu_percent: Option<f64>,
+    /// Resident memory, bytes.
+    pub rss_bytes: u64,
 }
 
 /// One process of a program (`supctl status --tree`).

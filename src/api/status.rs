@@ -38,6 +38,7 @@ pub fn status(p: &ProgramView, now: Instant) -> ProgramStatus {
         }),
         survivors: p.survivors.clone(),
         processes: None,
+        resources: None,
     }
 }
 

@@ -127,6 +127,7 @@ fn supervise(cfg: Config, path: PathBuf, gpu: supd::gpu::Setup) -> i32 {
             pending: Arc::default(),
             config: path,
             feed: supervisor.feed(),
+            metrics: Arc::clone(&metrics),
         };
         // The SIGHUP handler goes in before any program starts, so an early HUP is not lost.
         let hangup = SignalStream::listen(&[nix::sys::signal::Signal::SIGHUP])?;

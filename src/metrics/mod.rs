@@ -145,6 +145,11 @@ impl Metrics {
         })
     }
 
+    /// The process-tree sampler (`supctl status -v` shares its samples).
+    pub fn sampler(&self) -> &sample::Sampler {
+        &self.sampler
+    }
+
     /// The metrics text for `snapshot` and `gpu`, in `format`. Tree usage comes from the sampler: a sample
     /// at most a second old, or a new one taken on a thread while this waits (at most 2 s).
     pub async fn render(&self, snapshot: &Snapshot, gpu: &crate::gpu::SharedGpuView, format: Format) -> String {

@@ -19,6 +19,11 @@ use crate::supervisor::Snapshot;
 pub const MAX_AGE: Duration = Duration::from_secs(1);
 /// How long a scrape waits for a new sample before it goes without one.
 const WAIT: Duration = Duration::from_secs(2);
+/// The shortest span CPU percentages are measured over: without a sample this old or older
+/// (but younger than [`RATE_SPAN_MAX`]), a second one is taken this long after the first.
+const RATE_SPAN: Duration = Duration::from_millis(250);
+/// The longest span a CPU percentage is averaged over.
+const RATE_SPAN_MAX: Duration = Duration::from_secs(30);
 
 /// One process tree's totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -63,20 +68,62 @@ pub struct Sampler {
     snapshot: watch::Receiver<Arc<Snapshot>>,
     /// Held across the wait for a new sample, so concurrent scrapes share it.
     latest: tokio::sync::Mutex<Option<(Instant, Arc<Sample>)>>,
+    /// The sample before the latest, for CPU percentages.
+    previous: std::sync::Mutex<Option<(Instant, Arc<Sample>)>>,
+}
+
+/// Each program tree's CPU use as a percentage of one core, by root pid, over `span`.
+#[derive(Debug, Clone, Default)]
+pub struct Rates {
+    /// The latest sample.
+    pub sample: Arc<Sample>,
+    /// CPU % (100 is one core busy) between the sample before and this one.
+    pub cpu_percent: HashMap<i32, f64>,
 }
 
 impl Sampler {
     /// A sampler of the programs in `snapshot`; nothing runs until the first call to `latest`.
     pub fn new(snapshot: watch::Receiver<Arc<Snapshot>>) -> Sampler {
-        Sampler { snapshot, latest: tokio::sync::Mutex::new(None) }
+        Sampler { snapshot, latest: tokio::sync::Mutex::new(None), previous: std::sync::Mutex::new(None) }
     }
 
     /// A sample at most [`MAX_AGE`] old: the cached one, or a new one taken now off the event
     /// loop. `None` when none can be taken (no thread, or /proc took longer than 2 s).
     pub async fn latest(&self) -> Option<Arc<Sample>> {
+        self.within(MAX_AGE).await
+    }
+
+    /// The latest sample with each tree's CPU % since the one before, which is taken 250 ms
+    /// earlier when there is none from the last 30 s (`supctl status -v`, `top`).
+    pub async fn with_rates(&self) -> Option<Rates> {
+        let mut sample = self.within(MAX_AGE).await?;
+        let usable = |p: &Option<(Instant, Arc<Sample>)>| {
+            p.as_ref().is_some_and(|(at, _)| at.elapsed() >= RATE_SPAN && at.elapsed() <= RATE_SPAN_MAX)
+        };
+        if !self.previous.lock().is_ok_and(|p| usable(&p)) {
+            tokio::time::sleep(RATE_SPAN).await;
+            sample = self.within(RATE_SPAN).await?;
+        }
+        let latest_at = self.latest.lock().await.as_ref().map(|(at, _)| *at)?;
+        let (prev_at, prev) = self.previous.lock().ok()?.clone()?;
+        let span = latest_at.saturating_duration_since(prev_at).as_secs_f64();
+        let cpu_percent = sample
+            .trees
+            .iter()
+            .filter_map(|(pid, now)| {
+                let before = prev.trees.get(pid)?;
+                let pct = (now.cpu_seconds - before.cpu_seconds).max(0.0) / span * 100.0;
+                (span > 0.0).then_some((*pid, pct))
+            })
+            .collect();
+        Some(Rates { sample, cpu_percent })
+    }
+
+    /// A sample at most `max_age` old, as [`Sampler::latest`].
+    async fn within(&self, max_age: Duration) -> Option<Arc<Sample>> {
         let mut latest = self.latest.lock().await;
         if let Some((at, sample)) = latest.as_ref()
-            && at.elapsed() < MAX_AGE
+            && at.elapsed() < max_age
         {
             return Some(Arc::clone(sample));
         }
@@ -90,7 +137,10 @@ impl Sampler {
             return None;
         }
         let sample = Arc::new(tokio::time::timeout(WAIT, rx).await.ok()?.ok()?);
-        *latest = Some((Instant::now(), Arc::clone(&sample)));
+        let before = latest.replace((Instant::now(), Arc::clone(&sample)));
+        if let (Some(before), Ok(mut previous)) = (before, self.previous.lock()) {
+            *previous = Some(before);
+        }
         Some(sample)
     }
 }

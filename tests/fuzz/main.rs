@@ -433,6 +433,9 @@ fn rpc_handle(dir: &Path) -> supd::api::control::Handle {
         pending: Arc::default(),
         config: path,
         feed: supd::events::live::Feed::default(),
+        metrics: supd::metrics::Metrics::new(
+            tokio::sync::watch::channel(Arc::new(supd::supervisor::Snapshot::default())).1,
+        ),
     }
 }
 

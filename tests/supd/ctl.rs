@@ -168,3 +168,29 @@ fn avail_add_remove_and_maintail_speak_as_supervisorctl() {
     assert!(code == 0 && out.contains("spawned: x with pid") && out.contains("stopped: x"), "{out}");
     assert!(out.len() <= 1600, "maintail shows the last 1600 bytes: {}", out.len());
 }
+
+#[test]
+fn status_v_gives_each_trees_cpu_and_memory() {
+    let supd = Supd::start(
+        "[program.busy]\ncommand = [\"sh\", \"-c\", \"while :; do :; done\"]\nstartsecs = 0\n\
+         [program.idle]\ncommand = \"sleep 1000\"\nstartsecs = 0\n[program.off]\ncommand = \"sleep 1\"\nautostart = false\n",
+    );
+    supd.wait_state("busy", "RUNNING", 5 * S);
+    supd.wait_state("idle", "RUNNING", 5 * S);
+    let (code, out, _) = supd.ctl(&["status", "-v"]);
+    assert_eq!(code, 3, "off is stopped: {out}");
+    let line = |name: &str| out.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_string();
+    assert!(line("busy").contains("; cpu ") && line("busy").contains("%, rss "), "{out}");
+    assert!(line("off").ends_with("Not started"), "no process, no figures: {out}");
+    let (_, json, _) = supd.ctl(&["status", "-v", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let of =
+        |name: &str| v["programs"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["resources"].clone();
+    let (busy, idle) = (of("busy"), of("idle"));
+    assert!(busy["cpu_percent"].as_f64().unwrap() > 40.0, "a busy loop takes most of a core: {busy}");
+    assert!(idle["cpu_percent"].as_f64().unwrap() < 10.0, "{idle}");
+    assert!(idle["rss_bytes"].as_u64().unwrap() > 0, "{idle}");
+    assert!(of("off").is_null());
+    // Plain status samples nothing.
+    assert!(!supd.ctl(&["status"]).1.contains("rss"));
+}

@@ -45,6 +45,9 @@ enum Cmd {
         /// Also list each program's processes: its process group and whatever left it.
         #[arg(long)]
         tree: bool,
+        /// Also give each program's CPU % and resident memory (its whole process tree).
+        #[arg(short, long)]
+        verbose: bool,
         names: Vec<String>,
     },
     /// Start programs and wait until RUNNING or a failure.
@@ -179,7 +182,7 @@ fn main() {
         }
     };
     let request = match cli.command {
-        Cmd::Status { names, tree } => Request::Status { names, tree },
+        Cmd::Status { names, tree, verbose } => Request::Status { names, tree, verbose },
         Cmd::Start { names } => Request::Start { names },
         Cmd::Stop { names } => Request::Stop { names },
         Cmd::Restart { names } => Request::Restart { names },

@@ -204,7 +204,12 @@ pub fn status_table(programs: &[ProgramStatus]) -> String {
     programs
         .iter()
         .map(|p| {
-            let mut line = format!("{:<width$}{:<10}{}\n", p.full_name, p.state.as_str(), p.description);
+            // `status -v`: the tree's use after the description.
+            let used = p.resources.map_or(String::new(), |r| {
+                let cpu = r.cpu_percent.map_or(String::new(), |c| format!("cpu {c:.1}%, "));
+                format!("; {cpu}rss {:.1} MiB", r.rss_bytes as f64 / f64::from(1 << 20))
+            });
+            let mut line = format!("{:<width$}{:<10}{}{used}\n", p.full_name, p.state.as_str(), p.description);
             // `status --tree`: each process below its program.
             for proc in p.processes.iter().flatten() {
                 line.push_str(&format!("    pid {:<8} {}\n", proc.pid, proc.command));
