@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 
-from common import memory_mib, wait_until, write_table
+from common import context_switches, memory_mib, wait_until, write_table
 
 STARTED = []
 
@@ -41,14 +41,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def context_switches(pid):
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/status") as f:
-            total += sum(int(l.split()[1]) for l in f if "ctxt_switches" in l)
-    return total
 
 
 def p99(times):

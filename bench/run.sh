@@ -7,7 +7,8 @@
 # bench/gpu.py (detection and polling cost, to bench/results-gpu.md) and bench/live.py (reload
 # and /metrics with 200 programs, to bench/results-live.md), bench/rpc.py (supervisord's XML-RPC
 # and event listeners served by supd and by supervisord, to bench/results-rpc.md; SUPD_BEFORE16=DIR
-# adds what issue 16 added to supd's binary and memory) and bench/hostile.py (PID 1 under
+# adds what issue 16 added to supd's binary and memory), bench/events.py (/events followers
+# during a restart storm, to bench/results-events.md) and bench/hostile.py (PID 1 under
 # idle and slow connections, restart churn, a 10,000-program dependency chain, wake-ups after
 # a scrape, a SIGSTOPped program; to bench/results-hostile.md; SUPD_BEFORE=DIR adds a column
 # for an earlier build). Takes about ten minutes.
@@ -32,5 +33,6 @@ cargo build --release --locked --features fake-gpu --manifest-path "$root/Cargo.
 "$here/.venv/bin/python" "$here/live.py" --supd "$root/target/release" --out "$here/results-live.md"
 "$here/.venv/bin/python" "$here/rpc.py" --supd "$root/target/release" ${SUPD_BEFORE16:+--before "$SUPD_BEFORE16"} \
     --out "$here/results-rpc.md"
+"$here/.venv/bin/python" "$here/events.py" --supd "$root/target/release" --out "$here/results-events.md"
 "$here/.venv/bin/python" "$here/hostile.py" --supd "$root/target/release" ${SUPD_BEFORE:+--before "$SUPD_BEFORE"} \
     --out "$here/results-hostile.md"

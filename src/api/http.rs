@@ -16,7 +16,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use super::REQUEST_TIMEOUT;
@@ -164,10 +164,14 @@ async fn route(req: &Request<Incoming>, shared: &Listener) -> Response<AnyBody> 
     route_whole(req, shared).await.map(Either::Left)
 }
 
+/// How long an `/events` follower may take to make room for the next event before it is
+/// dropped (meanwhile the feed keeps 256 events for it; beyond that it is dropped too).
+const FOLLOWER_PATIENCE: Duration = Duration::from_secs(2);
+
 /// `GET /events`: each change as a Server-Sent Event (`event: state`, `data:` its JSON),
-/// until the client goes, or falls 64 events behind on its connection or 256 behind the
-/// feed: then it is dropped (it reconnects and reads `/health` anew), never waited for.
-/// 503 when 32 follow already.
+/// until the client goes, or takes no event for 2 s with 64 queued on its connection, or
+/// falls 256 behind the feed: then it is dropped (it reconnects and reads `/health` anew); no
+/// one waits for it. 503 when 32 follow already.
 fn events(feed: &Feed) -> Response<AnyBody> {
     let Some(mut follower) = feed.follow() else {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "too many followers of /events; try again later\n")
@@ -186,9 +190,17 @@ fn events(feed: &Feed) -> Response<AnyBody> {
             };
             let Some(change) = change else { return };
             let data = serde_json::to_string(&*change).unwrap_or_default();
-            let frame = format!("event: {}\ndata: {data}\n\n", change.kind.as_str());
-            if tx.try_send(Bytes::from(frame)).is_err() {
-                return; // too slow: dropped
+            let frame = Bytes::from(format!("event: {}\ndata: {data}\n\n", change.kind.as_str()));
+            // A burst can outrun one turn of the connection's writer: wait for room, a while.
+            let sent = match tx.try_send(frame) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(frame)) => {
+                    matches!(tokio::time::timeout(FOLLOWER_PATIENCE, tx.send(frame)).await, Ok(Ok(())))
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            };
+            if !sent {
+                return; // gone, or too slow: dropped
             }
         }
     });
