@@ -62,17 +62,25 @@ pub struct Sample {
     pub own: Own,
 }
 
-/// The sampler: the latest sample and when it was taken.
+/// A sample and when it was taken.
+type Timed = (Instant, Arc<Sample>);
+
+/// The samples kept: the latest, and the one before it (for CPU percentages).
+#[derive(Debug, Default)]
+struct Kept {
+    latest: Option<Timed>,
+    previous: Option<Timed>,
+}
+
+/// The sampler: the latest samples and when they were taken.
 #[derive(Debug)]
 pub struct Sampler {
     snapshot: watch::Receiver<Arc<Snapshot>>,
     /// Held across the wait for a new sample, so concurrent scrapes share it.
-    latest: tokio::sync::Mutex<Option<(Instant, Arc<Sample>)>>,
-    /// The sample before the latest, for CPU percentages.
-    previous: std::sync::Mutex<Option<(Instant, Arc<Sample>)>>,
+    kept: tokio::sync::Mutex<Kept>,
 }
 
-/// Each program tree's CPU use as a percentage of one core, by root pid, over `span`.
+/// Each program tree's CPU use as a percentage of one core, by root pid.
 #[derive(Debug, Clone, Default)]
 pub struct Rates {
     /// The latest sample.
@@ -84,48 +92,48 @@ pub struct Rates {
 impl Sampler {
     /// A sampler of the programs in `snapshot`; nothing runs until the first call to `latest`.
     pub fn new(snapshot: watch::Receiver<Arc<Snapshot>>) -> Sampler {
-        Sampler { snapshot, latest: tokio::sync::Mutex::new(None), previous: std::sync::Mutex::new(None) }
+        Sampler { snapshot, kept: tokio::sync::Mutex::new(Kept::default()) }
     }
 
     /// A sample at most [`MAX_AGE`] old: the cached one, or a new one taken now off the event
     /// loop. `None` when none can be taken (no thread, or /proc took longer than 2 s).
     pub async fn latest(&self) -> Option<Arc<Sample>> {
-        self.within(MAX_AGE).await
+        self.within(MAX_AGE).await.map(|((_, sample), _)| sample)
     }
 
     /// The latest sample with each tree's CPU % since the one before, which is taken 250 ms
-    /// earlier when there is none from the last 30 s (`supctl status -v`, `top`).
+    /// earlier when none is from 0.25 to 30 s before it (`supctl status -v`).
     pub async fn with_rates(&self) -> Option<Rates> {
-        let mut sample = self.within(MAX_AGE).await?;
-        let usable = |p: &Option<(Instant, Arc<Sample>)>| {
-            p.as_ref().is_some_and(|(at, _)| at.elapsed() >= RATE_SPAN && at.elapsed() <= RATE_SPAN_MAX)
+        let span = |now: &Timed, before: &Option<Timed>| {
+            let span = before.as_ref().map(|(at, _)| now.0.saturating_duration_since(*at))?;
+            (RATE_SPAN..=RATE_SPAN_MAX).contains(&span).then_some(span.as_secs_f64())
         };
-        if !self.previous.lock().is_ok_and(|p| usable(&p)) {
+        let (mut now, mut before) = self.within(MAX_AGE).await?;
+        if span(&now, &before).is_none() {
             tokio::time::sleep(RATE_SPAN).await;
-            sample = self.within(RATE_SPAN).await?;
+            (now, before) = self.within(RATE_SPAN).await?;
         }
-        let latest_at = self.latest.lock().await.as_ref().map(|(at, _)| *at)?;
-        let (prev_at, prev) = self.previous.lock().ok()?.clone()?;
-        let span = latest_at.saturating_duration_since(prev_at).as_secs_f64();
-        let cpu_percent = sample
-            .trees
-            .iter()
-            .filter_map(|(pid, now)| {
-                let before = prev.trees.get(pid)?;
-                let pct = (now.cpu_seconds - before.cpu_seconds).max(0.0) / span * 100.0;
-                (span > 0.0).then_some((*pid, pct))
-            })
-            .collect();
-        Some(Rates { sample, cpu_percent })
+        let cpu_percent = match (span(&now, &before), &before) {
+            (Some(secs), Some((_, prev))) => now
+                .1
+                .trees
+                .iter()
+                .filter_map(|(pid, usage)| {
+                    let was = prev.trees.get(pid)?;
+                    Some((*pid, (usage.cpu_seconds - was.cpu_seconds).max(0.0) / secs * 100.0))
+                })
+                .collect(),
+            _ => HashMap::new(),
+        };
+        Some(Rates { sample: now.1, cpu_percent })
     }
 
-    /// A sample at most `max_age` old, as [`Sampler::latest`].
-    async fn within(&self, max_age: Duration) -> Option<Arc<Sample>> {
-        let mut latest = self.latest.lock().await;
-        if let Some((at, sample)) = latest.as_ref()
-            && at.elapsed() < max_age
-        {
-            return Some(Arc::clone(sample));
+    /// The latest sample, at most `max_age` old (taken now when the kept one is older), and
+    /// the one before it.
+    async fn within(&self, max_age: Duration) -> Option<(Timed, Option<Timed>)> {
+        let mut kept = self.kept.lock().await;
+        if let Some(latest) = kept.latest.as_ref().filter(|(at, _)| at.elapsed() < max_age) {
+            return Some((latest.clone(), kept.previous.clone()));
         }
         let roots: Vec<i32> = self.snapshot.borrow().programs.iter().filter_map(|p| p.pid).collect();
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -137,11 +145,9 @@ impl Sampler {
             return None;
         }
         let sample = Arc::new(tokio::time::timeout(WAIT, rx).await.ok()?.ok()?);
-        let before = latest.replace((Instant::now(), Arc::clone(&sample)));
-        if let (Some(before), Ok(mut previous)) = (before, self.previous.lock()) {
-            *previous = Some(before);
-        }
-        Some(sample)
+        let now = (Instant::now(), sample);
+        kept.previous = kept.latest.replace(now.clone());
+        Some((now, kept.previous.clone()))
     }
 }
 
