@@ -164,7 +164,7 @@ impl Handle {
             .programs
             .iter()
             .map(|p| ConfigEntry {
-                full_name: full_name(p),
+                full_name: p.display_name(),
                 in_use: in_force.contains(&(p.group.as_str(), p.name.as_str())),
                 autostart: p.autostart,
                 group_priority: p.group_priority,
@@ -257,9 +257,4 @@ fn group_map<'a>(programs: impl Iterator<Item = &'a ProgramConfig>) -> BTreeMap<
         programs.sort_by(|a, b| a.name.cmp(&b.name));
     }
     groups
-}
-
-/// `group:name` in a group of another name, else `name` (supervisorctl's namespec).
-fn full_name(p: &ProgramConfig) -> String {
-    if p.group == p.name { p.name.clone() } else { format!("{}:{}", p.group, p.name) }
 }

@@ -451,8 +451,14 @@ fn signal_name<S: serde::Serializer>(sig: &Signal, s: S) -> Result<S::Ok, S::Err
 impl ProgramConfig {
     /// The name supervisorctl shows: `group:name` when it is in a group of another name.
     pub fn display_name(&self) -> String {
-        if self.group == self.name { self.name.clone() } else { format!("{}:{}", self.group, self.name) }
+        namespec(&self.group, &self.name)
     }
+}
+
+/// supervisorctl's name of program `name` in `group`: `group:name`, or `name` when the group is
+/// its own (supervisord's `make_namespec`).
+pub fn namespec(group: &str, name: &str) -> String {
+    if group == name { name.to_string() } else { format!("{group}:{name}") }
 }
 
 #[cfg(test)]

@@ -115,7 +115,7 @@ impl ProgramView {
 
     /// supervisorctl's name: `group:name` in a group of another name.
     pub fn full_name(&self) -> String {
-        if self.group == self.name { self.name.clone() } else { format!("{}:{}", self.group, self.name) }
+        crate::config::namespec(&self.group, &self.name)
     }
 }
 

@@ -116,7 +116,7 @@ pub fn render(request: &Request, response: &Response) -> (String, i32) {
 
 /// `supctl events`: `TIME GROUP:NAME KIND FROM -> TO (REASON)`.
 fn change(c: &supd::events::live::Change) -> String {
-    let name = if c.group == c.program { c.program.clone() } else { format!("{}:{}", c.group, c.program) };
+    let name = supd::config::namespec(&c.group, &c.program);
     let from = c.from.as_deref().map(|f| format!("{f} -> ")).unwrap_or_default();
     let why = c.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
     format!("{} {name} {} {from}{}{why}\n", c.time, c.kind.as_str(), c.to)
