@@ -321,8 +321,7 @@ fn each_name(snapshot: &Snapshot, names: &[String]) -> (Vec<usize>, Vec<String>)
 
 /// `stdin`: writes `data` to the stdin of the one program `name` names.
 async fn send_stdin(snapshot: &Snapshot, name: &str, data: &[u8]) -> Response {
-    let found = select(snapshot, &[name.to_string()]).ok().filter(|ids| ids.len() == 1);
-    let Some(p) = found.and_then(|ids| snapshot.programs.get(ids[0])) else {
+    let Some(p) = super::control::select_one(snapshot, name) else {
         return error(ErrorKind::UnknownName, format!("no such process: {name}"));
     };
     let Some(stdin) = p.stdin.as_ref().filter(|_| p.pid.is_some()) else {

@@ -19,7 +19,7 @@ use super::protocol::{ErrorKind, Request, Response};
 use super::{REQUEST_TIMEOUT, WRITE_TIMEOUT};
 use crate::config::SupervisorConfig;
 use crate::output::Sink;
-use crate::supervisor::{Envelope, Snapshot};
+use crate::supervisor::{Envelope, ProgramView, Snapshot};
 
 /// A request line longer than this is refused.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -201,6 +201,18 @@ pub(super) async fn send(write: &mut (impl AsyncWriteExt + Unpin), response: &Re
 
 pub(super) fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
     Response::Error { kind, message: message.into() }
+}
+
+/// The one program `name` names (`NAME` or `GROUP:NAME`, not `GROUP:*` or `all`); `None` when
+/// it names none or several.
+pub fn select_one<'a>(snapshot: &'a Snapshot, name: &str) -> Option<&'a ProgramView> {
+    if name == "all" || name.ends_with(":*") {
+        return None;
+    }
+    match select(snapshot, &[name.to_string()]).ok()?.as_slice() {
+        &[i] => snapshot.programs.get(i),
+        _ => None,
+    }
 }
 
 /// Resolves names to program indices: `all` (or nothing) is every program, `GROUP:*` a group,

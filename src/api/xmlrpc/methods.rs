@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::fault::{Code, Fault};
 use super::info::process_info;
-use crate::api::control::{Handle, select};
+use crate::api::control::{Handle, select_one};
 use crate::api::wait::{StartFailure, VerbOutcome, Wait};
 use crate::config::SignalName;
 use crate::lifecycle::settle::{Awaited, Settled};
@@ -327,11 +327,7 @@ fn fault_of(p: &ProgramView, outcome: &VerbOutcome, start: bool) -> Option<Fault
 /// The program `spec` names: `group:name`, or `name` (supervisord: the group of that name's
 /// program of that name; supd also takes a program's own name in a group of another name).
 fn program<'a>(snapshot: &'a Snapshot, spec: &str) -> Result<&'a ProgramView, Fault> {
-    let found = match select(snapshot, &[spec.to_string()]) {
-        Ok(ids) if ids.len() == 1 && !spec.ends_with(":*") && spec != "all" => ids.first().copied(),
-        _ => None,
-    };
-    found.and_then(|i| snapshot.programs.get(i)).ok_or_else(|| Fault::new(Code::BadName, spec))
+    select_one(snapshot, spec).ok_or_else(|| Fault::new(Code::BadName, spec))
 }
 
 /// The programs of group `group`.

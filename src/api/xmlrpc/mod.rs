@@ -117,8 +117,7 @@ async fn logtail(handle: &Handle, spec: &str) -> Response<AnyBody> {
         _ => (spec, "stdout"),
     };
     let snapshot = handle.snapshot.borrow().clone();
-    let found = super::control::select(&snapshot, &[name.to_string()]).ok().filter(|ids| ids.len() == 1);
-    let Some(p) = found.and_then(|ids| snapshot.programs.get(ids[0])) else {
+    let Some(p) = super::control::select_one(&snapshot, name) else {
         return plain(StatusCode::NOT_FOUND, "no such process\n").map(http_body_util::Either::Left);
     };
     let log = if stream == "stderr" { &p.logs.stderr } else { &p.logs.stdout };
