@@ -9,6 +9,7 @@ use nix::sys::signal::Signal;
 use tracing::{debug, error, info, warn};
 
 use super::{Supervisor, VerbError};
+use crate::config::ProgramConfig;
 use crate::events::live::{Change, Kind};
 use crate::events::output::OutputEvents;
 use crate::lifecycle::planner;
@@ -100,21 +101,8 @@ impl Supervisor {
                 self.readers.retain(|r| !r.is_finished());
                 let logs = &self.slots[i].logs;
                 self.sink.open_files(logs);
-                // An event listener's stdin and stdout carry supervisord's protocol.
                 let mut stdout = child.stdout;
-                let mut stdin_pipe = None;
-                match (&cfg.listener, child.stdin) {
-                    (Some(listener), Some(stdin)) => {
-                        if let Some(out) = stdout.take() {
-                            crate::events::listener::attach(cfg.name.clone(), listener.clone(), stdin, out, &self.bus);
-                        }
-                    }
-                    (None, Some(stdin)) => match crate::process::stdin::Stdin::new(stdin) {
-                        Ok(stdin) => stdin_pipe = Some(Arc::new(stdin)),
-                        Err(e) => warn!("cannot write to the stdin of {}: {e}", cfg.name),
-                    },
-                    (_, None) => {}
-                }
+                let stdin_pipe = child.stdin.and_then(|stdin| self.attach_stdin(&cfg, stdin, &mut stdout));
                 let streams = [
                     (stdout, &logs.stdout, &cfg.stdout, "stdout"),
                     (child.stderr, &logs.stderr, &cfg.stderr, "stderr"),
@@ -145,6 +133,26 @@ impl Supervisor {
             }
         };
         self.slots[i].program.on(event, now)
+    }
+
+    /// Puts a new process's stdin to use: an event listener's carries its events (and takes its
+    /// `stdout`, the protocol's other half); any other program's is kept for `sendProcessStdin`
+    /// and `fg`, and returned.
+    fn attach_stdin(
+        &self,
+        cfg: &ProgramConfig,
+        stdin: std::os::fd::OwnedFd,
+        stdout: &mut Option<std::os::fd::OwnedFd>,
+    ) -> Option<Arc<crate::process::stdin::Stdin>> {
+        if let Some(listener) = &cfg.listener {
+            let out = stdout.take()?;
+            crate::events::listener::attach(cfg.name.clone(), listener.clone(), stdin, out, &self.bus);
+            return None;
+        }
+        crate::process::stdin::Stdin::new(stdin)
+            .inspect_err(|e| warn!("cannot write to the stdin of {}: {e}", cfg.name))
+            .ok()
+            .map(Arc::new)
     }
 
     /// Logs a state change, tells event listeners of each step of it, and acts on a
