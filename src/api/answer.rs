@@ -324,11 +324,7 @@ async fn send_stdin(snapshot: &Snapshot, name: &str, data: &[u8]) -> Response {
     let Some(p) = super::control::select_one(snapshot, name) else {
         return error(ErrorKind::UnknownName, format!("no such process: {name}"));
     };
-    let Some(stdin) = p.stdin.as_ref().filter(|_| p.pid.is_some()) else {
-        let why = if p.pid.is_none() { "not running" } else { "its stdin is not a pipe (set stdin_pipe = true)" };
-        return error(ErrorKind::BadRequest, format!("{}: {why}", p.full_name()));
-    };
-    match stdin.write(data).await {
+    match p.write_stdin(data).await {
         Ok(()) => Response::Done { message: String::new() },
         Err(e) => error(ErrorKind::BadRequest, format!("{}: {e}", p.full_name())),
     }

@@ -31,3 +31,17 @@ impl Stdin {
         })
     }
 }
+
+/// Why nothing could be written to a program's stdin.
+#[derive(Debug, thiserror::Error)]
+pub enum StdinError {
+    /// It has no process.
+    #[error("not running")]
+    NotRunning,
+    /// Its stdin is /dev/null.
+    #[error("its stdin is not a pipe (set stdin_pipe = true)")]
+    NotAPipe,
+    /// The write failed (the program closed its stdin, or took nothing for 5 s).
+    #[error(transparent)]
+    Write(#[from] std::io::Error),
+}

@@ -113,6 +113,18 @@ impl ProgramView {
         }
     }
 
+    /// Writes `data` to its process's stdin. Errors: it has no process, its stdin is not a
+    /// pipe, or the write failed.
+    pub async fn write_stdin(&self, data: &[u8]) -> Result<(), crate::process::stdin::StdinError> {
+        use crate::process::stdin::StdinError;
+        let stdin = match (&self.stdin, self.pid) {
+            (_, None) => return Err(StdinError::NotRunning),
+            (None, Some(_)) => return Err(StdinError::NotAPipe),
+            (Some(stdin), Some(_)) => stdin,
+        };
+        Ok(stdin.write(data).await?)
+    }
+
     /// supervisorctl's name: `group:name` in a group of another name.
     pub fn full_name(&self) -> String {
         crate::config::namespec(&self.group, &self.name)

@@ -66,13 +66,13 @@ pub(super) async fn read_log(log: &crate::output::StreamLog, offset: i32, length
 /// whose stdin is not a pipe (`stdin_pipe`) or that closed it, `FAILED` for one that took
 /// nothing for 5 s.
 pub(super) async fn send_stdin(p: &crate::supervisor::ProgramView, bytes: &[u8]) -> Result<(), Fault> {
+    use crate::process::stdin::StdinError;
     let name = p.full_name();
-    if p.pid.is_none() {
-        return Err(Fault::new(Code::NotRunning, name));
-    }
-    let Some(stdin) = &p.stdin else { return Err(Fault::new(Code::NoFile, name)) };
-    stdin.write(bytes).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::TimedOut => Fault::new(Code::Failed, format!("{name}: {e}")),
-        _ => Fault::new(Code::NoFile, name),
+    p.write_stdin(bytes).await.map_err(|e| match e {
+        StdinError::NotRunning => Fault::new(Code::NotRunning, name),
+        StdinError::Write(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            Fault::new(Code::Failed, format!("{name}: {e}"))
+        }
+        StdinError::NotAPipe | StdinError::Write(_) => Fault::new(Code::NoFile, name),
     })
 }
