@@ -426,29 +426,30 @@ fn fg_and_send_process_stdin_write_to_a_programs_stdin() {
     assert_eq!(out, r#"[true, [20, "NO_FILE: deaf"], [70, "NOT_RUNNING: off"], [10, "BAD_NAME: nosuch"]]"#);
     supd.wait_output("got one", 5 * S);
 
-    // The real supervisorctl's fg: each line typed goes to the program, Ctrl-D leaves it running.
+    // The real supervisorctl's fg: each line typed goes to the program. (Its output thread ends
+    // only at the next output or its 30 s select timeout, so the test ends it itself.)
     let url = format!("unix://{}", supd.socket.display());
-    let fg = |program: &str, args: &[&str], input: &str| {
+    let start = |program: &str, args: &[&str], input: &str| {
         use std::io::Write;
         let mut child = Command::new(program)
             .args(args)
             .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
         child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        child
     };
-    let (code, out) = fg(&format!("{VENV}/supervisorctl"), &["-s", &url, "fg", "echoer"], "two\n");
-    assert_eq!(code, Some(0), "{out}");
+    let fg = |program: &str, args: &[&str], input: &str| start(program, args, input).wait().unwrap().code();
+    let mut real = start(&format!("{VENV}/supervisorctl"), &["-s", &url, "fg", "echoer"], "two\n");
     supd.wait_output("got two", 5 * S);
+    let _ = real.kill();
+    let _ = real.wait();
     // supctl's fg, the same way.
     let socket = supd.socket.display().to_string();
-    let (code, _) = fg(crate::harness::SUPCTL, &["-s", &socket, "fg", "echoer"], "three\n");
-    assert_eq!(code, Some(0));
+    assert_eq!(fg(crate::harness::SUPCTL, &["-s", &socket, "fg", "echoer"], "three\n"), Some(0));
     supd.wait_output("got three", 5 * S);
     assert_eq!(supd.program("echoer")["state"], "RUNNING", "fg leaves it running");
-    let (code, _) = fg(crate::harness::SUPCTL, &["-s", &socket, "fg", "deaf"], "x\n");
+    let code = fg(crate::harness::SUPCTL, &["-s", &socket, "fg", "deaf"], "x\n");
     assert_eq!(code, Some(1), "a program without stdin_pipe cannot be attached to");
 }
