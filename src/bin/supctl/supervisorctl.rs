@@ -59,6 +59,7 @@ pub fn translate(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
         Some("reload") => out.push("restart-all".into()),
         Some(verb @ ("tail" | "maintail")) => {
             out.push(verb.into());
+            let after_verb = out.len();
             // supervisorctl's `-1600` is a byte count, and 1600 bytes the default.
             let (mut bytes, mut follow) = (None, false);
             for arg in args.by_ref() {
@@ -71,7 +72,7 @@ pub fn translate(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
                 }
             }
             if let Some(n) = bytes.or_else(|| (!follow).then(|| "1600".to_string())) {
-                out.splice(4..4, ["-c".into(), n.into()]);
+                out.splice(after_verb..after_verb, ["-c".into(), n.into()]);
             }
         }
         Some(_) => out.extend(verb),
@@ -112,6 +113,9 @@ mod tests {
         assert_eq!(got, args("-s /a.sock --supervisorctl tail -f web"));
         let got = translate(args("-s unix:///a.sock tail web")).unwrap_or_default();
         assert_eq!(got, args("-s /a.sock --supervisorctl tail -c 1600 web"));
+        // Without -s (and no config file in reach), supd's own socket: no -s given to supctl.
+        let got = translate(args("-c /dev/null tail -100 web")).unwrap_or_default();
+        assert_eq!(got, args("--supervisorctl tail -c 100 web"));
         let got = translate(args("-s unix:///a.sock reload")).unwrap_or_default();
         assert_eq!(got, args("-s /a.sock --supervisorctl restart-all"));
         assert!(translate(args("-s http://127.0.0.1:9001 status")).unwrap_err().contains("unix socket only"));
