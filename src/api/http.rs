@@ -73,6 +73,21 @@ struct Listener {
     rendered: std::sync::Mutex<Rendered>,
 }
 
+/// The kernel's queue of connections not yet accepted, per TCP listener. tokio's default is
+/// 1,024; a flood of reconnects can fill that between two turns of the accept loop, and the
+/// kernel then drops a health probe's SYN, which it sends again only a second later. Linux
+/// caps it at `net.core.somaxconn` (4,096 by default).
+const BACKLOG: u32 = 4096;
+
+/// A TCP listener on `addr` for `/health` or XML-RPC, with a [`BACKLOG`] of 4,096. Errors: the
+/// address cannot be bound.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Serves HTTP/1.1 on `listener` until the task is dropped: the programs' state from
 /// `snapshot`, the GPUs' from `gpu`, and `/metrics` from `metrics`.
 pub async fn serve(

@@ -141,7 +141,7 @@ fn supervise(cfg: Config, path: PathBuf, gpu: supd::gpu::Setup) -> i32 {
             Err(e) => error!("{e}; supctl will not work"),
         }
         if let Some(rpc) = &cfg.supervisor.rpc {
-            match tokio::net::TcpListener::bind(rpc.addr).await {
+            match http::bind(rpc.addr) {
                 Ok(listener) => {
                     info!("xml-rpc listening on {}", listener.local_addr().unwrap_or(rpc.addr));
                     tokio::spawn(supd::api::xmlrpc::serve_tcp(listener, handle.clone(), rpc.credentials.clone()));
@@ -152,7 +152,7 @@ fn supervise(cfg: Config, path: PathBuf, gpu: supd::gpu::Setup) -> i32 {
             }
         }
         if let Some(addr) = cfg.supervisor.http {
-            match tokio::net::TcpListener::bind(addr).await {
+            match http::bind(addr) {
                 Ok(listener) => {
                     info!("http listening on {}", listener.local_addr().unwrap_or(addr));
                     tokio::spawn(http::serve(listener, snapshot_rx, handle.feed.clone(), view, metrics));
