@@ -6,7 +6,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::control::{Handle, SupervisorGone, error, select};
-use super::protocol::{ActionFault, ActionResult, ErrorKind, ProcessEntry, ProgramPid, Request, Resources, Response};
+use super::protocol::{ActionFault, ActionResult, ErrorKind, ProcessEntry, ProgramPid, Request, Response};
 use super::readiness;
 use super::wait::Wait;
 use crate::config::SignalName;
@@ -112,15 +112,11 @@ impl Handle {
                         status.processes = Some(found);
                     }
                 }
-                if verbose && let Some(rates) = self.metrics.sampler().with_rates().await {
-                    for status in &mut programs {
-                        let Some(pid) = status.pid else { continue };
-                        let Some(usage) = rates.sample.trees.get(&pid) else { continue };
-                        let cpu_percent = rates.cpu_percent.get(&pid).copied();
-                        status.resources = Some(Resources { cpu_percent, rss_bytes: usage.rss_bytes });
-                    }
-                }
-                Response::Status { programs, unknown }
+                let supd = match verbose {
+                    true => super::status::add_resources(&mut programs, self.metrics.sampler()).await,
+                    false => None,
+                };
+                Response::Status { programs, unknown, supd }
             }
             Request::Pid { names } => Response::Pid {
                 supd: std::process::id(),

@@ -156,6 +156,9 @@ pub enum Response {
         /// The names asked for that match nothing (`NAME`, or `GROUP:*` for a group).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         unknown: Vec<String>,
+        /// supd's own figures and the container's memory, with `verbose` (`supctl top`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        supd: Option<SupdFigures>,
     },
     /// For `start`, `stop`, `restart` and `signal`: one result per program.
     Actions {
@@ -273,6 +276,21 @@ pub struct Resources {
     pub cpu_percent: Option<f64>,
     /// Resident memory, bytes.
     pub rss_bytes: u64,
+}
+
+/// supd's own use and the container's memory (`supctl status -v --json`, `supctl top`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SupdFigures {
+    /// supd's pid.
+    pub pid: u32,
+    /// Seconds since supd started.
+    pub uptime_secs: u64,
+    /// supd's resident memory, bytes.
+    pub rss_bytes: u64,
+    /// The container's memory in use, bytes (its cgroup's, else the machine's).
+    pub memory_used_bytes: Option<u64>,
+    /// The container's memory limit, bytes (the cgroup's, else the machine's total).
+    pub memory_limit_bytes: Option<u64>,
 }
 
 /// One process of a program (`supctl status --tree`).

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::protocol::{ProbeStatus, ProgramStatus};
+use super::protocol::{ProbeStatus, ProgramStatus, Resources, SupdFigures};
 use crate::lifecycle::State;
 use crate::supervisor::ProgramView;
 
@@ -40,6 +40,31 @@ pub fn status(p: &ProgramView, now: Instant) -> ProgramStatus {
         processes: None,
         resources: None,
     }
+}
+
+/// Fills in each running program's CPU % and resident memory from `sampler` (a sample at
+/// most 1 s old, see [`crate::metrics::sample`]), and gives supd's own figures; `None` when
+/// no sample could be taken.
+pub async fn add_resources(
+    programs: &mut [ProgramStatus],
+    sampler: &crate::metrics::sample::Sampler,
+) -> Option<SupdFigures> {
+    let rates = sampler.with_rates().await?;
+    for status in programs {
+        let Some(pid) = status.pid else { continue };
+        let Some(usage) = rates.sample.trees.get(&pid) else { continue };
+        let cpu_percent = rates.cpu_percent.get(&pid).copied();
+        status.resources = Some(Resources { cpu_percent, rss_bytes: usage.rss_bytes });
+    }
+    let own = rates.sample.own;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Some(SupdFigures {
+        pid: std::process::id(),
+        uptime_secs: (now.as_secs_f64() - own.start_time_seconds).max(0.0) as u64,
+        rss_bytes: own.rss_bytes,
+        memory_used_bytes: rates.sample.memory.map(|m| m.used_bytes),
+        memory_limit_bytes: rates.sample.memory.map(|m| m.limit_bytes),
+    })
 }
 
 /// The description column of `p`'s status line at `now`, `in_state` after it entered its state.

@@ -7,6 +7,7 @@
 //! scrapes, so a supd that is scraped now and then is back to zero wake-ups in between.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,17 @@ pub struct Own {
     pub threads: u64,
 }
 
+/// The memory of the whole container (or machine), as `supctl top`'s header shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Memory {
+    /// In use, bytes: the cgroup's `memory.current` (v1: `memory.usage_in_bytes`), or, with
+    /// no memory cgroup, `MemTotal - MemAvailable` from /proc/meminfo.
+    pub used_bytes: u64,
+    /// The limit, bytes: `memory.max` (v1: `memory.limit_in_bytes`), or `MemTotal` when the
+    /// cgroup sets none.
+    pub limit_bytes: u64,
+}
+
 /// One sample: per program root pid, its tree's usage; and supd's own.
 #[derive(Debug, Clone, Default)]
 pub struct Sample {
@@ -60,6 +72,8 @@ pub struct Sample {
     pub trees: HashMap<i32, Usage>,
     /// supd itself.
     pub own: Own,
+    /// The container's memory; `None` when neither the cgroup nor /proc/meminfo can be read.
+    pub memory: Option<Memory>,
 }
 
 /// A sample and when it was taken.
@@ -176,13 +190,37 @@ pub fn take(roots: &[i32]) -> Sample {
         }
         trees.insert(root, usage);
     }
-    Sample { trees, own: own(tick, page) }
+    Sample { trees, own: own(tick, page), memory: memory(Path::new("/sys/fs/cgroup"), Path::new("/proc/meminfo")) }
 }
 
 /// utime + stime, and with `children` the reaped children's too.
 fn ticks(stat: &procfs::process::Stat, children: bool) -> u64 {
     let reaped = if children { stat.cutime.max(0).saturating_add(stat.cstime.max(0)) as u64 } else { 0 };
     stat.utime.saturating_add(stat.stime).saturating_add(reaped)
+}
+
+/// The container's memory: its cgroup's figures under `cgroupfs` (v2 at the root, else v1's
+/// memory controller), capped by and falling back to the machine's from `meminfo`.
+fn memory(cgroupfs: &Path, meminfo: &Path) -> Option<Memory> {
+    let number = |path: PathBuf| std::fs::read_to_string(path).ok()?.trim().parse::<u64>().ok();
+    use procfs::FromRead;
+    let machine = procfs::Meminfo::from_file(meminfo).ok().map(|m| Memory {
+        used_bytes: m.mem_total.saturating_sub(m.mem_available.unwrap_or(m.mem_free)),
+        limit_bytes: m.mem_total,
+    });
+    let v2 = number(cgroupfs.join("memory.current")).map(|used| (used, number(cgroupfs.join("memory.max"))));
+    let v1 = || {
+        let dir = cgroupfs.join("memory");
+        number(dir.join("memory.usage_in_bytes")).map(|used| (used, number(dir.join("memory.limit_in_bytes"))))
+    };
+    match (v2.or_else(v1), machine) {
+        // "max" (v2) does not parse, and v1's "no limit" is a huge number: the machine's total.
+        (Some((used, limit)), machine) => {
+            let total = machine.map_or(u64::MAX, |m| m.limit_bytes);
+            Some(Memory { used_bytes: used, limit_bytes: limit.unwrap_or(total).min(total) })
+        }
+        (None, machine) => machine,
+    }
 }
 
 fn own(tick: f64, page: u64) -> Own {
@@ -205,6 +243,28 @@ fn own(tick: f64, page: u64) -> Own {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_memory_comes_from_the_cgroup_capped_by_the_machine() {
+        let dir = tempfile::tempdir().unwrap();
+        let meminfo = dir.path().join("meminfo");
+        std::fs::write(&meminfo, "MemTotal: 1000 kB\nMemFree: 100 kB\nMemAvailable: 400 kB\n").unwrap();
+        let machine = Memory { used_bytes: 600 * 1024, limit_bytes: 1000 * 1024 };
+        assert_eq!(memory(dir.path(), &meminfo), Some(machine), "no cgroup: the machine");
+        std::fs::create_dir(dir.path().join("memory")).unwrap();
+        std::fs::write(dir.path().join("memory/memory.usage_in_bytes"), "5000\n").unwrap();
+        std::fs::write(dir.path().join("memory/memory.limit_in_bytes"), "9223372036854771712\n").unwrap();
+        assert_eq!(
+            memory(dir.path(), &meminfo),
+            Some(Memory { used_bytes: 5000, limit_bytes: 1000 * 1024 }),
+            "v1, no limit"
+        );
+        std::fs::write(dir.path().join("memory.current"), "7000\n").unwrap();
+        std::fs::write(dir.path().join("memory.max"), "65536\n").unwrap();
+        assert_eq!(memory(dir.path(), &meminfo), Some(Memory { used_bytes: 7000, limit_bytes: 65536 }), "v2 limit");
+        std::fs::write(dir.path().join("memory.max"), "max\n").unwrap();
+        assert_eq!(memory(dir.path(), &meminfo), Some(Memory { used_bytes: 7000, limit_bytes: 1000 * 1024 }), "v2 max");
+    }
 
     #[test]
     fn a_tree_sums_the_root_and_its_descendants() {

@@ -16,4 +16,5 @@ mod parity;
 mod pid1;
 mod reload;
 mod spawn;
+mod top;
 mod xmlrpc;

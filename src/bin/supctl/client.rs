@@ -56,21 +56,36 @@ pub fn stream(
     path: &Path,
     request: &Request,
     timeout: Option<Duration>,
-    mut each: impl FnMut(Response) -> bool,
+    each: impl FnMut(Response) -> bool,
 ) -> Result<(), CtlError> {
+    exchange(connect(path)?, request, timeout, each)
+}
+
+/// A connection to supd's socket at `path`; the error says why there is none.
+pub fn connect(path: &Path) -> Result<UnixStream, CtlError> {
     let unreachable = |why: String| CtlError {
         message: format!("cannot reach supd at {}: {why}", path.display()),
         code: EXIT_UNKNOWN,
         unanswered: false,
     };
-    let mut sock = UnixStream::connect(path).map_err(|e| match e.kind() {
+    UnixStream::connect(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => unreachable("no such socket (is supd running? -s or SUPD_SOCKET name another)".into()),
         std::io::ErrorKind::PermissionDenied => unreachable(
             "permission denied (run as root, or set [supervisor] socket_group to a group you are in and socket_mode = \"0660\")".into(),
         ),
         std::io::ErrorKind::ConnectionRefused => unreachable("connection refused (supd is not running)".into()),
         _ => unreachable(e.to_string()),
-    })?;
+    })
+}
+
+/// [`stream`] over a connection made by [`connect`]: another thread may shut it down (with a
+/// clone of it) to end the exchange.
+pub fn exchange(
+    mut sock: UnixStream,
+    request: &Request,
+    timeout: Option<Duration>,
+    mut each: impl FnMut(Response) -> bool,
+) -> Result<(), CtlError> {
     let failed = |what: &str, e: std::io::Error| {
         let unanswered = matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe);
         CtlError { message: format!("{what}: {e}"), code: EXIT_FAILED, unanswered }

@@ -9,6 +9,7 @@ use supd::api::protocol::{Request, Response};
 mod client;
 mod render;
 mod supervisorctl;
+mod top;
 
 use render::{EXIT_FAILED, EXIT_OK};
 
@@ -70,6 +71,14 @@ enum Cmd {
         signal: String,
         #[arg(required = true)]
         names: Vec<String>,
+    },
+    /// A live view of every program (state, health, pid, uptime, restarts, CPU, memory,
+    /// GPUs) with the selected one's output; keys start, stop, restart and signal it or its
+    /// group. Prints the table once when stdout is not a terminal.
+    Top {
+        /// Print the table once as text and exit.
+        #[arg(long)]
+        once: bool,
     },
     /// Print supd's pid, or the pids of the named programs (0 when not running).
     Pid { names: Vec<String> },
@@ -188,6 +197,7 @@ fn main() {
         Cmd::Restart { names } => Request::Restart { names },
         Cmd::Signal { signal, names } => Request::Signal { signal, names },
         Cmd::Pid { names } => Request::Pid { names },
+        Cmd::Top { once } => std::process::exit(top::run(&unix_path(&cli.socket), once)),
         Cmd::Shutdown => Request::Shutdown {},
         Cmd::Health => Request::Health {},
         Cmd::Tail { follow, lines, bytes, name, stream } => {

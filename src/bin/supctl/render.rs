@@ -39,7 +39,7 @@ pub fn render(request: &Request, response: &Response) -> (String, i32) {
             };
             (format!("error: {message}\n"), code)
         }
-        Response::Status { programs, unknown } => {
+        Response::Status { programs, unknown, .. } => {
             // supervisorctl: unknown names first, exit 4, unless a listed program is stopped (3).
             let mut out: String = unknown
                 .iter()
