@@ -13,6 +13,18 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_share(pid, seconds):
+    """The share of one core `pid` used over the next `seconds` (0.01 is 1%)."""
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - cpu0) / (time.perf_counter() - t0)
+
+
+def sleepers(n):
+    """The TOML of `n` programs that sleep: p000, p001, ..."""
+    return "".join(f'[program.p{i:03}]\ncommand = "sleep 1000"\nstartsecs = 0\n' for i in range(n))
+
+
 def context_switches(pid):
     """Voluntary + involuntary context switches of all of `pid`'s threads so far: its wake-ups."""
     total = 0

@@ -8,7 +8,9 @@
 # and /metrics with 200 programs, to bench/results-live.md), bench/rpc.py (supervisord's XML-RPC
 # and event listeners served by supd and by supervisord, to bench/results-rpc.md; SUPD_BEFORE16=DIR
 # adds what issue 16 added to supd's binary and memory), bench/events.py (/events followers
-# during a restart storm, to bench/results-events.md) and bench/hostile.py (PID 1 under
+# during a restart storm, to bench/results-events.md), bench/top.py (supd's CPU while `supctl top`
+# watches 200 programs, to bench/results-top.md), bench/dashboard.py (the dashboard's weight and
+# paint in headless Chromium, supd's CPU while it is open; to bench/results-dashboard.md) and bench/hostile.py (PID 1 under
 # idle and slow connections, restart churn, a 10,000-program dependency chain, wake-ups after
 # a scrape, a SIGSTOPped program; to bench/results-hostile.md; SUPD_BEFORE=DIR adds a column
 # for an earlier build). Takes about ten minutes.
@@ -16,13 +18,14 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 
-for pkg in tini wrk; do
+for pkg in tini wrk tmux chromium; do
     command -v "$pkg" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg"; }
 done
 if [ ! -x "$here/.venv/bin/supervisord" ]; then
     python3 -m venv "$here/.venv"
     "$here/.venv/bin/pip" install -q supervisor==4.3.0
 fi
+"$here/.venv/bin/python" -c 'import playwright' 2>/dev/null || "$here/.venv/bin/pip" install -q playwright==1.65.3
 cargo build --release --locked --manifest-path "$root/Cargo.toml"
 "$here/.venv/bin/python" "$here/compare.py" --supd "$root/target/release" --out "$here/results.md"
 "$here/.venv/bin/python" "$here/health.py" --supd "$root/target/release" --out "$here/results-health.md"
@@ -34,5 +37,7 @@ cargo build --release --locked --features fake-gpu --manifest-path "$root/Cargo.
 "$here/.venv/bin/python" "$here/rpc.py" --supd "$root/target/release" ${SUPD_BEFORE16:+--before "$SUPD_BEFORE16"} \
     --out "$here/results-rpc.md"
 "$here/.venv/bin/python" "$here/events.py" --supd "$root/target/release" --out "$here/results-events.md"
+"$here/.venv/bin/python" "$here/top.py" --supd "$root/target/release" --out "$here/results-top.md"
+"$here/.venv/bin/python" "$here/dashboard.py" --supd "$root/target/release" --out "$here/results-dashboard.md"
 "$here/.venv/bin/python" "$here/hostile.py" --supd "$root/target/release" ${SUPD_BEFORE:+--before "$SUPD_BEFORE"} \
     --out "$here/results-hostile.md"

@@ -2,42 +2,33 @@
 with CPU and memory a second, and the event feed), beside the same supd unwatched; and its
 wake-ups once `top` has closed (nothing keeps running for it). supctl top runs in a real
 terminal (tmux, 80x24). Writes bench/results-top.md. Run by bench/run.sh."""
-import argparse
 import subprocess
 import tempfile
 import time
 
-from common import context_switches, cpu_seconds, wait_until, write_table
+from common import bench_args, context_switches, cpu_share, sleepers, wait_until, write_table
 from events import free_port, start
 
 PROGRAMS = 200
 SECONDS = 20
 
 
-def supd_cpu(pid, seconds):
-    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
-    time.sleep(seconds)
-    return (cpu_seconds(pid) - cpu0) / (time.perf_counter() - t0)
-
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--supd", required=True)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
-    body = "".join(f'[program.p{i:03}]\ncommand = "sleep 1000"\nstartsecs = 0\n' for i in range(PROGRAMS))
+    args = bench_args()
+    body = sleepers(PROGRAMS)
     with tempfile.TemporaryDirectory() as tmp:
         proc, pid = start(args.supd, tmp, free_port(), body)
         server = f"supd-bench-top-{pid}"
         try:
             time.sleep(2)  # every program up
-            alone = supd_cpu(pid, SECONDS)
+            alone = cpu_share(pid, SECONDS)
             subprocess.run(["tmux", "-L", server, "new-session", "-d", "-x", "80", "-y", "24",
                             f"{args.supd}/supctl -s {tmp}/supd.sock top"], check=True)
             screen = lambda: subprocess.run(["tmux", "-L", server, "capture-pane", "-p"],
                                             capture_output=True, text=True).stdout
             wait_until("top's table", lambda: "p000" in screen() and "M " in screen(), timeout=10, poll=0.1)
-            watched = supd_cpu(pid, SECONDS)
+            watched = cpu_share(pid, SECONDS)
             subprocess.run(["tmux", "-L", server, "kill-server"], check=True)
             time.sleep(2)
             before = context_switches(pid)

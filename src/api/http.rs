@@ -1,6 +1,7 @@
 //! The read-only HTTP listener: `GET /health` for Docker's HEALTHCHECK, compose's
-//! `condition: service_healthy` and Kubernetes probes, `GET /metrics` for Prometheus, and
-//! `GET /events`, supd's live feed as Server-Sent Events. Nothing here changes anything.
+//! `condition: service_healthy` and Kubernetes probes, `GET /metrics` for Prometheus,
+//! `GET /events`, supd's live feed as Server-Sent Events, and the dashboard (`GET /`,
+//! `GET /status`, and with `http_tails` `GET /logtail/NAME`). Nothing here changes anything.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tracing::{debug, warn};
 
 use super::REQUEST_TIMEOUT;
 use super::admission::{Admission, MAX_CONNECTIONS, Ticket};
+use super::dashboard;
 use super::readiness;
 use super::streamed::Streamed;
 use crate::events::live::Feed;
@@ -69,6 +71,8 @@ struct Listener {
     feed: Feed,
     gpu: crate::gpu::SharedGpuView,
     metrics: Arc<Metrics>,
+    /// Whether programs' output is served (`http_tails`).
+    tails: bool,
     /// The lock is never held across an await.
     rendered: std::sync::Mutex<Rendered>,
 }
@@ -88,18 +92,25 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
-/// Serves HTTP/1.1 on `listener` until the task is dropped: the programs' state from
-/// `snapshot`, the GPUs' from `gpu`, and `/metrics` from `metrics`.
-pub async fn serve(
-    listener: TcpListener,
-    snapshot: watch::Receiver<Arc<Snapshot>>,
-    feed: Feed,
-    gpu: crate::gpu::SharedGpuView,
-    metrics: Arc<Metrics>,
-) {
+/// What the HTTP listener serves from.
+pub struct Sources {
+    /// The programs' state.
+    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    /// Changes, for `/events`.
+    pub feed: Feed,
+    /// The GPUs' state.
+    pub gpu: crate::gpu::SharedGpuView,
+    /// For `/metrics`, and the figures of `/status`.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Serves HTTP/1.1 on `listener` until the task is dropped, from `sources`; programs' output
+/// only with `tails` (`[supervisor] http_tails`).
+pub async fn serve(listener: TcpListener, sources: Sources, tails: bool) {
     let slots = Admission::new(MAX_CONNECTIONS);
     let rendered = std::sync::Mutex::new(Rendered::default());
-    let shared = Arc::new(Listener { snapshot, feed, gpu, metrics, rendered });
+    let Sources { snapshot, feed, gpu, metrics } = sources;
+    let shared = Arc::new(Listener { snapshot, feed, gpu, metrics, tails, rendered });
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(conn) => conn,
@@ -173,8 +184,28 @@ where
 type AnyBody = Either<Full<Bytes>, Streamed>;
 
 async fn route(req: &Request<Incoming>, shared: &Listener) -> Response<AnyBody> {
-    if req.uri().path() == "/events" && (req.method() == Method::GET || req.method() == Method::HEAD) {
-        return events(&shared.feed);
+    let path = req.uri().path();
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        if path == "/events" {
+            return events(&shared.feed);
+        }
+        if let Some(spec) = path.strip_prefix("/logtail/") {
+            if !shared.tails {
+                return dashboard::tails_off().map(Either::Left);
+            }
+            let snapshot = shared.snapshot.borrow().clone();
+            return super::xmlrpc::logtail::response(&snapshot, spec).await;
+        }
+        if path == "/" {
+            return dashboard::page().map(Either::Left);
+        }
+        if path == "/status" {
+            let snapshot = shared.snapshot.borrow().clone();
+            let allowed = dashboard::Allowed { controls: false, tails: shared.tails };
+            return dashboard::status(&snapshot, shared.metrics.sampler(), &shared.gpu, allowed)
+                .await
+                .map(Either::Left);
+        }
     }
     route_whole(req, shared).await.map(Either::Left)
 }
@@ -229,7 +260,10 @@ async fn route_whole(req: &Request<Incoming>, shared: &Listener) -> Response<Ful
     let path = req.uri().path();
     let one = path.strip_prefix("/health/").filter(|n| !n.is_empty());
     if path != "/health" && path != "/metrics" && one.is_none() {
-        return plain(StatusCode::NOT_FOUND, "not found; try GET /health, /health/NAME, /metrics or /events\n");
+        return plain(
+            StatusCode::NOT_FOUND,
+            "not found; try GET /, /health, /health/NAME, /metrics, /events or /status\n",
+        );
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");

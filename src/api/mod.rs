@@ -9,6 +9,7 @@
 pub mod admission;
 mod answer;
 pub mod control;
+pub mod dashboard;
 mod groups;
 pub mod http;
 pub mod protocol;

@@ -155,7 +155,9 @@ fn supervise(cfg: Config, path: PathBuf, gpu: supd::gpu::Setup) -> i32 {
             match http::bind(addr) {
                 Ok(listener) => {
                     info!("http listening on {}", listener.local_addr().unwrap_or(addr));
-                    tokio::spawn(http::serve(listener, snapshot_rx, handle.feed.clone(), view, metrics));
+                    let sources =
+                        http::Sources { snapshot: snapshot_rx, feed: handle.feed.clone(), gpu: view, metrics };
+                    tokio::spawn(http::serve(listener, sources, cfg.supervisor.http_tails));
                 }
                 Err(e) => error!("http listener {addr}: cannot bind: {e}; /health will not answer"),
             }

@@ -66,6 +66,10 @@ pub struct SupervisorConfig {
     pub socket_group: Option<(String, u32)>,
     /// HTTP listener address (`http`, default `0.0.0.0:9001`); `None` when `http = ""`.
     pub http: Option<std::net::SocketAddr>,
+    /// `http_tails` (default false): whether the HTTP listener serves programs' output
+    /// (`GET /logtail/NAME`, the dashboard's log pane). Output can hold secrets and the listener
+    /// has no credentials, so it is off unless asked for; the `rpc` listener always serves it.
+    pub http_tails: bool,
     /// supervisord's XML-RPC over TCP (`rpc`, off by default; supervisord's
     /// `[inet_http_server] port`), and the credentials it asks for.
     pub rpc: Option<RpcListener>,

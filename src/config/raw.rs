@@ -59,6 +59,7 @@ pub struct RawSupervisor {
     pub socket_group: Option<Spanned<String>>,
     pub http: Option<Spanned<String>>,
     pub rpc: Option<Spanned<String>>,
+    pub http_tails: Option<bool>,
     pub rpc_username: Option<Spanned<String>>,
     pub rpc_password: Option<Spanned<String>>,
     pub log_format: Option<LogFormat>,

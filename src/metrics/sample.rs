@@ -248,7 +248,13 @@ mod tests {
     fn container_memory_comes_from_the_cgroup_capped_by_the_machine() {
         let dir = tempfile::tempdir().unwrap();
         let meminfo = dir.path().join("meminfo");
-        std::fs::write(&meminfo, "MemTotal: 1000 kB\nMemFree: 100 kB\nMemAvailable: 400 kB\n").unwrap();
+        let rest = ["Buffers", "Cached", "SwapCached", "Active", "Inactive", "SwapTotal", "SwapFree", "Dirty"]
+            .into_iter()
+            .chain(["Writeback", "Mapped", "Slab", "Committed_AS", "VmallocTotal", "VmallocUsed", "VmallocChunk"])
+            .map(|k| format!("{k}: 0 kB\n"))
+            .collect::<String>();
+        let text = format!("MemTotal: 1000 kB\nMemFree: 100 kB\nMemAvailable: 400 kB\n{rest}");
+        std::fs::write(&meminfo, text).unwrap();
         let machine = Memory { used_bytes: 600 * 1024, limit_bytes: 1000 * 1024 };
         assert_eq!(memory(dir.path(), &meminfo), Some(machine), "no cgroup: the machine");
         std::fs::create_dir(dir.path().join("memory")).unwrap();

@@ -3,6 +3,7 @@
 
 mod config;
 mod ctl;
+mod dashboard;
 mod depends;
 mod events;
 mod gpu;

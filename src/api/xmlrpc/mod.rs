@@ -10,7 +10,7 @@ pub mod fault;
 mod groups;
 mod info;
 mod logs;
-mod logtail;
+pub(crate) mod logtail;
 pub mod methods;
 mod whitespace;
 
@@ -42,7 +42,7 @@ where
 {
     let answer = move |req: Request<Incoming>| {
         let handle = handle.clone();
-        async move { route(req, &handle).await }
+        async move { route(req, &handle, false).await }
     };
     super::http::serve_connection(stream, ticket, "xml-rpc", answer).await;
 }
@@ -70,7 +70,7 @@ pub async fn serve_tcp(listener: TcpListener, handle: Handle, credentials: Optio
             async move {
                 match credentials.as_ref() {
                     Some(c) if !authorized(&req, c) => unauthorized().map(http_body_util::Either::Left),
-                    _ => route(req, &handle).await,
+                    _ => route(req, &handle, credentials.is_some()).await,
                 }
             }
         };
@@ -99,36 +99,37 @@ fn unauthorized() -> Response<Full<Bytes>> {
 type AnyBody = http_body_util::Either<Full<Bytes>, crate::api::streamed::Streamed>;
 
 /// `POST /RPC2`: one call, answered with its return value or a fault; `GET /logtail/NAME`:
-/// a program's output as it comes; `GET /mainlogtail`: supd's own log as it comes.
-async fn route(req: Request<Incoming>, handle: &Handle) -> Response<AnyBody> {
-    if let Some(spec) = req.uri().path().strip_prefix("/logtail/") {
-        return logtail(handle, spec).await;
+/// a program's output as it comes; `GET /mainlogtail`: supd's own log as it comes; `GET /`
+/// and `GET /status`: the dashboard, with buttons when `controls` (a listener with
+/// credentials). A POST from another site's page is refused (403).
+async fn route(req: Request<Incoming>, handle: &Handle, controls: bool) -> Response<AnyBody> {
+    let path = req.uri().path();
+    if let Some(spec) = path.strip_prefix("/logtail/") {
+        let snapshot = handle.snapshot.borrow().clone();
+        return logtail::response(&snapshot, spec).await;
     }
-    if req.uri().path() == "/mainlogtail" {
-        return streamed(logtail::follow(handle.sink.own_log()).await);
+    if path == "/mainlogtail" {
+        return logtail::streamed(logtail::follow(handle.sink.own_log()).await);
+    }
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        let page = match path {
+            "/" => Some(super::dashboard::page()),
+            "/status" => {
+                let snapshot = handle.snapshot.borrow().clone();
+                let allowed = super::dashboard::Allowed { controls, tails: true };
+                Some(super::dashboard::status(&snapshot, handle.metrics.sampler(), &handle.gpu, allowed).await)
+            }
+            _ => None,
+        };
+        if let Some(page) = page {
+            return page.map(http_body_util::Either::Left);
+        }
+    }
+    if super::dashboard::cross_site(&req) {
+        return plain(StatusCode::FORBIDDEN, "a request from another site's page is refused\n")
+            .map(http_body_util::Either::Left);
     }
     route_rpc(req, handle).await.map(http_body_util::Either::Left)
-}
-
-/// `GET /logtail/NAME[/stdout|/stderr]` (supervisorctl `tail -f`).
-async fn logtail(handle: &Handle, spec: &str) -> Response<AnyBody> {
-    let (name, stream) = match spec.rsplit_once('/') {
-        Some((name, stream @ ("stdout" | "stderr"))) => (name, stream),
-        _ => (spec, "stdout"),
-    };
-    let snapshot = handle.snapshot.borrow().clone();
-    let Some(p) = super::control::select_one(&snapshot, name) else {
-        return plain(StatusCode::NOT_FOUND, "no such process\n").map(http_body_util::Either::Left);
-    };
-    let log = if stream == "stderr" { &p.logs.stderr } else { &p.logs.stdout };
-    streamed(logtail::follow(log).await)
-}
-
-/// A `text/plain` response that streams `body`.
-fn streamed(body: crate::api::streamed::Streamed) -> Response<AnyBody> {
-    let mut resp = Response::new(http_body_util::Either::Right(body));
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    resp
 }
 
 /// `POST /RPC2`: one call, answered with its return value or a fault.

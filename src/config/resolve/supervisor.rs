@@ -118,6 +118,7 @@ pub(super) fn supervisor(raw: Option<(&Source, &Spanned<RawSupervisor>)>) -> Res
         socket_mode: sup.socket_mode.map_or(0o600, |m| m.0),
         socket_group,
         http,
+        http_tails: sup.http_tails.unwrap_or(false),
         rpc,
         log_format: sup.log_format.unwrap_or_default(),
         log_level: sup.log_level.unwrap_or_default(),
