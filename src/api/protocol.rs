@@ -245,6 +245,9 @@ pub struct ProgramStatus {
     pub error: Option<String>,
     /// Automatic restarts so far.
     pub restarts: u64,
+    /// Restarts for `max_rss` so far (its tree stayed over the limit).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_rss_restarts: u64,
     /// Spawn attempts so far.
     pub spawns: u64,
     /// `autostart`.
@@ -414,6 +417,11 @@ impl HealthReport {
 
 fn ten() -> usize {
     10
+}
+
+/// For `skip_serializing_if`: a count of 0 is left out.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

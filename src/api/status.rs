@@ -27,6 +27,7 @@ pub fn status(p: &ProgramView, now: Instant) -> ProgramStatus {
         exit_expected: p.last_exit.map(|(_, e)| e),
         error: p.error.clone(),
         restarts: p.restarts,
+        max_rss_restarts: p.memory_restarts,
         spawns: p.spawns,
         autostart: p.autostart,
         health: p.health,
@@ -86,7 +87,11 @@ fn describe(p: &ProgramView, now: Instant, in_state: Duration) -> String {
     match p.state {
         State::Running => {
             let gpu = p.gpu_fault.as_ref().map(|f| format!("; {f}")).unwrap_or_default();
-            format!("pid {pid}, uptime {}{health}{}{gpu}", clock(in_state), probe())
+            let memory = match p.memory_restarts {
+                0 => String::new(),
+                n => format!("; restarted {n}x for max_rss"),
+            };
+            format!("pid {pid}, uptime {}{health}{}{gpu}{memory}", clock(in_state), probe())
         }
         State::Starting if p.pid.is_none() => {
             format!("waiting for {}", p.waiting.as_deref().unwrap_or("dependencies"))

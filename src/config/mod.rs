@@ -141,6 +141,18 @@ pub fn std_stream(path: &std::path::Path) -> Option<StdStream> {
     }
 }
 
+/// `max_rss`: a program restarted when its tree's resident memory stays over `bytes` for
+/// `sustained`, checked every `interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MaxRss {
+    /// `max_rss`, bytes (`"512MB"`, as `*_logfile_maxbytes` takes them).
+    pub bytes: u64,
+    /// `max_rss_for` (30 s): how long it must stay over before the restart.
+    pub sustained: std::time::Duration,
+    /// `max_rss_interval` (10 s, at least 100 ms): how often its tree is measured.
+    pub interval: std::time::Duration,
+}
+
 /// A log file and its rotation (supervisord's `*_logfile`, `*_logfile_maxbytes`,
 /// `*_logfile_backups`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -332,6 +344,10 @@ pub struct ProgramConfig {
     /// `rlimit_nproc`, `rlimit_core` bytes, `rlimit_memlock` bytes; `u64::MAX` is unlimited):
     /// each a resource and its value.
     pub rlimits: Vec<(Rlimit, u64)>,
+    /// `max_rss` with `max_rss_for` and `max_rss_interval`: restart it when its whole tree's
+    /// resident memory stays over a limit (superlance memmon's job, for containers without
+    /// memory cgroups); `None` when not set.
+    pub max_rss: Option<MaxRss>,
     /// `stdin_pipe` (false): its stdin is a pipe supd holds, for `sendProcessStdin` and
     /// `supctl fg`, as supervisord gives every program; else /dev/null (a read gets EOF). The
     /// INI reader sets it for every program, as supervisord runs them.
@@ -501,6 +517,7 @@ impl ProgramConfig {
             listener: None,
             stdin_pipe: false,
             rlimits: Vec::new(),
+            max_rss: None,
             stdout: StreamConfig { file: None, passthrough: true, to: None, events_enabled: false },
             stderr: StreamConfig { file: None, passthrough: true, to: None, events_enabled: false },
             log_prefix: None,

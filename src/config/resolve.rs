@@ -243,6 +243,25 @@ mod tests {
     }
 
     #[test]
+    fn max_rss_takes_bytes_and_durations_and_refuses_what_cannot_work() {
+        let cfg =
+            resolve_texts(&[("a.toml", "[program.w]\ncommand = \"x\"\nmax_rss = \"512MB\"\nmax_rss_for = \"1m\"\n")]);
+        let limit = cfg.unwrap().programs[0].max_rss.unwrap();
+        assert_eq!((limit.bytes, limit.sustained.as_secs(), limit.interval.as_secs()), (512 << 20, 60, 10));
+        for (text, at) in [
+            ("max_rss_for = 5\n", "a.toml:3:15: program.w.max_rss_for: needs max_rss"),
+            ("max_rss = 0\n", "a.toml:3:11: program.w.max_rss: must be more than 0"),
+            (
+                "max_rss = \"1GB\"\nmax_rss_interval = \"10ms\"\n",
+                "a.toml:4:20: program.w.max_rss_interval: must be at least 100ms",
+            ),
+        ] {
+            let err = resolve_texts(&[("a.toml", &format!("[program.w]\ncommand = \"x\"\n{text}"))]).unwrap_err();
+            assert!(err.starts_with(at), "{err}");
+        }
+    }
+
+    #[test]
     fn numprocs_makes_numbered_copies_in_a_group_and_dependents_wait_for_each() {
         let cfg = resolve_texts(&[(
             "a.toml",

@@ -33,6 +33,9 @@ pub enum Kind {
     Probe,
     /// A GPU it holds: `fault` or `ok`.
     Gpu,
+    /// Its tree's memory stayed over `max_rss`: `over`, with the figures as the reason (a
+    /// restart follows).
+    Memory,
 }
 
 impl Kind {
@@ -44,6 +47,7 @@ impl Kind {
             Kind::Health => "health",
             Kind::Probe => "probe",
             Kind::Gpu => "gpu",
+            Kind::Memory => "memory",
         }
     }
 }

@@ -75,6 +75,12 @@ pub enum Event {
     /// A GPU it holds is lost or reported a critical XID error (`Some`), or no longer is
     /// (`None`): a `gpu = "required"` program counts as unhealthy meanwhile.
     GpuFault(Option<String>),
+    /// Its tree's resident memory stayed over `max_rss` for `max_rss_for` (superlance
+    /// memmon's rule): stop it and restart it through the crash backoff.
+    OverMemory {
+        /// Why, for status and the logs: the figure, the limit and how long.
+        reason: String,
+    },
 }
 
 /// What the supervisor must do for a program.

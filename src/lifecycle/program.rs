@@ -98,6 +98,8 @@ pub struct Program {
     error: Option<String>,
     /// Automatic restarts so far.
     restarts: u64,
+    /// Of those, restarts for `max_rss` (asked for; counted when the stop begins).
+    memory_restarts: u64,
     /// Spawn attempts so far, for waiters that must tell one attempt from the next.
     spawns: u64,
     rng: fastrand::Rng,
@@ -132,6 +134,7 @@ impl Program {
             last_exit: None,
             error: None,
             restarts: 0,
+            memory_restarts: 0,
             spawns: 0,
             rng: fastrand::Rng::with_seed(seed),
             health: None,
@@ -188,6 +191,14 @@ impl Program {
                 self.gpu_fault = fault.filter(|_| self.cfg.gpu == GpuMode::Required);
                 Vec::new()
             }
+            Event::OverMemory { reason } => match self.phase {
+                Phase::Starting { .. } | Phase::Running { .. } => {
+                    self.memory_restarts = self.memory_restarts.saturating_add(1);
+                    self.error = Some(reason);
+                    self.stop(AfterStop::Restart, now)
+                }
+                _ => Vec::new(), // already stopping, or no process: nothing to restart
+            },
             event => self.on_process(event, now),
         }
     }

@@ -315,6 +315,28 @@ fn unhealthy_restarts_through_the_crash_backoff() {
 }
 
 #[test]
+fn over_memory_stops_then_restarts_through_the_backoff_and_is_counted() {
+    let mut r = Rig::new(|_| {});
+    r.on(Event::Start);
+    r.advance(Duration::from_secs(5));
+    r.fire();
+    assert_eq!(r.p.state(), State::Running);
+    let effects = r.on(Event::OverMemory { reason: "rss 600 MiB over max_rss 512 MiB for 30s".into() });
+    assert_eq!(effects[0], Effect::Signal { pid: 101, signal: Signal::SIGTERM, group: true });
+    assert_eq!((r.p.state(), r.p.error()), (State::Stopping, Some("rss 600 MiB over max_rss 512 MiB for 30s")));
+    // A second report while it stops changes nothing.
+    assert!(r.on(Event::OverMemory { reason: "again".into() }).is_empty());
+    r.on(Event::Exited { status: ExitStatus::Signal(15), group_alive: false });
+    assert_eq!((r.p.state(), r.p.pid()), (State::Starting, Some(102)), "a stable run restarts at once");
+    assert_eq!((r.p.restarts(), r.p.memory_restarts()), (1, 1));
+    // Stopped by the user, it is not restarted for memory.
+    r.on(Event::Stop);
+    r.on(Event::Exited { status: ExitStatus::Signal(15), group_alive: false });
+    assert!(r.on(Event::OverMemory { reason: "late".into() }).is_empty());
+    assert_eq!(r.p.state(), State::Stopped);
+}
+
+#[test]
 fn startsecs_healthy_gates_running_and_never_healthy_is_a_failed_start() {
     let mut r = Rig::new(|c| {
         with_check(|h| h.retries = 2)(c);

@@ -193,6 +193,7 @@ fn programs(registry: &mut Registry, snapshot: &Snapshot, sample: Option<&sample
     let state = Family::<StateLabels, Gauge>::default();
     let healthy = Family::<ProgramLabels, Gauge>::default();
     let restarts = Family::<ProgramLabels, Counter>::default();
+    let memory_restarts = Family::<ProgramLabels, Counter>::default();
     let started = Family::<ProgramLabels, FloatGauge>::default();
     let exit_code = Family::<ProgramLabels, Gauge>::default();
     let rss = Family::<ProgramLabels, Gauge>::default();
@@ -208,6 +209,9 @@ fn programs(registry: &mut Registry, snapshot: &Snapshot, sample: Option<&sample
         let is_healthy = running && matches!(p.health, None | Some(Health::Healthy)) && p.gpu_fault.is_none();
         healthy.get_or_create(&l).set(i64::from(is_healthy));
         restarts.get_or_create(&l).inc_by(p.restarts);
+        if p.cfg.max_rss.is_some() {
+            memory_restarts.get_or_create(&l).inc_by(p.memory_restarts);
+        }
         if let Some(at) = p.started.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) {
             started.get_or_create(&l).set(at.as_secs_f64());
         }
@@ -227,6 +231,11 @@ fn programs(registry: &mut Registry, snapshot: &Snapshot, sample: Option<&sample
         healthy,
     );
     registry.register("supd_program_restarts", "Automatic restarts since supd started", restarts);
+    registry.register(
+        "supd_program_max_rss_restarts",
+        "Restarts because the program's tree stayed over max_rss, for programs that set it",
+        memory_restarts,
+    );
     registry.register(
         "supd_program_start_time_seconds",
         "When the current process was spawned, seconds since the Unix epoch",

@@ -250,6 +250,8 @@ impl Supervisor {
         // `run` consumes the supervisor, so the receiver made in `new` is always here.
         let Some(mut reports) = self.reports.1.take() else { return Ok(1) };
         let mut gpu_faults = self.gpu_faults.take();
+        let (over_tx, mut over_memory) = mpsc::channel(16);
+        tokio::spawn(crate::probe::memory::watch(self.snapshot.subscribe(), over_tx));
         let now = Instant::now();
         for i in 0..self.slots.len() {
             self.begin(i, now);
@@ -288,6 +290,7 @@ impl Supervisor {
                 () = more_exits => {} // handled at the top of the loop, in turn with the rest
                 Some(envelope) = commands.recv() => self.command(envelope),
                 Some(report) = reports.recv() => self.probe_report(report),
+                Some(over) = over_memory.recv() => self.over_memory(over, Instant::now()),
                 fault = next_fault(&mut gpu_faults) => match fault {
                     Some(fault) => self.gpu_fault(fault, Instant::now()),
                     None => gpu_faults = None, // the poller has stopped

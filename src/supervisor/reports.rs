@@ -51,6 +51,20 @@ impl Supervisor {
         }
     }
 
+    /// A program's tree stayed over its `max_rss`: said, and passed to its lifecycle (a
+    /// restart), if the process measured is still its process.
+    pub(super) fn over_memory(&mut self, over: crate::probe::memory::OverMemory, now: Instant) {
+        let Some(i) = self.find(&over.program) else { return };
+        let p = &self.slots[i].program;
+        if p.pid() != Some(over.pid) {
+            return;
+        }
+        warn!("{}: {}; restarting it", p.cfg.name, over.reason);
+        let reason = Some(over.reason.clone());
+        self.feed.publish(|| Change::now(&p.cfg.name, &p.cfg.group, Kind::Memory, None, "over".into(), reason));
+        self.apply(i, Event::OverMemory { reason: over.reason }, now);
+    }
+
     /// Records a change in a GPU's fault and passes it on to the `required` programs that
     /// hold that GPU.
     pub(super) fn gpu_fault(&mut self, (index, fault): crate::gpu::Fault, now: Instant) {

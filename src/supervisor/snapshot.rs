@@ -41,6 +41,8 @@ pub struct ProgramView {
     pub error: Option<String>,
     /// Automatic restarts.
     pub restarts: u64,
+    /// Of those, for `max_rss`.
+    pub memory_restarts: u64,
     /// Spawn attempts.
     pub spawns: u64,
     /// A restart waits for the stop to finish.
@@ -95,6 +97,7 @@ impl ProgramView {
             last_exit: p.last_exit().map(|s| (s, p.expected(s))),
             error: p.error().map(str::to_string),
             restarts: p.restarts(),
+            memory_restarts: p.memory_restarts(),
             spawns: p.spawns(),
             restart_pending: p.restart_pending(),
             settle_within: settle_within(cfg),

@@ -10,6 +10,7 @@ mod gpu;
 mod harness;
 mod health;
 mod lifecycle;
+mod limits;
 mod logs;
 mod metrics;
 mod output;

@@ -183,6 +183,7 @@ pub(super) fn program<E: Fn(&str) -> Option<String>>(
         .into_iter()
         .filter_map(|(r, v)| Some((r, v?.0)))
         .collect(),
+        max_rss: max_rss(found, raw)?,
         stdout,
         stderr,
         log_prefix: raw.log_prefix.clone().or_else(|| defaults.log_prefix.clone()),
@@ -330,4 +331,30 @@ fn listener(found: &NamedTable<'_, RawProgram>) -> Result<Option<crate::config::
     }
     let buffer_size = raw.buffer_size.as_ref().map_or(10, |b| b.get_ref().0 as usize).max(1);
     Ok(Some(crate::config::ListenerConfig { events: names, buffer_size }))
+}
+
+/// `max_rss`, `max_rss_for` (30 s) and `max_rss_interval` (10 s, at least 100 ms). Errors: a
+/// limit of 0, an interval under 100 ms, or the other two without `max_rss`.
+fn max_rss(found: &NamedTable<'_, RawProgram>, raw: &RawProgram) -> Result<Option<crate::config::MaxRss>, ConfigError> {
+    let key = |k: &str| format!("{}.{}.{k}", found.kind, found.name);
+    let Some(limit) = &raw.max_rss else {
+        let stray = raw.max_rss_for.as_ref().map(|d| (d.span().start, "max_rss_for"));
+        if let Some((at, k)) = stray.or(raw.max_rss_interval.as_ref().map(|d| (d.span().start, "max_rss_interval"))) {
+            return Err(found.error(at, &key(k), "needs max_rss (the limit) beside it"));
+        }
+        return Ok(None);
+    };
+    if limit.get_ref().0 == 0 {
+        return Err(found.error(limit.span().start, &key("max_rss"), "must be more than 0 bytes (\"512MB\")"));
+    }
+    let interval = raw.max_rss_interval.as_ref().map_or(std::time::Duration::from_secs(10), |i| i.get_ref().0);
+    if interval < std::time::Duration::from_millis(100) {
+        let at = raw.max_rss_interval.as_ref().map_or(found.at, |i| i.span().start);
+        return Err(found.error(at, &key("max_rss_interval"), "must be at least 100ms"));
+    }
+    Ok(Some(crate::config::MaxRss {
+        bytes: limit.get_ref().0,
+        sustained: raw.max_rss_for.as_ref().map_or(std::time::Duration::from_secs(30), |d| d.get_ref().0),
+        interval,
+    }))
 }

@@ -85,6 +85,10 @@ impl Program {
     pub const fn restarts(&self) -> u64 {
         self.restarts
     }
+    /// Restarts for `max_rss` so far (also counted in [`Program::restarts`] once respawned).
+    pub const fn memory_restarts(&self) -> u64 {
+        self.memory_restarts
+    }
     /// Spawn attempts so far.
     pub const fn spawns(&self) -> u64 {
         self.spawns
