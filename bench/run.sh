@@ -10,7 +10,9 @@
 # adds what issue 16 added to supd's binary and memory), bench/events.py (/events followers
 # during a restart storm, to bench/results-events.md), bench/top.py (supd's CPU while `supctl top`
 # watches 200 programs, to bench/results-top.md), bench/dashboard.py (the dashboard's weight and
-# paint in headless Chromium, supd's CPU while it is open; to bench/results-dashboard.md) and bench/hostile.py (PID 1 under
+# paint in headless Chromium, supd's CPU while it is open; to bench/results-dashboard.md),
+# bench/limits.py (an allocation past memory_max to the OOM kill in status; to
+# bench/results-limits.md) and bench/hostile.py (PID 1 under
 # idle and slow connections, restart churn, a 10,000-program dependency chain, wake-ups after
 # a scrape, a SIGSTOPped program; to bench/results-hostile.md; SUPD_BEFORE=DIR adds a column
 # for an earlier build). Takes about ten minutes.
@@ -39,5 +41,6 @@ cargo build --release --locked --features fake-gpu --manifest-path "$root/Cargo.
 "$here/.venv/bin/python" "$here/events.py" --supd "$root/target/release" --out "$here/results-events.md"
 "$here/.venv/bin/python" "$here/top.py" --supd "$root/target/release" --out "$here/results-top.md"
 "$here/.venv/bin/python" "$here/dashboard.py" --supd "$root/target/release" --out "$here/results-dashboard.md"
+"$here/.venv/bin/python" "$here/limits.py" --supd "$root/target/release" --out "$here/results-limits.md"
 "$here/.venv/bin/python" "$here/hostile.py" --supd "$root/target/release" ${SUPD_BEFORE:+--before "$SUPD_BEFORE"} \
     --out "$here/results-hostile.md"

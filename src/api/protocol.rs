@@ -248,6 +248,9 @@ pub struct ProgramStatus {
     /// Restarts for `max_rss` so far (its tree stayed over the limit).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_rss_restarts: u64,
+    /// OOM kills in its cgroup so far (at its `memory_max`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub oom_kills: u64,
     /// Spawn attempts so far.
     pub spawns: u64,
     /// `autostart`.

@@ -28,6 +28,7 @@ pub fn status(p: &ProgramView, now: Instant) -> ProgramStatus {
         error: p.error.clone(),
         restarts: p.restarts,
         max_rss_restarts: p.memory_restarts,
+        oom_kills: p.oom_kills,
         spawns: p.spawns,
         autostart: p.autostart,
         health: p.health,
@@ -103,7 +104,11 @@ fn describe(p: &ProgramView, now: Instant, in_state: Duration) -> String {
         }
         State::Stopping => format!("pid {pid}, stopping for {}", clock(in_state)),
         // supervisord's: the time it stopped (then supd's account of the exit).
-        State::Exited => format!("{}; {}", stopped_at(p), exit()),
+        // An OOM kill says so before the signal.
+        State::Exited => match &p.error {
+            Some(e) => format!("{}; {e}; {}", stopped_at(p), exit()),
+            None => format!("{}; {}", stopped_at(p), exit()),
+        },
         State::Fatal => why(),
         State::Stopped if p.spawns == 0 => "Not started".into(),
         State::Stopped => match &p.error {

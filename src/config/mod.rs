@@ -13,6 +13,7 @@ pub mod expand;
 mod gpu;
 mod healthcheck;
 pub mod ini;
+pub mod limits;
 mod load;
 mod raw;
 mod resolve;
@@ -348,6 +349,10 @@ pub struct ProgramConfig {
     /// resident memory stays over a limit (superlance memmon's job, for containers without
     /// memory cgroups); `None` when not set.
     pub max_rss: Option<MaxRss>,
+    /// Its cgroup's limits (`memory_max`, `cpu_max`, …); none set by default.
+    pub cgroup_limits: limits::CgroupLimits,
+    /// `limits` (`"required"`): whether it may run where its cgroup limits cannot apply.
+    pub limits_mode: limits::LimitsMode,
     /// `stdin_pipe` (false): its stdin is a pipe supd holds, for `sendProcessStdin` and
     /// `supctl fg`, as supervisord gives every program; else /dev/null (a read gets EOF). The
     /// INI reader sets it for every program, as supervisord runs them.
@@ -518,6 +523,8 @@ impl ProgramConfig {
             stdin_pipe: false,
             rlimits: Vec::new(),
             max_rss: None,
+            cgroup_limits: limits::CgroupLimits::default(),
+            limits_mode: limits::LimitsMode::Required,
             stdout: StreamConfig { file: None, passthrough: true, to: None, events_enabled: false },
             stderr: StreamConfig { file: None, passthrough: true, to: None, events_enabled: false },
             log_prefix: None,

@@ -10,6 +10,7 @@ use super::error::{ConfigError, Source};
 use super::raw::{RawFile, RawGroup, RawProgram};
 use super::{Config, ProgramConfig};
 
+mod limits;
 mod program;
 mod supervisor;
 mod users;

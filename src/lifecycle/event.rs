@@ -81,6 +81,12 @@ pub enum Event {
         /// Why, for status and the logs: the figure, the limit and how long.
         reason: String,
     },
+    /// The kernel OOM-killed a process of its cgroup (at its `memory_max`); its exit follows
+    /// and is handled as any other. Counted, and the reason stays until the next spawn.
+    OomKilled {
+        /// `OOM killed at memory_max 512.0 MiB`.
+        reason: String,
+    },
 }
 
 /// What the supervisor must do for a program.

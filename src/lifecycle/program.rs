@@ -100,6 +100,8 @@ pub struct Program {
     restarts: u64,
     /// Of those, restarts for `max_rss` (asked for; counted when the stop begins).
     memory_restarts: u64,
+    /// OOM kills in its cgroup.
+    oom_kills: u64,
     /// Spawn attempts so far, for waiters that must tell one attempt from the next.
     spawns: u64,
     rng: fastrand::Rng,
@@ -135,6 +137,7 @@ impl Program {
             error: None,
             restarts: 0,
             memory_restarts: 0,
+            oom_kills: 0,
             spawns: 0,
             rng: fastrand::Rng::with_seed(seed),
             health: None,
@@ -199,6 +202,11 @@ impl Program {
                 }
                 _ => Vec::new(), // already stopping, or no process: nothing to restart
             },
+            Event::OomKilled { reason } => {
+                self.oom_kills = self.oom_kills.saturating_add(1);
+                self.error = Some(reason);
+                Vec::new()
+            }
             event => self.on_process(event, now),
         }
     }

@@ -188,12 +188,13 @@ fn labels(p: &ProgramView) -> ProgramLabels {
 }
 
 /// The per-program series.
-fn programs(registry: &mut Registry, snapshot: &Snapshot, sample: Option<&sample::Sample>) {
+fn programs(registry: &mut Registry, snapshot: &Snapshot, sample: Option<&crate::process::usage::Sample>) {
     let up = Family::<ProgramLabels, Gauge>::default();
     let state = Family::<StateLabels, Gauge>::default();
     let healthy = Family::<ProgramLabels, Gauge>::default();
     let restarts = Family::<ProgramLabels, Counter>::default();
     let memory_restarts = Family::<ProgramLabels, Counter>::default();
+    let oom_kills = Family::<ProgramLabels, Counter>::default();
     let started = Family::<ProgramLabels, FloatGauge>::default();
     let exit_code = Family::<ProgramLabels, Gauge>::default();
     let rss = Family::<ProgramLabels, Gauge>::default();
@@ -211,6 +212,9 @@ fn programs(registry: &mut Registry, snapshot: &Snapshot, sample: Option<&sample
         restarts.get_or_create(&l).inc_by(p.restarts);
         if p.cfg.max_rss.is_some() {
             memory_restarts.get_or_create(&l).inc_by(p.memory_restarts);
+        }
+        if p.cfg.cgroup_limits.memory_max.is_some() {
+            oom_kills.get_or_create(&l).inc_by(p.oom_kills);
         }
         if let Some(at) = p.started.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) {
             started.get_or_create(&l).set(at.as_secs_f64());
@@ -237,6 +241,11 @@ fn programs(registry: &mut Registry, snapshot: &Snapshot, sample: Option<&sample
         memory_restarts,
     );
     registry.register(
+        "supd_program_oom_kills",
+        "OOM kills in the program's cgroup, for programs that set memory_max",
+        oom_kills,
+    );
+    registry.register(
         "supd_program_start_time_seconds",
         "When the current process was spawned, seconds since the Unix epoch",
         started,
@@ -259,7 +268,7 @@ fn programs(registry: &mut Registry, snapshot: &Snapshot, sample: Option<&sample
 }
 
 /// The standard `process_*` metrics, for supd itself.
-fn own(registry: &mut Registry, own: &sample::Own) {
+fn own(registry: &mut Registry, own: &crate::process::usage::Own) {
     let cpu = Counter::<f64, AtomicU64>::default();
     cpu.inc_by(own.cpu_seconds);
     registry.register("process_cpu_seconds", "supd's user and system CPU time, seconds", cpu);

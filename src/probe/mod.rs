@@ -1,10 +1,8 @@
 //! Health probes: HTTP, TCP and exec checks run on their own schedule beside each program
 //! ([`runner`]), their results fed to the supervisor as events. This module only measures:
 //! what the results mean (Docker's counting rule, healthy or not) is the lifecycle's. Each
-//! probe is bounded by its `timeout`, and none touches the supervisor's state. [`memory`]
-//! measures the trees of programs with `max_rss` the same way: it reports, the lifecycle decides.
+//! probe is bounded by its `timeout`, and none touches the supervisor's state.
 
-pub mod memory;
 pub mod runner;
 
 use std::time::{Duration, Instant};

@@ -160,6 +160,11 @@ impl ProgramCgroup {
         Ok(file.into())
     }
 
+    /// Its directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Every process in it now.
     pub fn pids(&self) -> Vec<i32> {
         let text = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();

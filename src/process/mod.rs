@@ -7,11 +7,13 @@
 //! make std panic).
 
 pub mod cgroup;
+pub mod limits;
 pub mod reaper;
 pub mod signal;
 pub mod spawn;
 pub mod stdin;
 pub mod tree;
+pub mod usage;
 
 use std::fmt;
 

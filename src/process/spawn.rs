@@ -69,9 +69,14 @@ pub enum SpawnError {
     },
 }
 
-/// Starts `program`, in `cgroup` when it has one. Synchronous and short: it returns once the
-/// child has exec'd (or failed to), which std learns through a CLOEXEC pipe.
-pub fn spawn(program: &ProgramConfig, cgroup: Option<&ProgramCgroup>) -> Result<Spawned, SpawnError> {
+/// Starts `program`, in `cgroup` when it has one and in the cgroups whose `cgroup.procs` are
+/// `also_join` (its cgroup v1 limits, see [`super::limits`]). Synchronous and short: it
+/// returns once the child has exec'd (or failed to), which std learns through a CLOEXEC pipe.
+pub fn spawn(
+    program: &ProgramConfig,
+    cgroup: Option<&ProgramCgroup>,
+    also_join: Vec<OwnedFd>,
+) -> Result<Spawned, SpawnError> {
     // An event listener's stdout carries its protocol, so it is always a pipe, and its stdin
     // is one too: events go in there.
     let listener = program.listener.is_some();
@@ -86,7 +91,8 @@ pub fn spawn(program: &ProgramConfig, cgroup: Option<&ProgramCgroup>) -> Result<
     };
     // Opened before fork, so the child only writes; one that cannot be opened leaves the
     // program outside its cgroup (stop then finds its processes as without cgroups).
-    let cgroup_procs = cgroup.and_then(|c| c.procs_for_child().ok());
+    let mut cgroup_procs = also_join;
+    cgroup_procs.extend(cgroup.and_then(|c| c.procs_for_child().ok()));
     let mut cmd = command(program, &program.command, cgroup_procs)?;
     let to = |w: Option<OwnedFd>| w.map_or_else(Stdio::null, Stdio::from);
     cmd.stdout(to(stdout_w)).stderr(to(stderr_w)).stdin(to(stdin_r));
@@ -144,13 +150,13 @@ fn pipe() -> Result<(Option<OwnedFd>, Option<OwnedFd>), SpawnError> {
 /// output discarded: an exec health probe. Returns its pid, which is also its process group.
 pub fn spawn_probe(program: &ProgramConfig, argv: &[String]) -> Result<i32, SpawnError> {
     let Some(first) = argv.first() else { return Err(SpawnError::NotFound(String::new())) };
-    let mut cmd = command(program, argv, None)?;
+    let mut cmd = command(program, argv, Vec::new())?;
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     start(cmd, first)
 }
 
 /// A Command for `argv` with `program`'s executable lookup, environment and child setup.
-fn command(program: &ProgramConfig, argv: &[String], cgroup_procs: Option<OwnedFd>) -> Result<Command, SpawnError> {
+fn command(program: &ProgramConfig, argv: &[String], cgroup_procs: Vec<OwnedFd>) -> Result<Command, SpawnError> {
     let Some((first, args)) = argv.split_first() else { return Err(SpawnError::NotFound(String::new())) };
     let env = environment(program);
     let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
@@ -179,8 +185,8 @@ fn start(mut cmd: Command, name: &str) -> Result<i32, SpawnError> {
 
 /// What the child does between fork and exec, prepared in the parent.
 struct ChildSetup {
-    /// The program's `cgroup.procs`, which the child joins by writing `0` to it.
-    cgroup_procs: Option<OwnedFd>,
+    /// The `cgroup.procs` of the program's cgroups, which the child joins by writing `0`.
+    cgroup_procs: Vec<OwnedFd>,
     switch_user: Option<(Uid, Gid, Vec<Gid>)>,
     directory: Option<CString>,
     umask: Option<Mode>,
@@ -189,7 +195,7 @@ struct ChildSetup {
 }
 
 impl ChildSetup {
-    fn new(program: &ProgramConfig, cgroup_procs: Option<OwnedFd>) -> Self {
+    fn new(program: &ProgramConfig, cgroup_procs: Vec<OwnedFd>) -> Self {
         let switch_user = program.user.as_ref().filter(|c| needs_switch(c)).map(|c| {
             let groups = c.groups.iter().map(|&g| Gid::from_raw(g)).collect();
             (Uid::from_raw(c.uid), Gid::from_raw(c.gid), groups)
@@ -210,8 +216,8 @@ impl ChildSetup {
     /// and uid last (after setuid the process may no longer change groups). chdir comes after
     /// the switch so the user's own permissions apply.
     fn apply(&self) -> std::io::Result<()> {
-        if let Some(procs) = &self.cgroup_procs {
-            // Joining its cgroup before anything else: failing, it runs outside it.
+        for procs in &self.cgroup_procs {
+            // Joining its cgroups before anything else: failing, it runs outside one.
             let _ = unistd::write(procs, b"0");
         }
         // SAFETY: we are the child between fork and exec, the one place these are meant for.

@@ -95,7 +95,9 @@ impl Supervisor {
     pub(super) fn spawn(&mut self, i: usize, now: Instant) -> Vec<Effect> {
         let cfg = Arc::clone(&self.slots[i].program.cfg);
         let cgroup = self.cgroup_of(i);
-        let event = match spawn::spawn(&cfg, cgroup.as_ref()) {
+        let spawned =
+            self.limit_cgroups(i).and_then(|also| spawn::spawn(&cfg, cgroup.as_ref(), also).map_err(|e| e.to_string()));
+        let event = match spawned {
             Ok(child) => {
                 self.by_pid.insert(child.pid, i);
                 self.readers.retain(|r| !r.is_finished());

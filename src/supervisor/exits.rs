@@ -42,6 +42,7 @@ impl Supervisor {
             } else {
                 (p.cfg.stopasgroup || p.cfg.killasgroup) && sig::group_alive(pid)
             };
+            self.check_oom(i, now);
             self.apply(i, Event::Exited { status, group_alive }, now);
         }
         // A STOPPING program whose leader is gone waits for the rest of its tree; each reaped

@@ -12,6 +12,8 @@ mod commands;
 mod depends;
 mod effects;
 mod exits;
+mod limits;
+mod memory;
 mod reload;
 mod reports;
 mod shutdown;
@@ -71,6 +73,10 @@ struct Supervised {
     stdin: Option<Arc<crate::process::stdin::Stdin>>,
     /// The restart count the live feed last told.
     restarts_told: u64,
+    /// Its cgroup limits' cgroups, made at its first spawn when it has limits.
+    limits: Option<crate::process::limits::ProgramLimits>,
+    /// The OOM kills its memory cgroup had counted when its process was spawned.
+    oom_seen: u64,
 }
 
 /// What becomes of a slot once its program has stopped.
@@ -134,6 +140,8 @@ pub struct Supervisor {
     cgroups: Option<crate::process::cgroup::Cgroups>,
     /// The processes as /proc showed them this turn of the loop, when a stop needed them.
     census: Option<crate::process::tree::Census>,
+    /// Where programs' cgroup limits apply, found when the first program with limits begins.
+    limiter: Option<Result<crate::process::limits::Limiter, String>>,
 }
 
 impl Supervisor {
@@ -183,6 +191,7 @@ impl Supervisor {
                 }
             },
             census: None,
+            limiter: None,
         };
         let ranks = crate::config::ranks(&config.programs);
         let logs = me.sink.logs_for(config);
@@ -211,7 +220,21 @@ impl Supervisor {
         self.keys += 1;
         let program = Program::new(cfg, now, self.seed.wrapping_add(self.keys));
         let (deps, probe, next, cgroup, stdin) = (Vec::new(), None, None, None, None);
-        Supervised { key: self.keys, program, logs, deps, rank, probe, next, cgroup, stdin, restarts_told: 0 }
+        let (limits, oom_seen) = (None, 0);
+        Supervised {
+            key: self.keys,
+            program,
+            logs,
+            deps,
+            rank,
+            probe,
+            next,
+            cgroup,
+            stdin,
+            restarts_told: 0,
+            limits,
+            oom_seen,
+        }
     }
 
     /// Rebuilds what names slots by index: dependencies, `by_pid` and `by_name`. (A removed
@@ -251,7 +274,7 @@ impl Supervisor {
         let Some(mut reports) = self.reports.1.take() else { return Ok(1) };
         let mut gpu_faults = self.gpu_faults.take();
         let (over_tx, mut over_memory) = mpsc::channel(16);
-        tokio::spawn(crate::probe::memory::watch(self.snapshot.subscribe(), over_tx));
+        tokio::spawn(memory::watch(self.snapshot.subscribe(), over_tx));
         let now = Instant::now();
         for i in 0..self.slots.len() {
             self.begin(i, now);
@@ -266,6 +289,7 @@ impl Supervisor {
             self.publish();
             if let Some(code) = self.finished() {
                 self.remove_cgroups();
+                self.remove_limits();
                 self.drain_output().await;
                 return Ok(code);
             }
@@ -320,6 +344,7 @@ impl Supervisor {
         if let Some(reason) = self.slots[i].program.cfg.gpu_unavailable.clone() {
             self.apply(i, Event::Unavailable { reason }, now);
         }
+        self.check_limits(i, now);
         if self.slots[i].program.cfg.autostart && self.shutdown.is_none() {
             self.apply(i, Event::Start, now);
         }

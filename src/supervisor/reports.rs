@@ -53,7 +53,7 @@ impl Supervisor {
 
     /// A program's tree stayed over its `max_rss`: said, and passed to its lifecycle (a
     /// restart), if the process measured is still its process.
-    pub(super) fn over_memory(&mut self, over: crate::probe::memory::OverMemory, now: Instant) {
+    pub(super) fn over_memory(&mut self, over: super::memory::OverMemory, now: Instant) {
         let Some(i) = self.find(&over.program) else { return };
         let p = &self.slots[i].program;
         if p.pid() != Some(over.pid) {

@@ -43,6 +43,8 @@ pub struct ProgramView {
     pub restarts: u64,
     /// Of those, for `max_rss`.
     pub memory_restarts: u64,
+    /// OOM kills in its cgroup.
+    pub oom_kills: u64,
     /// Spawn attempts.
     pub spawns: u64,
     /// A restart waits for the stop to finish.
@@ -98,6 +100,7 @@ impl ProgramView {
             error: p.error().map(str::to_string),
             restarts: p.restarts(),
             memory_restarts: p.memory_restarts(),
+            oom_kills: p.oom_kills(),
             spawns: p.spawns(),
             restart_pending: p.restart_pending(),
             settle_within: settle_within(cfg),

@@ -50,3 +50,63 @@ fn a_tree_over_max_rss_is_restarted_and_counted_and_one_under_it_is_not() {
     let counted = metrics.lines().find(|l| l.starts_with("supd_program_max_rss_restarts_total{") && l.contains("hog"));
     assert!(counted.is_some_and(|l| !l.ends_with(" 0")), "{metrics}");
 }
+
+/// The cgroup v1 directory, in `controller`'s hierarchy, of the process of supd's namespace
+/// whose command line is `cmdline`, as /proc shows it.
+fn v1_dir(supd: &Supd, cmdline: &str, controller: &str) -> std::path::PathBuf {
+    let host = supd.ns_processes().into_iter().find(|p| p.cmdline == cmdline).expect(cmdline).pid;
+    let text = std::fs::read_to_string(format!("/proc/{host}/cgroup")).unwrap();
+    let path = text.lines().find_map(|l| l.splitn(3, ':').nth(2).filter(|_| l.split(':').nth(1) == Some(controller)));
+    std::path::Path::new("/sys/fs/cgroup").join(controller).join(path.unwrap().trim_start_matches('/'))
+}
+
+#[test]
+fn memory_max_ooms_a_program_in_its_cgroup_and_status_says_so() {
+    // This machine's kernel binds every controller to cgroup v1: the v1 path, for real.
+    let supd = Supd::start(&format!(
+        "{}[program.hog]\ncommand = [\"/usr/bin/python3\", \"-c\", \"import time; print('start', flush=True); \
+         time.sleep(0.5); x = b'x' * (256 << 20); time.sleep(1000)\"]\nstartsecs = 0\nautorestart = false\n\
+         memory_max = \"64MB\"\n",
+        "[program.capped]\ncommand = [\"sleep\", \"1000\"]\nstartsecs = 0\ncpu_max = \"50%\"\ncpu_weight = 200\n\
+         pids_max = 32\nmemory_max = \"1GB\"\n"
+    ));
+    supd.wait_state("capped", "RUNNING", 5 * S);
+    let read = |controller: &str, file: &str| {
+        std::fs::read_to_string(v1_dir(&supd, "sleep 1000", controller).join(file)).unwrap().trim().to_string()
+    };
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(read("cpu", "cpu.shares"), "2048");
+    assert_eq!(read("pids", "pids.max"), "32");
+    assert_eq!(read("memory", "memory.limit_in_bytes"), (1u64 << 30).to_string());
+
+    let hog = supd.wait_state("hog", "EXITED", 15 * S);
+    let description = hog["description"].as_str().unwrap();
+    assert!(description.contains("OOM killed at memory_max 64.0 MiB") && description.contains("SIGKILL"), "{hog}");
+    assert_eq!(hog["oom_kills"], 1, "{hog}");
+    let (_, metrics) = supd.http_get("/metrics");
+    assert!(metrics.contains("supd_program_oom_kills_total{program=\"hog\",group=\"hog\"} 1"), "{metrics}");
+
+    // At exit supd removes the cgroups it made.
+    let dir = v1_dir(&supd, "sleep 1000", "pids");
+    let mut supd = supd;
+    assert_eq!(supd.ctl(&["shutdown"]).0, 0);
+    supd.wait_exit(10 * S);
+    assert!(!dir.exists() && !dir.parent().unwrap().exists(), "{} is left", dir.display());
+}
+
+#[test]
+fn limits_that_cannot_apply_refuse_the_program_unless_best_effort() {
+    let supd = Supd::start_with(
+        "cgroup = \"off\"\n",
+        "[program.strict]\ncommand = [\"sleep\", \"1000\"]\nstartsecs = 0\nio_weight = 500\n\
+         [program.lenient]\ncommand = [\"sleep\", \"1000\"]\nstartsecs = 0\nio_weight = 500\nlimits = \"best_effort\"\n",
+    );
+    let strict = supd.wait_state("strict", "FATAL", 5 * S);
+    let why = strict["description"].as_str().unwrap();
+    assert!(
+        why.contains("cgroup limits cannot apply: [supervisor] cgroup = \"off\"") && why.contains("best_effort"),
+        "{strict}"
+    );
+    supd.wait_state("lenient", "RUNNING", 5 * S);
+    supd.wait_output("lenient: its cgroup limits cannot apply", 5 * S);
+}

@@ -20,7 +20,7 @@ fn conf(dir: &Path, socket: &str) -> String {
          [rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n\
          [supervisorctl]\nserverurl=unix://{socket}\n\n\
          [program:web]\ncommand=sleep 1000\nstartsecs=0\n\n\
-         [program:crash]\ncommand=/bin/sh -c \"exit 3\"\nstartsecs=1\nstartretries=1\nautostart=false\n\n\
+         [program:crash]\ncommand=/bin/sh -c \"exit 3\"\nstartsecs=1\nstartretries=0\nautostart=false\n\n\
          [program:nocmd]\ncommand=/no/such/thing\nautostart=false\n\n\
          [program:a]\ncommand=sleep 1000\nstartsecs=0\n\n\
          [program:b]\ncommand=sleep 1000\nstartsecs=0\n\n\

@@ -52,6 +52,7 @@ pub(super) fn program<E: Fn(&str) -> Option<String>>(
         expand(&value, env).map_err(|e| found.error(at, &key(&k), e.to_string()))
     };
 
+    let (cgroup_limits, limits_mode) = super::limits::limits(found)?;
     let command_at = raw.command.span().start;
     let command = raw
         .command
@@ -184,6 +185,8 @@ pub(super) fn program<E: Fn(&str) -> Option<String>>(
         .filter_map(|(r, v)| Some((r, v?.0)))
         .collect(),
         max_rss: max_rss(found, raw)?,
+        cgroup_limits,
+        limits_mode,
         stdout,
         stderr,
         log_prefix: raw.log_prefix.clone().or_else(|| defaults.log_prefix.clone()),

@@ -89,6 +89,10 @@ impl Program {
     pub const fn memory_restarts(&self) -> u64 {
         self.memory_restarts
     }
+    /// OOM kills in its cgroup so far.
+    pub const fn oom_kills(&self) -> u64 {
+        self.oom_kills
+    }
     /// Spawn attempts so far.
     pub const fn spawns(&self) -> u64 {
         self.spawns

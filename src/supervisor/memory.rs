@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
+use super::Snapshot;
 use crate::config::MaxRss;
-use crate::supervisor::Snapshot;
 
 /// How long a walk of /proc may take before this round is skipped.
 const SAMPLE_WITHIN: Duration = Duration::from_secs(5);
@@ -110,13 +110,13 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// The trees of `roots`, read on a thread of its own; `None` when it cannot start or takes
 /// longer than [`SAMPLE_WITHIN`].
-async fn sample(roots: Vec<i32>) -> Option<crate::metrics::sample::Sample> {
+async fn sample(roots: Vec<i32>) -> Option<crate::process::usage::Sample> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("supd-max-rss".into())
         .stack_size(256 * 1024)
         .spawn(move || {
-            let _ = tx.send(crate::metrics::sample::take(&roots));
+            let _ = tx.send(crate::process::usage::take(&roots));
         })
         .ok()?;
     tokio::time::timeout(SAMPLE_WITHIN, rx).await.ok()?.ok()
