@@ -71,7 +71,13 @@ fn main() {
 /// Runs `fut` on a single-threaded runtime: a supervisor is I/O-bound, and one thread keeps
 /// memory low and makes the spawner and the reaper exclusive by construction.
 fn runtime(fut: impl std::future::Future<Output = std::io::Result<i32>>) -> i32 {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        // What runs off the loop: file-only output (see output::splice), /proc walks, config
+        // reads. Bounded, so no number of programs makes supd start hundreds of threads.
+        .max_blocking_threads(16)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("supd: cannot start the runtime: {e}");

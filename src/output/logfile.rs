@@ -284,7 +284,8 @@ pub enum Spliced {
 }
 
 /// Bytes waiting in a pipe (0 on an error).
-fn pipe_len(pipe: BorrowedFd<'_>) -> usize {
+/// How many bytes `pipe` holds (FIONREAD); 0 when it cannot say.
+pub(super) fn pipe_len(pipe: BorrowedFd<'_>) -> usize {
     let mut n: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int.
     let r = unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut n) };

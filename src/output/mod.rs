@@ -270,11 +270,7 @@ impl Sink {
     /// that floods moves to a thread part way (the `flood` module).
     pub fn forward(&self, fd: OwnedFd, log: &StreamLog) -> io::Result<tokio::task::JoinHandle<()>> {
         if let (Some(file), None) = (&log.file, &log.framer) {
-            let (done, ended) = oneshot::channel::<()>();
-            splice::start(fd, Arc::clone(&file.file), Arc::clone(&log.tail), done)?;
-            return Ok(tokio::spawn(async move {
-                let _ = ended.await;
-            }));
+            return Ok(tokio::spawn(splice::run(fd, Arc::clone(&file.file), Arc::clone(&log.tail))));
         }
         let pipe = pipe::Receiver::from_owned_fd(fd)?;
         let (sink, log) = (self.clone(), log.clone());

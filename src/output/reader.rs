@@ -51,6 +51,23 @@ impl PipeReader {
         }
     }
 
+    /// Waits up to `timeout` for data (or the end); whether there is some to read now.
+    pub fn wait_for(&self, timeout: Duration) -> bool {
+        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd, a bounded timeout.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        n > 0 && pfd.revents & libc::POLLIN != 0
+    }
+
+    /// Whether every holder of the write end has closed it (POLLHUP), asked without waiting.
+    pub fn hung_up(&self) -> bool {
+        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd; a timeout of 0 only asks.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        n > 0 && pfd.revents & libc::POLLHUP != 0
+    }
+
     /// Reads what the pipe holds, up to `buf`'s spare capacity, appending it to `buf`.
     /// `Ok(0)` is the end of the stream; `Interrupted` and `WouldBlock` mean try again.
     pub fn read(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
@@ -70,6 +87,12 @@ impl PipeReader {
         if self.grown && (BULK..asked / 2).contains(&got) {
             std::thread::sleep(COALESCE);
         }
+    }
+}
+
+impl AsRawFd for PipeReader {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
     }
 }
 

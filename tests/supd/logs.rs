@@ -329,3 +329,29 @@ fn a_discarded_stream_goes_straight_to_dev_null() {
     assert_eq!(fds("sleep 603"), ("/dev/null".to_string(), "/dev/null".to_string()));
     assert!(!supd.output().contains("lost"));
 }
+
+#[test]
+fn log_files_take_no_thread_per_stream() {
+    // Before, each file-only stream had a splice thread: 40 programs with two log files were
+    // 80 threads more. Now the event loop waits for the pipes.
+    let programs: String = (0..40)
+        .map(|i| {
+            format!(
+                "[program.p{i}]\ncommand = [\"sh\", \"-c\", \"echo out-{i}; echo err-{i} >&2; exec sleep 1000\"]\n\
+                 startsecs = 0\nstdout_logfile = \"@DIR@/p{i}.out\"\nstderr_logfile = \"@DIR@/p{i}.err\"\n"
+            )
+        })
+        .collect();
+    let supd = Supd::start(&programs);
+    wait_until("every line in its file", 10 * S, || {
+        (0..40)
+            .all(|i| {
+                let read = |ext: &str| std::fs::read_to_string(supd.path(&format!("p{i}.{ext}"))).unwrap_or_default();
+                read("out") == format!("out-{i}\n") && read("err") == format!("err-{i}\n")
+            })
+            .then_some(())
+    });
+    let threads = std::fs::read_dir(format!("/proc/{}/task", supd.host_pid())).unwrap().count();
+    // supd's own two, and at most the 16 of the shared pool while it winds down.
+    assert!(threads <= 20, "supd runs {threads} threads for 80 quiet streams");
+}
