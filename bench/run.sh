@@ -12,15 +12,16 @@
 # watches 200 programs, to bench/results-top.md), bench/dashboard.py (the dashboard's weight and
 # paint in headless Chromium, supd's CPU while it is open; to bench/results-dashboard.md),
 # bench/limits.py (an allocation past memory_max to the OOM kill in status; to
-# bench/results-limits.md) and bench/hostile.py (PID 1 under
+# bench/results-limits.md), bench/peers.py (supd beside supervisord, s6, runit, horust, tini and
+# dumb-init, every figure from outside; to bench/results-peers.md) and bench/hostile.py (PID 1 under
 # idle and slow connections, restart churn, a 10,000-program dependency chain, wake-ups after
 # a scrape, a SIGSTOPped program; to bench/results-hostile.md; SUPD_BEFORE=DIR adds a column
-# for an earlier build). Takes about ten minutes.
+# for an earlier build). Takes about half an hour.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 
-for pkg in tini wrk tmux chromium; do
+for pkg in tini wrk tmux chromium s6 runit; do
     command -v "$pkg" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg"; }
 done
 if [ ! -x "$here/.venv/bin/supervisord" ]; then
@@ -28,6 +29,8 @@ if [ ! -x "$here/.venv/bin/supervisord" ]; then
     "$here/.venv/bin/pip" install -q supervisor==4.3.0
 fi
 "$here/.venv/bin/python" -c 'import playwright' 2>/dev/null || "$here/.venv/bin/pip" install -q playwright==1.65.3
+[ -x "$here/.venv/bin/dumb-init" ] || "$here/.venv/bin/pip" install -q dumb-init
+command -v horust >/dev/null || [ -x "$HOME/.cargo/bin/horust" ] || cargo install --locked horust
 cargo build --release --locked --manifest-path "$root/Cargo.toml"
 "$here/.venv/bin/python" "$here/compare.py" --supd "$root/target/release" --out "$here/results.md"
 "$here/.venv/bin/python" "$here/health.py" --supd "$root/target/release" --out "$here/results-health.md"
@@ -42,5 +45,6 @@ cargo build --release --locked --features fake-gpu --manifest-path "$root/Cargo.
 "$here/.venv/bin/python" "$here/top.py" --supd "$root/target/release" --out "$here/results-top.md"
 "$here/.venv/bin/python" "$here/dashboard.py" --supd "$root/target/release" --out "$here/results-dashboard.md"
 "$here/.venv/bin/python" "$here/limits.py" --supd "$root/target/release" --out "$here/results-limits.md"
+"$here/.venv/bin/python" "$here/peers.py" --supd "$root/target/release" --out "$here/results-peers.md"
 "$here/.venv/bin/python" "$here/hostile.py" --supd "$root/target/release" ${SUPD_BEFORE:+--before "$SUPD_BEFORE"} \
     --out "$here/results-hostile.md"
