@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use tracing::warn;
 
-use crate::process::usage::{Sample, take};
+use crate::process::usage::Sample;
 use crate::supervisor::Snapshot;
 
 /// How old a sample may be and still serve a scrape.
@@ -100,15 +99,7 @@ impl Sampler {
             return Some((latest.clone(), kept.previous.clone()));
         }
         let roots: Vec<i32> = self.snapshot.borrow().programs.iter().filter_map(|p| p.pid).collect();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let spawned = std::thread::Builder::new().name("supd-sampler".into()).stack_size(256 * 1024).spawn(move || {
-            let _ = tx.send(take(&roots));
-        });
-        if let Err(e) = spawned {
-            warn!("cannot start the metrics sampler: {e}; process-tree metrics are left out");
-            return None;
-        }
-        let sample = Arc::new(tokio::time::timeout(WAIT, rx).await.ok()?.ok()?);
+        let sample = Arc::new(crate::process::usage::take_off_loop(roots, "supd-sampler", WAIT).await?);
         let now = (Instant::now(), sample);
         kept.previous = kept.latest.replace(now.clone());
         Some((now, kept.previous.clone()))

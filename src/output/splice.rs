@@ -56,7 +56,7 @@ pub async fn run(pipe: OwnedFd, file: Arc<Mutex<LogFile>>, tail: Arc<Tail>) {
             // SAFETY: the PipeReader owns the descriptor and always returns that same one,
             // and `into_inner` takes it back before anything else uses it.
             let Ok(registered) = (unsafe { AsyncFd::register(reader) }) else { return };
-            let ready = registered.readable().await.map(|mut g| g.retain_ready()).is_ok();
+            let ready = registered.readable().await.is_ok();
             reader = registered.into_inner();
             if !ready {
                 return;

@@ -78,9 +78,7 @@ impl Cgroups {
         let base = if alone {
             found
         } else {
-            let ns = std::fs::read_link("/proc/self/ns/pid").ok().map(|l| l.to_string_lossy().into_owned());
-            let ns = ns.as_deref().and_then(|l| l.strip_prefix("pid:[")?.strip_suffix(']')).unwrap_or("0");
-            let dir = found.join(format!("supd-{ns}-{me}"));
+            let dir = found.join(own_dir_name());
             std::fs::create_dir(&dir).map_err(|source| CgroupSetupError::NotWritable { path: found, source })?;
             dir
         };
@@ -119,6 +117,14 @@ impl Cgroups {
         }
         Ok(ProgramCgroup { dir })
     }
+}
+
+/// The name of the directory this supd makes for its programs' cgroups where it shares a
+/// cgroup: `supd-<pid namespace>-<pid>`, so that no other supd picks the same.
+pub(super) fn own_dir_name() -> String {
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok().map(|l| l.to_string_lossy().into_owned());
+    let ns = ns.as_deref().and_then(|l| l.strip_prefix("pid:[")?.strip_suffix(']')).unwrap_or("0");
+    format!("supd-{ns}-{}", std::process::id())
 }
 
 /// supd's cgroup in the cgroup2 mounts listed in `mountinfo`, from the `0::PATH` line of

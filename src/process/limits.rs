@@ -231,9 +231,7 @@ fn enable_v2(base: &Path) -> std::io::Result<Vec<Controller>> {
 /// (`supd-<pid namespace>-<pid>` under supd's own cgroup there), from `mountinfo` and
 /// `cgroup` as /proc/self has them.
 fn v1_dirs(mountinfo: &str, cgroup: &str) -> Vec<(Controller, PathBuf)> {
-    let ns = std::fs::read_link("/proc/self/ns/pid").ok().map(|l| l.to_string_lossy().into_owned());
-    let ns = ns.as_deref().and_then(|l| l.strip_prefix("pid:[")?.strip_suffix(']')).unwrap_or("0").to_string();
-    let own = format!("supd-{ns}-{}", std::process::id());
+    let own = super::cgroup::own_dir_name();
     let mut dirs = Vec::new();
     for controller in Controller::ALL {
         let Some((root, mountpoint)) = mountinfo.lines().find_map(|line| {

@@ -56,6 +56,20 @@ pub struct Sample {
     pub memory: Option<Memory>,
 }
 
+/// [`take`] on a short-lived thread named `name`, never on the event loop; `None` when the
+/// thread cannot start (said in supd's log) or the walk takes longer than `within`.
+pub async fn take_off_loop(roots: Vec<i32>, name: &str, within: std::time::Duration) -> Option<Sample> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new().name(name.into()).stack_size(256 * 1024).spawn(move || {
+        let _ = tx.send(take(&roots));
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start a thread to read /proc ({name}): {e}");
+        return None;
+    }
+    tokio::time::timeout(within, rx).await.ok()?.ok()
+}
+
 /// Reads every process once and sums each root's tree (the root and all its descendants).
 pub fn take(roots: &[i32]) -> Sample {
     let (tick, page) = (procfs::ticks_per_second().max(1) as f64, procfs::page_size());

@@ -96,10 +96,8 @@ impl Supervisor {
         }
         slot.oom_seen = kills;
         let cfg = &slot.program.cfg;
-        let at = cfg
-            .cgroup_limits
-            .memory_max
-            .map_or(String::new(), |b| format!(" at memory_max {:.1} MiB", b as f64 / f64::from(1 << 20)));
+        let at =
+            cfg.cgroup_limits.memory_max.map_or(String::new(), |b| format!(" at memory_max {}", super::memory::mib(b)));
         let reason = format!("OOM killed{at}");
         error!("{}: {reason}", cfg.name);
         let why = Some(reason.clone());

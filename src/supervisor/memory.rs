@@ -69,7 +69,7 @@ pub async fn watch(mut snapshot: watch::Receiver<Arc<Snapshot>>, reports: mpsc::
         }
         let now = Instant::now();
         let due: Vec<i32> = watched.iter().filter(|(_, w)| w.due <= now).map(|((_, pid), _)| *pid).collect();
-        let Some(sample) = sample(due).await else {
+        let Some(sample) = crate::process::usage::take_off_loop(due, "supd-max-rss", SAMPLE_WITHIN).await else {
             for w in watched.values_mut().filter(|w| w.due <= now) {
                 w.due = now + w.limit.interval;
             }
@@ -108,20 +108,7 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// The trees of `roots`, read on a thread of its own; `None` when it cannot start or takes
-/// longer than [`SAMPLE_WITHIN`].
-async fn sample(roots: Vec<i32>) -> Option<crate::process::usage::Sample> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("supd-max-rss".into())
-        .stack_size(256 * 1024)
-        .spawn(move || {
-            let _ = tx.send(crate::process::usage::take(&roots));
-        })
-        .ok()?;
-    tokio::time::timeout(SAMPLE_WITHIN, rx).await.ok()?.ok()
-}
-
-fn mib(bytes: u64) -> String {
+/// `612.0 MiB`.
+pub(super) fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }
