@@ -30,7 +30,9 @@ pub enum Event {
         /// The new process (and process group) id.
         pid: i32,
     },
-    /// The spawn asked for by [`Effect::Spawn`] failed.
+    /// The spawn asked for by [`Effect::Spawn`] failed: before the fork (instead of
+    /// [`Event::Spawned`]), or in the child before its exec (instead of its
+    /// [`Event::Exited`], which was status 127).
     SpawnFailed {
         /// Why, for `supctl status`.
         error: String,

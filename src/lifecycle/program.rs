@@ -228,6 +228,13 @@ impl Program {
                 self.error = Some(error);
                 self.failed_start(now)
             }
+            // The child could not exec: a failed start whatever `startsecs` said.
+            (Phase::Starting { .. } | Phase::Running { .. }, Event::SpawnFailed { error }) => {
+                let mut effects = self.exited(ExitStatus::Code(127));
+                self.error = Some(error);
+                effects.extend(self.failed_start(now));
+                effects
+            }
             (&mut Phase::Starting { pid, until: Some(_) }, Event::Deadline) => self.running(pid, now),
             (Phase::Starting { .. }, Event::Exited { status, .. }) => {
                 let mut effects = self.exited(status);
@@ -235,6 +242,7 @@ impl Program {
                 effects
             }
             (Phase::Running { .. }, Event::Exited { status, .. }) => {
+                self.failed_starts = 0;
                 let mut effects = self.exited(status);
                 self.enter(Phase::Exited, now);
                 effects.extend(self.after_run(status, now));
@@ -363,7 +371,9 @@ impl Program {
         let mut effects = if self.cfg.ready_when_healthy {
             self.enter(Phase::Starting { pid, until: None }, now)
         } else if self.cfg.startsecs.is_zero() {
-            self.running(pid, now)
+            // RUNNING at once, but the failed starts count on until the first exit that is
+            // not an exec failure: the exec is not confirmed yet (see Event::SpawnFailed).
+            self.enter(Phase::Running { pid }, now)
         } else {
             self.enter(Phase::Starting { pid, until: Some(after(now, self.cfg.startsecs)) }, now)
         };

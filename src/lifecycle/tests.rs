@@ -118,6 +118,24 @@ fn spawn_errors_are_failed_starts() {
 }
 
 #[test]
+fn exec_failures_after_the_fork_are_failed_starts_even_with_startsecs_zero() {
+    let mut r = Rig::new(|c| {
+        c.startsecs = Duration::ZERO;
+        c.startretries = 1;
+    });
+    r.on(Event::Start);
+    assert_eq!(r.p.state(), State::Running, "startsecs = 0: RUNNING before the exec is confirmed");
+    let failed = || Event::SpawnFailed { error: "spawn error: cannot execute x: execve: Exec format error".into() };
+    r.on(failed());
+    assert_eq!(r.p.state(), State::Backoff, "an exec failure is a failed start, not a crash");
+    r.fire();
+    assert_eq!(r.p.state(), State::Running);
+    r.on(failed());
+    assert_eq!(r.p.state(), State::Fatal, "two failed starts with startretries = 1");
+    assert!(r.p.error().unwrap_or("").contains("execve: Exec format error"), "{:?}", r.p.error());
+}
+
+#[test]
 fn running_exit_restarts_at_once_then_backs_off_doubling() {
     let mut r = Rig::new(|c| c.startsecs = Duration::ZERO);
     r.on(Event::Start);

@@ -1,10 +1,10 @@
 //! Processes: spawning programs with their credentials, reaping every child, and signals.
 //! It knows nothing of states or rules: it does what the supervisor asks, at once.
 //!
-//! One rule holds the module together: only [`reaper::reap_all`] calls `waitpid`, and it runs
-//! on the same single thread as [`spawn::spawn`], so the two never overlap (std's `spawn`
-//! waits on a child whose exec failed; a concurrent `waitpid(-1)` would steal that status and
-//! make std panic).
+//! One rule holds the module together: only [`reaper::reap_all`] calls `waitpid`. A spawn
+//! never waits for its child (not even for its exec, unlike std's `Command`); a child that
+//! cannot exec exits 127 and leaves the reason where the reaper's caller finds it
+//! ([`spawn::read_failures`]).
 
 pub mod cgroup;
 pub mod limits;
@@ -20,11 +20,11 @@ use std::fmt;
 /// Marks every descriptor from 3 up close-on-exec, in a child between fork and exec, so a
 /// program gets only stdin, stdout and stderr: supd opens its own descriptors `O_CLOEXEC`, and
 /// this also keeps back whatever supd inherited from its parent. (Close-on-exec rather than
-/// close, so std's exec-error pipe still works.) Kernels before 5.11 lack the flag; there the
+/// close, so the exec-failure pipe stays usable until the exec.) Kernels before 5.11 lack the flag; there the
 /// first 1024 are marked one by one.
 ///
 /// # Safety
-/// Only for a `pre_exec` closure: it makes raw `close_range`/`fcntl` calls.
+/// Only in a child between fork and exec: it makes raw `close_range`/`fcntl` calls.
 pub unsafe fn cloexec_from_3() {
     // SAFETY: plain syscalls with integer arguments.
     unsafe {
@@ -45,7 +45,7 @@ pub unsafe fn cloexec_from_3() {
 /// glibc, which refuses to change them here and sets them up in every program it starts.
 ///
 /// # Safety
-/// Only for a `pre_exec` closure: it calls `signal(2)`, which is async-signal-safe.
+/// Only in a child between fork and exec: it calls `signal(2)`, which is async-signal-safe.
 pub unsafe fn reset_signal_dispositions() {
     for sig in 1..=64 {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {

@@ -3,11 +3,11 @@
 
 use std::time::Instant;
 
-use tracing::debug;
+use tracing::{debug, error, warn};
 
 use super::Supervisor;
 use crate::lifecycle::{Event, State};
-use crate::process::{reaper, signal as sig};
+use crate::process::{reaper, signal as sig, spawn};
 
 /// Exit statuses handled in one turn of the loop; the rest wait for the next turn, after the
 /// other sources (commands, probe reports, signals, other tasks) have had theirs, so that a
@@ -24,11 +24,17 @@ impl Supervisor {
         if self.exits.is_empty() {
             return;
         }
+        // After the reap: a reaped child's exec failure record is in the pipe by now.
+        spawn::read_failures(&mut self.exec_failures);
         let (mut programs, mut others) = (0, 0);
         while programs < REAP_BATCH && others < ORPHAN_BATCH {
             let Some((pid, status)) = self.exits.pop_front() else { break };
+            let failure = self.exec_failures.remove(&pid);
             let Some(i) = self.by_pid.remove(&pid) else {
                 others += 1;
+                if let Some(failure) = failure {
+                    warn!("an exec probe (pid {pid}) could not run: {failure}");
+                }
                 if !self.waiters.deliver(pid, status) {
                     debug!("reaped orphan pid={pid} ({status})");
                 }
@@ -36,6 +42,13 @@ impl Supervisor {
             };
             programs += 1;
             let p = &self.slots[i].program;
+            if let Some(failure) = failure.filter(|_| matches!(p.state(), State::Starting | State::Running)) {
+                let command = p.cfg.command.first().map_or("", String::as_str);
+                let error = format!("spawn error: cannot execute {command}: {failure}");
+                error!("{}: {error}", p.cfg.name);
+                self.apply(i, Event::SpawnFailed { error }, now);
+                continue;
+            }
             // A stop waits for the whole tree (what left the group too); otherwise the group.
             let group_alive = if p.state() == State::Stopping {
                 self.tree_alive(i)

@@ -116,6 +116,8 @@ pub struct Supervisor {
     waiters: Waiters,
     /// Exit statuses reaped and not yet handled (see [`REAP_BATCH`]).
     exits: std::collections::VecDeque<(i32, crate::process::ExitStatus)>,
+    /// Why reaped children could not exec, by pid, until their exits are handled.
+    exec_failures: HashMap<i32, crate::process::spawn::ExecFailure>,
     by_pid: HashMap<i32, usize>,
     /// Supervised by program name; rebuilt with `by_pid`.
     by_name: HashMap<String, usize>,
@@ -166,6 +168,7 @@ impl Supervisor {
             broken: BTreeMap::new(),
             waiters: Waiters::default(),
             exits: std::collections::VecDeque::new(),
+            exec_failures: HashMap::new(),
             by_pid: HashMap::new(),
             by_name: HashMap::new(),
             sink,

@@ -116,3 +116,33 @@ fn a_minfds_supd_cannot_reach_stops_it_at_start_saying_why() {
     let out = supd.output();
     assert!(out.contains("minfds = 1000000000000: cannot raise the limit from"), "{out}");
 }
+
+#[test]
+fn a_failure_between_fork_and_exec_is_a_spawn_error_with_the_step_and_errno() {
+    // supd does not wait for a child's exec: what fails after the fork comes back with the
+    // child's exit (127), as a failed start that says which step failed and why.
+    let supd = Supd::start_with(
+        "user = \"dev\"",
+        "[program.interp]\ncommand = \"@DIR@/script\"\nautostart = false\nstartretries = 0\n\
+         [program.quick]\ncommand = \"@DIR@/script\"\nautostart = false\nstartsecs = 0\nstartretries = 1\n\
+         backoff_initial = \"50ms\"\n\
+         [program.nodir]\ncommand = \"true\"\ndirectory = \"/root\"\nstartretries = 0\n",
+    );
+    let script = supd.path("script");
+    std::fs::write(&script, "#!/no/such/interpreter\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (code, out, _) = supd.ctl(&["start", "interp"]);
+    assert_eq!((code, out.as_str()), (7, "interp: ERROR (spawn error)\n"), "as supervisorctl says it");
+    let p = supd.wait_state("interp", "FATAL", 5 * S);
+    let want = format!("spawn error: cannot execute {}: execve: No such file or directory", script.display());
+    assert!(p["description"].as_str().unwrap().contains(&want), "{p}");
+    supd.wait_output(&format!("interp: {want}"), 5 * S);
+    // RUNNING at once under startsecs = 0, yet still a failed start: FATAL after its retry,
+    // not restarted for ever.
+    supd.ctl(&["start", "quick"]);
+    let p = supd.wait_state("quick", "FATAL", 5 * S);
+    assert!(p["description"].as_str().unwrap().contains("gave up after 2 failed starts"), "{p}");
+    // chdir as `dev` into root's home.
+    let p = supd.wait_state("nodir", "FATAL", 5 * S);
+    assert!(p["description"].as_str().unwrap().contains("cannot execute true: chdir: Permission denied"), "{p}");
+}

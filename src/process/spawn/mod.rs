@@ -1,21 +1,25 @@
 //! Spawning a program: its own session, its user's credentials, a clean environment, stdin
 //! from /dev/null and stdout/stderr on fresh pipes (or /dev/null, for a stream that goes
-//! nowhere). supd opens every descriptor with
-//! `O_CLOEXEC`, so nothing of supd's leaks into a program.
+//! nowhere). supd opens every descriptor with `O_CLOEXEC`, so nothing of supd's leaks into a
+//! program. A spawn never waits for the child: what can be checked before the fork is (the
+//! command, the directory, rlimits), and the rest is reported after, see [`child`].
+
+mod child;
 
 use std::ffi::{CString, OsString};
-use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 use nix::fcntl::OFlag;
-use nix::sys::resource::{RLIM_INFINITY, Resource, setrlimit};
+use nix::sys::resource::{RLIM_INFINITY, Resource};
 use nix::sys::stat::Mode;
-use nix::unistd::{self, Gid, Uid, pipe2};
+use nix::unistd::{self, pipe2};
 
+use self::child::{Cgroups, ChildSetup, Plan};
+pub use self::child::{ExecFailure, Step, read_failures};
 use super::cgroup::ProgramCgroup;
 use crate::config::{Credentials, ProgramConfig, Rlimit, StreamConfig};
 
@@ -70,8 +74,9 @@ pub enum SpawnError {
 }
 
 /// Starts `program`, in `cgroup` when it has one and in the cgroups whose `cgroup.procs` are
-/// `also_join` (its cgroup v1 limits, see [`super::limits`]). Synchronous and short: it
-/// returns once the child has exec'd (or failed to), which std learns through a CLOEXEC pipe.
+/// `also_join` (its cgroup v1 limits, see [`super::limits`]). Returns once the child is forked,
+/// without waiting for its exec: a failure in the child between fork and exec comes as exit
+/// status 127 with an [`ExecFailure`] record (see [`read_failures`]).
 pub fn spawn(
     program: &ProgramConfig,
     cgroup: Option<&ProgramCgroup>,
@@ -83,20 +88,18 @@ pub fn spawn(
     check_rlimits(program)?;
     let (stdout_r, stdout_w) = if listener { pipe()? } else { output(&program.stdout)? };
     let (stdin_r, stdin_w) = if listener || program.stdin_pipe { pipe()? } else { (None, None) };
-    let (stderr_r, stderr_w) = if program.redirect_stderr {
-        let clone = stdout_w.as_ref().map(OwnedFd::try_clone).transpose();
-        (None, clone.map_err(|e| SpawnError::Pipe(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?)
-    } else {
-        output(&program.stderr)?
-    };
-    // Opened before fork, so the child only writes; one that cannot be opened leaves the
-    // program outside its cgroup (stop then finds its processes as without cgroups).
-    let mut cgroup_procs = also_join;
-    cgroup_procs.extend(cgroup.and_then(|c| c.procs_for_child().ok()));
-    let mut cmd = command(program, &program.command, cgroup_procs)?;
-    let to = |w: Option<OwnedFd>| w.map_or_else(Stdio::null, Stdio::from);
-    cmd.stdout(to(stdout_w)).stderr(to(stderr_w)).stdin(to(stdin_r));
-    let pid = start(cmd, &program.command[0])?;
+    let (stderr_r, stderr_w) = if program.redirect_stderr { (None, None) } else { output(&program.stderr)? };
+    // Opened before fork; one that cannot be opened leaves the program outside its cgroup
+    // (stop then finds its processes as without cgroups).
+    let cgroup_dir = cgroup.and_then(|c| c.dir_for_child().ok());
+    let plan = plan(program, &program.command, Cgroups { dir: cgroup_dir, also_join })?;
+    let null = dev_null()?;
+    let fd = |f: &Option<OwnedFd>| f.as_ref().map_or(null, AsRawFd::as_raw_fd);
+    let stdout = fd(&stdout_w);
+    let stderr = if program.redirect_stderr { stdout } else { fd(&stderr_w) };
+    let pid = fork(&plan, [fd(&stdin_r), stdout, stderr], &program.command[0])?;
+    // Our copies of the child's ends close here, so EOF comes when the program closes them.
+    drop((stdin_r, stdout_w, stderr_w));
     Ok(Spawned { pid, stdout: stdout_r, stderr: stderr_r, stdin: stdin_w })
 }
 
@@ -150,14 +153,29 @@ fn pipe() -> Result<(Option<OwnedFd>, Option<OwnedFd>), SpawnError> {
 /// output discarded: an exec health probe. Returns its pid, which is also its process group.
 pub fn spawn_probe(program: &ProgramConfig, argv: &[String]) -> Result<i32, SpawnError> {
     let Some(first) = argv.first() else { return Err(SpawnError::NotFound(String::new())) };
-    let mut cmd = command(program, argv, Vec::new())?;
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    start(cmd, first)
+    let plan = plan(program, argv, Cgroups::default())?;
+    let null = dev_null()?;
+    fork(&plan, [null; 3], first)
 }
 
-/// A Command for `argv` with `program`'s executable lookup, environment and child setup.
-fn command(program: &ProgramConfig, argv: &[String], cgroup_procs: Vec<OwnedFd>) -> Result<Command, SpawnError> {
-    let Some((first, args)) = argv.split_first() else { return Err(SpawnError::NotFound(String::new())) };
+/// /dev/null, opened once, for every stream that goes nowhere.
+fn dev_null() -> Result<std::os::fd::RawFd, SpawnError> {
+    static NULL: OnceLock<Result<OwnedFd, nix::errno::Errno>> = OnceLock::new();
+    let null = NULL.get_or_init(|| nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()));
+    null.as_ref().map(AsRawFd::as_raw_fd).map_err(|&e| SpawnError::Pipe(e))
+}
+
+/// Forks the child that runs `plan`; its pid.
+fn fork(plan: &Plan, stdio: [std::os::fd::RawFd; 3], name: &str) -> Result<i32, SpawnError> {
+    plan.fork(stdio).map_err(|e| SpawnError::Exec {
+        command: name.to_string(),
+        source: std::io::Error::from_raw_os_error(e as i32),
+    })
+}
+
+/// What the child of `argv` runs: `program`'s executable lookup, environment and setup.
+fn plan(program: &ProgramConfig, argv: &[String], cgroups: Cgroups) -> Result<Plan, SpawnError> {
+    let Some(first) = argv.first() else { return Err(SpawnError::NotFound(String::new())) };
     let env = environment(program);
     let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
     let executable = resolve_command(first, path_var.as_deref(), program.directory.as_deref())?;
@@ -166,82 +184,26 @@ fn command(program: &ProgramConfig, argv: &[String], cgroup_procs: Vec<OwnedFd>)
     {
         return Err(SpawnError::NoDirectory(dir.clone()));
     }
-    let mut cmd = Command::new(&executable);
-    cmd.arg0(first).args(args).env_clear().envs(env).stdin(Stdio::null());
-    let child_setup = ChildSetup::new(program, cgroup_procs);
-    // SAFETY: the closure only makes async-signal-safe libc calls on data prepared before fork.
-    unsafe {
-        cmd.pre_exec(move || child_setup.apply());
-    }
-    Ok(cmd)
+    // A NUL byte cannot reach exec; the config refuses them, so this is only a backstop.
+    let envp = env.into_iter().map(|(k, v)| {
+        let mut pair = k.into_vec();
+        pair.push(b'=');
+        pair.extend(v.into_vec());
+        pair
+    });
+    let argv = argv.iter().map(|a| a.as_bytes());
+    let setup = child_setup(program, cgroups);
+    Plan::new(executable.as_os_str().as_bytes(), argv, envp, setup).map_err(|_| SpawnError::NotFound(first.clone()))
 }
 
-/// Spawns `cmd` and lets the Child go unwaited: the reaper owns every exit status. Dropping
-/// `cmd` closes our copies of the pipes' write ends, so EOF comes when the program closes them.
-fn start(mut cmd: Command, name: &str) -> Result<i32, SpawnError> {
-    let child = cmd.spawn().map_err(|source| SpawnError::Exec { command: name.to_string(), source })?;
-    Ok(child.id() as i32)
-}
-
-/// What the child does between fork and exec, prepared in the parent.
-struct ChildSetup {
-    /// The `cgroup.procs` of the program's cgroups, which the child joins by writing `0`.
-    cgroup_procs: Vec<OwnedFd>,
-    switch_user: Option<(Uid, Gid, Vec<Gid>)>,
-    directory: Option<CString>,
-    umask: Option<Mode>,
-    /// `rlimit_*`: set before the switch of user, while a hard limit may still be raised.
-    rlimits: Vec<(Resource, u64)>,
-}
-
-impl ChildSetup {
-    fn new(program: &ProgramConfig, cgroup_procs: Vec<OwnedFd>) -> Self {
-        let switch_user = program.user.as_ref().filter(|c| needs_switch(c)).map(|c| {
-            let groups = c.groups.iter().map(|&g| Gid::from_raw(g)).collect();
-            (Uid::from_raw(c.uid), Gid::from_raw(c.gid), groups)
-        });
-        let directory = program.directory.as_ref().and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
-        let umask = program.umask.map(Mode::from_bits_truncate);
-        let rlimits = program
-            .rlimits
-            .iter()
-            .map(|&(r, v)| (resource(r), if v == u64::MAX { RLIM_INFINITY } else { v }))
-            .collect();
-        Self { cgroup_procs, switch_user, directory, umask, rlimits }
-    }
-
-    /// Runs in the child, so only async-signal-safe calls on memory prepared in the parent
-    /// (nix's wrappers here are plain syscalls). Order matters: a new session first; then, as
-    /// credentials(7) and setgroups(2) require, supplementary groups and gid while still root,
-    /// and uid last (after setuid the process may no longer change groups). chdir comes after
-    /// the switch so the user's own permissions apply.
-    fn apply(&self) -> std::io::Result<()> {
-        for procs in &self.cgroup_procs {
-            // Joining its cgroups before anything else: failing, it runs outside one.
-            let _ = unistd::write(procs, b"0");
-        }
-        // SAFETY: we are the child between fork and exec, the one place these are meant for.
-        unsafe {
-            super::reset_signal_dispositions();
-            super::cloexec_from_3();
-        }
-        unistd::setsid()?;
-        for &(resource, limit) in &self.rlimits {
-            setrlimit(resource, limit, limit)?;
-        }
-        if let Some((uid, gid, groups)) = &self.switch_user {
-            unistd::setgroups(groups)?;
-            unistd::setgid(*gid)?;
-            unistd::setuid(*uid)?;
-        }
-        if let Some(dir) = &self.directory {
-            unistd::chdir(dir.as_c_str())?;
-        }
-        if let Some(mask) = self.umask {
-            nix::sys::stat::umask(mask);
-        }
-        Ok(())
-    }
+/// What the child does between fork and exec for `program`.
+fn child_setup(program: &ProgramConfig, cgroups: Cgroups) -> ChildSetup {
+    let switch_user = program.user.as_ref().filter(|c| needs_switch(c)).map(|c| (c.uid, c.gid, c.groups.clone()));
+    let directory = program.directory.as_ref().and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
+    let umask = program.umask.map(Mode::from_bits_truncate);
+    let rlimits =
+        program.rlimits.iter().map(|&(r, v)| (resource(r), if v == u64::MAX { RLIM_INFINITY } else { v })).collect();
+    ChildSetup { cgroups, switch_user, directory, umask, rlimits }
 }
 
 /// Whether running as `creds` needs a credential change (it does not when supd already runs
