@@ -8,7 +8,10 @@ Measures: launch to all N programs spawned; kill -9 of one program to its replac
 of 3); SIGTERM to the namespace empty (runit: SIGHUP, the signal on which runsvdir stops its
 services; on SIGTERM it exits and leaves them); resident and private memory summed over the
 tool's own processes (s6-supervise and runsv, one per program, count as the tool's); idle
-wake-ups over 10 s summed over all their threads; binary size. Fairness: s6-supervise waits
+wake-ups over 10 s summed over all their threads; the tool's own status command for one
+program (the client's start included; the one figure taken through the tool's interface, which
+is what it measures; horust 0.1.14, tini and dumb-init have none); binary size. SUPD_EXTRA adds
+lines to supd's [supervisor] table (`SUPD_EXTRA='cgroup = "off"'`). Fairness: s6-supervise waits
 1 s before restarting a program that ran less than 1 s (not the case here); the scan of /proc
 each poll bounds the timing resolution (a few ms with 200 programs); each kill hits a program
 that has not died before (at N = 1, one kill), since a program that dies again within a minute
@@ -118,8 +121,9 @@ def service_dirs(tmp, n):
 def command(tool, tmp, n, bins):
     """The argv of `tool` supervising n programs, and the signal that stops it."""
     if tool == "supd":
+        extra = os.environ.get("SUPD_EXTRA", "") + "\n"
         with open(f"{tmp}/supd.toml", "w") as f:
-            f.write(f'[supervisor]\nsocket = "{tmp}/supd.sock"\nhttp = ""\n')
+            f.write(f'[supervisor]\nsocket = "{tmp}/supd.sock"\nhttp = ""\n' + extra)
             f.write("".join(f'[program.p{i:03}]\ncommand = "{SLEEP}"\nstartsecs = 0\n' for i in range(n)))
         return [f"{bins['supd']}/supd", "-c", f"{tmp}/supd.toml"], signal.SIGTERM
     if tool == "supervisord":
@@ -186,6 +190,7 @@ def measure(tool, n, bins):
         before = switches(mine)
         time.sleep(IDLE)
         woke = switches(own(init)) - before
+        status = status_seconds(tool, tmp, bins)
         t = time.perf_counter()
         os.kill(init, stop)
         try:
@@ -195,7 +200,32 @@ def measure(tool, n, bins):
             proc.kill()
             proc.wait()
             stopped = float("nan")
-        return launch, (statistics.median(restarts) if restarts else None), stopped, rss, private, woke
+        return launch, (statistics.median(restarts) if restarts else None), stopped, rss, private, woke, status
+
+
+def status_argv(tool, tmp, bins):
+    """The tool's own command for one program's status (the client's start included), or None."""
+    return {
+        "supd": [f"{bins['supd']}/supctl", "-s", f"{tmp}/supd.sock", "status", "p000"],
+        "supervisord": [f"{os.path.dirname(bins['supervisord'])}/supervisorctl", "-c", f"{tmp}/supervisord.conf",
+                        "status", "p000"],
+        "s6": ["s6-svstat", f"{tmp}/svc/p000"],
+        "runit": ["sv", "status", f"{tmp}/svc/p000"],
+    }.get(tool)
+
+
+def status_seconds(tool, tmp, bins, runs=5):
+    """Median wall time of the status command, in seconds; None where the tool has none. This
+    one figure goes through the tool's control interface on purpose: it measures that."""
+    argv = status_argv(tool, tmp, bins)
+    if argv is None:
+        return None
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
 
 
 def size(paths):
@@ -217,16 +247,16 @@ def main():
                 continue
             got = measure(tool, n, bins)
             if got is None:
-                rows.append((str(n), tool, "did not start them all", "", "", "", "", "", ""))
+                rows.append((str(n), tool, "did not start them all", "", "", "", "", "", "", ""))
                 continue
-            launch, restart, stopped, rss, private, woke = got
+            launch, restart, stopped, rss, private, woke, status = got
             ms = lambda s: "n/a" if s is None else f"{s * 1000:.1f} ms"
             size_text = "n/a (Python)" if sizes[tool] is None else f"{sizes[tool] / 1e6:.2f} MB"
             rows.append((str(n), tool, ms(launch), ms(restart), ms(stopped), f"{rss / 1024:.1f} MiB",
-                         f"{private / 1024:.2f} MiB", str(woke), size_text))
+                         f"{private / 1024:.2f} MiB", str(woke), ms(status), size_text))
             print(rows[-1], flush=True)
     write_table(args.out, ("N", "tool", "launch to all spawned", "kill -9 to replacement", "SIGTERM to empty",
-                           "RSS", "private", f"wake-ups in {IDLE} s", "binary"), rows)
+                           "RSS", "private", f"wake-ups in {IDLE} s", "status of one program", "binary"), rows)
 
 
 if __name__ == "__main__":
