@@ -84,7 +84,21 @@ const RECORD: usize = 12;
 /// not be made (children then only exit 127).
 fn failure_pipe() -> Option<&'static (OwnedFd, OwnedFd)> {
     static PIPE: OnceLock<Option<(OwnedFd, OwnedFd)>> = OnceLock::new();
-    PIPE.get_or_init(|| unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ok()).as_ref()
+    PIPE.get_or_init(|| {
+        let (read, write) = unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ok()?;
+        // Above 2 (supd may have started with a standard descriptor closed), so that no
+        // child's dup2 onto 0, 1 or 2 replaces the write end before it is used.
+        let above_2 = |fd: OwnedFd| -> Option<OwnedFd> {
+            if fd.as_raw_fd() > 2 {
+                return Some(fd);
+            }
+            let moved = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)).ok()?;
+            // SAFETY: fcntl just made this descriptor, and nothing else owns it.
+            Some(unsafe { std::os::fd::FromRawFd::from_raw_fd(moved) })
+        };
+        Some((above_2(read)?, above_2(write)?))
+    })
+    .as_ref()
 }
 
 /// Moves every failure record waiting in the pipe into `into`, by pid. Call it after reaping:

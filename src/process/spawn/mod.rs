@@ -63,7 +63,8 @@ pub enum SpawnError {
         /// supd's hard limit, which the program inherits.
         hard: u64,
     },
-    /// fork, the credential change, chdir or exec failed.
+    /// fork failed (what fails in the child after the fork, the credential change, chdir or
+    /// the exec, comes later as an [`ExecFailure`]).
     #[error("cannot execute {command}: {source}")]
     Exec {
         /// The command.
