@@ -13,10 +13,6 @@
 
 use std::collections::HashMap;
 use std::ffi::{CString, c_char};
-
-/// A string for exec held a NUL byte.
-#[derive(Debug)]
-pub(super) struct NulError;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
 
@@ -123,6 +119,10 @@ pub fn read_failures(into: &mut HashMap<i32, ExecFailure>) {
         }
     }
 }
+
+/// A string for exec held a NUL byte.
+#[derive(Debug)]
+pub(super) struct NulError;
 
 /// What a child runs, prepared before the fork.
 pub(super) struct Plan {
