@@ -52,9 +52,12 @@ fn a_tree_over_max_rss_is_restarted_and_counted_and_one_under_it_is_not() {
 }
 
 /// The cgroup v1 directory, in `controller`'s hierarchy, of the process of supd's namespace
-/// whose command line is `cmdline`, as /proc shows it.
+/// whose command line is `cmdline`, as /proc shows it (once it has exec'd: under
+/// `startsecs = 0` a program is RUNNING as soon as it is forked).
 fn v1_dir(supd: &Supd, cmdline: &str, controller: &str) -> std::path::PathBuf {
-    let host = supd.ns_processes().into_iter().find(|p| p.cmdline == cmdline).expect(cmdline).pid;
+    let host = wait_until(&format!("{cmdline} to run"), 5 * S, || {
+        supd.ns_processes().into_iter().find(|p| p.cmdline == cmdline).map(|p| p.pid)
+    });
     let text = std::fs::read_to_string(format!("/proc/{host}/cgroup")).unwrap();
     let path = text.lines().find_map(|l| l.splitn(3, ':').nth(2).filter(|_| l.split(':').nth(1) == Some(controller)));
     std::path::Path::new("/sys/fs/cgroup").join(controller).join(path.unwrap().trim_start_matches('/'))
