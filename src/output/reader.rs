@@ -40,32 +40,37 @@ impl PipeReader {
 
     /// Waits until the pipe has data or its write end is closed; false on an error.
     pub fn wait(&self) -> bool {
-        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         loop {
-            // SAFETY: one valid pollfd; no timeout: this thread exists to wait for this pipe.
-            match unsafe { libc::poll(&mut pfd, 1, -1) } {
-                n if n > 0 => return pfd.revents & (libc::POLLIN | libc::POLLHUP) != 0,
-                _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-                _ => return false,
+            // No timeout: the thread that calls this exists to wait for this pipe.
+            match self.poll(-1) {
+                Ok(revents) => return revents & (libc::POLLIN | libc::POLLHUP) != 0,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
             }
         }
     }
 
     /// Waits up to `timeout` for data (or the end); whether there is some to read now.
     pub fn wait_for(&self, timeout: Duration) -> bool {
-        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: one valid pollfd, a bounded timeout.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        n > 0 && pfd.revents & libc::POLLIN != 0
+        self.poll(ms).is_ok_and(|revents| revents & libc::POLLIN != 0)
     }
 
     /// Whether every holder of the write end has closed it (POLLHUP), asked without waiting.
     pub fn hung_up(&self) -> bool {
+        self.poll(0).is_ok_and(|revents| revents & libc::POLLHUP != 0)
+    }
+
+    /// poll(2) on the pipe for input, up to `timeout_ms` (-1: no limit); the events it
+    /// returned (none when the time ran out).
+    fn poll(&self, timeout_ms: libc::c_int) -> io::Result<libc::c_short> {
         let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd; a timeout of 0 only asks.
-        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-        n > 0 && pfd.revents & libc::POLLHUP != 0
+        // SAFETY: one valid pollfd.
+        match unsafe { libc::poll(&mut pfd, 1, timeout_ms) } {
+            n if n < 0 => Err(io::Error::last_os_error()),
+            0 => Ok(0),
+            _ => Ok(pfd.revents),
+        }
     }
 
     /// Reads what the pipe holds, up to `buf`'s spare capacity, appending it to `buf`.
