@@ -283,7 +283,6 @@ pub enum Spliced {
     Refused,
 }
 
-/// Bytes waiting in a pipe (0 on an error).
 /// How many bytes `pipe` holds (FIONREAD); 0 when it cannot say.
 pub(super) fn pipe_len(pipe: BorrowedFd<'_>) -> usize {
     let mut n: libc::c_int = 0;

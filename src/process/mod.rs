@@ -20,8 +20,8 @@ use std::fmt;
 /// Marks every descriptor from 3 up close-on-exec, in a child between fork and exec, so a
 /// program gets only stdin, stdout and stderr: supd opens its own descriptors `O_CLOEXEC`, and
 /// this also keeps back whatever supd inherited from its parent. (Close-on-exec rather than
-/// close, so the exec-failure pipe stays usable until the exec.) Kernels before 5.11 lack the flag; there the
-/// first 1024 are marked one by one.
+/// close, so the exec-failure pipe stays usable until the exec.) Kernels before 5.11 lack the
+/// flag; there the first 1024 are marked one by one.
 ///
 /// # Safety
 /// Only in a child between fork and exec: it makes raw `close_range`/`fcntl` calls.

@@ -69,7 +69,7 @@ pub enum SpawnError {
     Exec {
         /// The command.
         command: String,
-        /// The errno the child reported.
+        /// fork's errno.
         source: std::io::Error,
     },
 }
@@ -98,7 +98,8 @@ pub fn spawn(
     let fd = |f: &Option<OwnedFd>| f.as_ref().map_or(null, AsRawFd::as_raw_fd);
     let stdout = fd(&stdout_w);
     let stderr = if program.redirect_stderr { stdout } else { fd(&stderr_w) };
-    let pid = fork(&plan, [fd(&stdin_r), stdout, stderr], &program.command[0])?;
+    let name = program.command.first().map_or("", String::as_str);
+    let pid = fork(&plan, [fd(&stdin_r), stdout, stderr], name)?;
     // Our copies of the child's ends close here, so EOF comes when the program closes them.
     drop((stdin_r, stdout_w, stderr_w));
     Ok(Spawned { pid, stdout: stdout_r, stderr: stderr_r, stdin: stdin_w })
